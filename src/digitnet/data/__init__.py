@@ -1,0 +1,1 @@
+"""Data: IDX files and the data sets built from them."""

@@ -1,0 +1,182 @@
+"""Data sets as arrays: MNIST (shipped with the package, checksummed) and its splits.
+
+Images are kept as they are stored, ``(n, 28, 28)`` uint8, white ink on black; the
+network's input ``x`` is ``(n, 784)`` float32 in [0, 1] (pixel / 255), one row per image.
+Labels are integers 0..9 everywhere; one-hot vectors exist only inside the cost.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from digitnet.data.idx import gunzip, parse_idx
+from digitnet.errors import DataError
+
+DIGITS = tuple(str(d) for d in range(10))
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+VALIDATION_SIZE = 10_000  # the last 10,000 training images, as in Nielsen's book
+
+
+@dataclass(frozen=True)
+class Split:
+    """One part of a data set: ``images`` (n, 28, 28) uint8 and ``labels`` (n,) int64."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @functools.cached_property
+    def x(self) -> np.ndarray:
+        """The network's input: (n, 784) float32, pixel / 255."""
+        n = len(self.images)
+        return self.images.reshape(n, -1).astype(np.float32) / np.float32(255)
+
+    @property
+    def y(self) -> np.ndarray:
+        """The labels, (n,) int64."""
+        return self.labels
+
+    def subset(self, n: int) -> "Split":
+        """The first ``n`` examples."""
+        return Split(self.images[:n], self.labels[:n])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A labelled image data set with a training and a test split."""
+
+    name: str
+    classes: tuple[str, ...]
+    train: Split
+    test: Split
+
+    def with_validation(self, size: int = VALIDATION_SIZE) -> tuple[Split, Split]:
+        """Split the training set into (train, validation): the last ``size`` images validate."""
+        n = len(self.train)
+        if not 0 < size < n:
+            raise DataError(f"A validation split of {size} needs more than {size} training images; there are {n}.")
+        t = self.train
+        return Split(t.images[: n - size], t.labels[: n - size]), Split(t.images[n - size :], t.labels[n - size :])
+
+
+def _shipped_dir() -> Path:
+    return Path(str(resources.files("digitnet") / "data" / "mnist"))
+
+
+def _read_sums(directory: Path) -> dict[str, str]:
+    """Read ``SHA256SUMS.raw`` (checksums of the decompressed files) if present."""
+    f = directory / "SHA256SUMS.raw"
+    sums: dict[str, str] = {}
+    if f.is_file():
+        for line in f.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                sums[parts[1]] = parts[0].lower()
+    return sums
+
+
+# The decompressed SHA-256 of the canonical MNIST files; a user's copy must match too.
+MNIST_SHA256 = _read_sums(_shipped_dir())
+
+
+def _read_file(directory: Path, stem: str, sha256: str | None) -> np.ndarray:
+    gz, raw = directory / f"{stem}.gz", directory / stem
+    if gz.is_file():
+        path = gz
+        data = gunzip(path.read_bytes(), str(path))
+    elif raw.is_file():
+        path = raw
+        data = path.read_bytes()
+    else:
+        raise DataError(
+            f"Missing data file: neither {gz} nor {raw} exists. Put the four MNIST files there, or "
+            "unset DIGITNET_DATA / --data-dir to use the copy shipped with digitnet."
+        )
+    if sha256 is not None:
+        got = hashlib.sha256(data).hexdigest()
+        if got != sha256:
+            raise DataError(
+                f"{path}: checksum mismatch (SHA-256 of the decompressed bytes is {got[:16]}..., expected "
+                f"{sha256[:16]}...). The file is corrupted or not the MNIST one: copy it again."
+            )
+    return parse_idx(data, str(path))
+
+
+def _make_split(images: np.ndarray, labels: np.ndarray, where: str, n_classes: int) -> Split:
+    if images.ndim != 3 or labels.ndim != 1:
+        raise DataError(f"{where}: expected images of shape (n, rows, cols) and labels of shape (n,); "
+                        f"got {images.shape} and {labels.shape}.")
+    if len(images) != len(labels):
+        raise DataError(f"{where}: {len(images)} images but {len(labels)} labels. One of the files is wrong.")
+    if images.dtype != np.uint8:
+        raise DataError(f"{where}: images must be unsigned bytes (IDX type 0x08); got {images.dtype}.")
+    labels = labels.astype(np.int64)
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise DataError(f"{where}: labels must be 0..{n_classes - 1}; found {labels.min()}..{labels.max()}.")
+    return Split(images, labels)
+
+
+def load_idx_dataset(
+    directory: str | os.PathLike,
+    name: str = "mnist",
+    classes: tuple[str, ...] = DIGITS,
+    checksums: dict[str, str] | None = None,
+) -> Dataset:
+    """Load the four IDX files (``.gz`` or not) of an MNIST-layout data set from ``directory``.
+
+    ``checksums`` maps file names (without ``.gz``) to the SHA-256 of their decompressed
+    bytes; files without an entry are not checked.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"Data directory {directory} does not exist. Give a directory holding the four IDX files.")
+    sums = checksums or {}
+    arrays = {key: _read_file(directory, stem, sums.get(stem)) for key, stem in FILES.items()}
+    train = _make_split(arrays["train_images"], arrays["train_labels"], f"{directory} (training files)", len(classes))
+    test = _make_split(arrays["test_images"], arrays["test_labels"], f"{directory} (test files)", len(classes))
+    return Dataset(name, classes, train, test)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_mnist_cached(directory: str) -> Dataset:
+    return load_idx_dataset(directory, "mnist", DIGITS, MNIST_SHA256)
+
+
+def load_mnist(data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Load MNIST: 60,000 training and 10,000 test digits, checked against their SHA-256.
+
+    The copy shipped with digitnet is used unless ``data_dir`` (or the ``DIGITNET_DATA``
+    environment variable) names another directory holding the same four files. The
+    arrays are read-only and cached, so loading twice is free.
+
+    >>> mnist = load_mnist()
+    >>> mnist.train.x.shape, mnist.train.y[:5]
+    ((60000, 784), array([5, 0, 4, 1, 9]))
+    """
+    chosen = data_dir if data_dir is not None else os.environ.get("DIGITNET_DATA") or _shipped_dir()
+    return _load_mnist_cached(str(Path(chosen).resolve()))
+
+
+def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Load a data set by name: ``mnist`` (more names are added by :mod:`digitnet.data`)."""
+    loaders = DATASETS
+    if name not in loaders:
+        raise DataError(f"Unknown data set {name!r}; choose one of: {', '.join(loaders)}.")
+    return loaders[name](data_dir)
+
+
+DATASETS = {"mnist": load_mnist}

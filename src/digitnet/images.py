@@ -1,0 +1,134 @@
+"""Turning a picture of a digit into an MNIST-like input, the way MNIST itself was made.
+
+MNIST's digits were size-normalised to fit a 20x20 box keeping their aspect ratio
+(anti-aliased, hence grey levels), then centred in a 28x28 field by their centre of mass,
+white ink on black. :func:`prepare` does the same to any image:
+
+1. read it (PNG, JPEG, ... any size and colour mode) as grey levels 0..255, transparency
+   composited onto white paper;
+2. decide which is ink: dark ink on light paper is inverted so ink is bright;
+3. remove the paper's grey level and crop to the ink's bounding box;
+4. scale to fit 20x20 keeping the aspect ratio;
+5. paste into 28x28 so that the centre of mass lands on the centre.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from digitnet.errors import ImageError
+
+MAX_PIXELS = 40_000_000  # refuse decompression bombs larger than this
+
+
+def read_grey(source: str | os.PathLike | bytes) -> np.ndarray:
+    """Read an image file (or its bytes) as (h, w) float32 grey levels 0..255."""
+    from PIL import Image, UnidentifiedImageError
+
+    name = "image data" if isinstance(source, (bytes, bytearray)) else str(source)
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+    except OSError as e:
+        raise ImageError(f"Cannot open {name}: {e.strerror or e}.") from None
+    try:
+        with fp, Image.open(fp) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                paper = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(paper, im)
+            grey = np.asarray(im.convert("L"), dtype=np.float32)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as e:
+        raise ImageError(f"{name} is not an image digitnet can read ({e}). Use a PNG or JPEG file.") from None
+    if grey.ndim != 2 or grey.size == 0:
+        raise ImageError(f"{name} has no pixels.")
+    return grey
+
+
+def ink_from_grey(grey: np.ndarray) -> np.ndarray:
+    """(h, w) grey 0..255 -> (h, w) ink 0..255, bright ink on a black background.
+
+    The paper is whatever the border of the image mostly is: if the border is lighter
+    than the middle grey, the picture is dark ink on light paper and gets inverted.
+    """
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    paper = float(np.median(border))
+    ink = 255.0 - grey if paper > 127.5 else grey.copy()
+    background = 255.0 - paper if paper > 127.5 else paper
+    ink = np.clip(ink - background, 0, None)
+    top = ink.max()
+    if top > 0:
+        ink *= 255.0 / top
+    return ink.astype(np.float32)
+
+
+def centre_like_mnist(ink: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+    """Crop ink (h, w) to its bounding box, fit into 20x20, centre by mass in 28x28.
+
+    Returns (28, 28) float32 in 0..255. Raises :class:`ImageError` when there is no ink.
+    """
+    from PIL import Image
+
+    mask = ink > threshold * 255
+    if not mask.any():
+        raise ImageError("The image is blank: no ink stands out from the paper. Draw or scan a digit.")
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    h, w = crop.shape
+    scale = 20.0 / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = np.asarray(
+        Image.fromarray(crop.astype(np.float32), mode="F").resize((nw, nh), Image.Resampling.LANCZOS),
+        dtype=np.float32,
+    )
+    small = np.clip(small, 0, 255)
+    out = np.zeros((28, 28), dtype=np.float32)
+    top, left = (28 - nh) // 2, (28 - nw) // 2
+    out[top : top + nh, left : left + nw] = small
+    return shift_to_centre(out)
+
+
+def centre_of_mass(img: np.ndarray) -> tuple[float, float]:
+    """(row, col) of an image's centre of mass."""
+    total = img.sum()
+    r = np.arange(img.shape[0], dtype=np.float64)
+    c = np.arange(img.shape[1], dtype=np.float64)
+    return float(img.sum(axis=1) @ r / total), float(img.sum(axis=0) @ c / total)
+
+
+def shift_to_centre(img: np.ndarray) -> np.ndarray:
+    """Shift a (28, 28) image by whole pixels so its centre of mass is nearest (13.5, 13.5)."""
+    cr, cc = centre_of_mass(img)
+    dr, dc = int(round(13.5 - cr)), int(round(13.5 - cc))
+    out = np.zeros_like(img)
+    h, w = img.shape
+    src_r = slice(max(0, -dr), min(h, h - dr))
+    src_c = slice(max(0, -dc), min(w, w - dc))
+    dst_r = slice(max(0, dr), min(h, h + dr))
+    dst_c = slice(max(0, dc), min(w, w + dc))
+    out[dst_r, dst_c] = img[src_r, src_c]
+    return out
+
+
+def prepare(source: str | os.PathLike | bytes | np.ndarray) -> np.ndarray:
+    """Any picture of one digit -> the network's input, (784,) float32 in [0, 1].
+
+    ``source`` is a file path, the bytes of an image file, or an (h, w) array of grey
+    levels 0..255 (dark or light ink: it is detected).
+    """
+    grey = np.asarray(source, dtype=np.float32) if isinstance(source, np.ndarray) else read_grey(source)
+    if grey.ndim != 2:
+        raise ImageError(f"Expected a 2-D grey image; got an array of shape {grey.shape}.")
+    if not np.isfinite(grey).all():
+        raise ImageError("The image contains NaN or infinite values.")
+    return (centre_like_mnist(ink_from_grey(grey)) / 255.0).reshape(784).astype(np.float32)
+
+
+def prepare_files(paths: list[str | os.PathLike]) -> np.ndarray:
+    """Several image files -> (n, 784) float32 inputs."""
+    return np.stack([prepare(Path(p)) for p in paths]) if paths else np.zeros((0, 784), np.float32)

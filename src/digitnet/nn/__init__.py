@@ -1,0 +1,1 @@
+"""The math: activations, costs, and the network's forward pass and backpropagation."""

@@ -1,0 +1,274 @@
+"""Training: the epoch loop of mini-batch stochastic gradient descent, and its history.
+
+One epoch shuffles the training set, cuts it into mini-batches, and for each batch
+computes the gradient of the batch's average cost by backpropagation and takes one step
+downhill. After each epoch the history records the average cost over *all* training
+examples (as in the video), the accuracies and the time taken.
+
+Randomness is reproducible and resumable: epoch ``e`` shuffles with
+``default_rng([seed, e])``, so a run resumed at epoch ``e`` sees the same batches as
+one that never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from digitnet.config import TrainConfig
+from digitnet.data.datasets import Split
+from digitnet.errors import ConfigError, DivergenceError
+from digitnet.metrics import accuracy
+from digitnet.nn.network import Network, backprop
+from digitnet.optim import make_optimizer
+
+
+@dataclass
+class EpochRecord:
+    """What one epoch of training gave. Accuracies are 0..1 (None where not measured)."""
+
+    epoch: int  # 1-based
+    cost: float  # average cost over all training examples after the epoch
+    train_accuracy: float
+    test_accuracy: float | None
+    validation_accuracy: float | None
+    seconds: float  # wall time of the epoch's gradient steps
+    eta: float  # learning rate used in the epoch
+
+
+@dataclass
+class History:
+    """Per-epoch records and, optionally, the cost of every mini-batch (before its step)."""
+
+    epochs: list[EpochRecord] = field(default_factory=list)
+    batch_costs: list[float] = field(default_factory=list)
+    initial_cost: float | None = None  # average training cost before any step
+    initial_test_accuracy: float | None = None
+    best_epoch: int | None = None  # set when the weights kept are not the last epoch's
+
+    def to_dict(self) -> dict:
+        return {
+            "epochs": [asdict(e) for e in self.epochs],
+            "initial_cost": self.initial_cost,
+            "initial_test_accuracy": self.initial_test_accuracy,
+            "best_epoch": self.best_epoch,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, batch_costs=()) -> "History":
+        return cls(
+            [EpochRecord(**e) for e in d.get("epochs", [])],
+            list(map(float, batch_costs)),
+            d.get("initial_cost"),
+            d.get("initial_test_accuracy"),
+            d.get("best_epoch"),
+        )
+
+
+def epoch_eta(config: TrainConfig, epoch: int) -> float:
+    """The learning rate for 0-based ``epoch`` under the configured schedule and warm-up."""
+    eta, e, n = config.eta, epoch, config.epochs
+    if config.warmup_epochs and e < config.warmup_epochs:
+        return eta * (e + 1) / (config.warmup_epochs + 1)
+    if config.schedule == "step":
+        return eta / config.step_factor ** (e // config.step_every)
+    if config.schedule in ("cosine", "linear"):
+        w = config.warmup_epochs
+        t = (e - w) / max(n - w - 1, 1)  # 0 at the first epoch after warm-up, 1 at the last
+        if config.schedule == "cosine":
+            return config.eta_min + (eta - config.eta_min) * 0.5 * (1 + math.cos(math.pi * t))
+        return eta + (config.eta_min - eta) * t
+    return eta
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The shuffled example order of 0-based ``epoch``: a permutation of range(n)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def _finite(net: Network) -> bool:
+    return all(np.isfinite(v).all() for p in net.params for v in p.values())
+
+
+class Trainer:
+    """Trains a network on a training split; can run, step one mini-batch, or one epoch.
+
+    The web app drives it a batch at a time; :func:`train` runs it to the end.
+    """
+
+    def __init__(
+        self,
+        net: Network,
+        train: Split,
+        config: TrainConfig = TrainConfig(),
+        test: Split | None = None,
+        validation: Split | None = None,
+    ):
+        if len(train) == 0:
+            raise ConfigError("The training set is empty.")
+        if train.x.shape[1] != net.config.layers[0]:
+            raise ConfigError(
+                f"The network's first layer has {net.config.layers[0]} inputs but the images have "
+                f"{train.x.shape[1]} pixels. Use --layers {train.x.shape[1]},...,10."
+            )
+        if int(train.y.max()) >= net.config.layers[-1]:
+            raise ConfigError(
+                f"The labels go up to {int(train.y.max())} but the output layer has only "
+                f"{net.config.layers[-1]} neurons."
+            )
+        self.net = net
+        self.train_split = train
+        self.config = config
+        self.test = test
+        self.validation = validation
+        self.dtype = np.dtype(net.config.dtype)
+        self.x = train.x.astype(self.dtype, copy=False)
+        self.y = train.y
+        self.optimizer = make_optimizer(config.optimizer, net.params, config.momentum, config.beta2)
+        self.history = History()
+        self.epoch = 0  # epochs completed
+        self._order: np.ndarray | None = None
+        self._batch = 0  # next batch index within the current epoch
+        self._epoch_seconds = 0.0
+        self._best: tuple[float, int, list] | None = None
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self.x) / self.config.batch_size)
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.config.epochs
+
+    def measure_initial(self) -> None:
+        """Record the cost and test accuracy of the untrained network."""
+        self.history.initial_cost = self.net.cost(self.x, self.y)
+        if self.test is not None:
+            self.history.initial_test_accuracy = accuracy(self.test.y, self.net.predict(self.test.x))
+
+    def step(self) -> float:
+        """One mini-batch: backpropagate and step downhill. Returns the batch's cost.
+
+        Raises :class:`DivergenceError` if the cost is no longer finite.
+        """
+        cfg = self.config
+        if self._order is None:
+            self._order = epoch_order(cfg.seed, self.epoch, len(self.x))
+            self._batch = 0
+        idx = self._order[self._batch * cfg.batch_size : (self._batch + 1) * cfg.batch_size]
+        x, y = self.x[idx], self.y[idx]
+        with np.errstate(over="ignore", invalid="ignore"):
+            grad = backprop(self.net, x, y)
+            if not math.isfinite(grad.cost):
+                raise DivergenceError(self._divergence_message())
+            grads = [{"w": gw, "b": gb} for gw, gb in zip(grad.nabla_w, grad.nabla_b)]
+            if cfg.lmbda:
+                # L2 regularisation adds lmbda/(2 n) sum w^2 to the cost, so dC/dw gains (lmbda/n) w.
+                decay = cfg.lmbda / len(self.x)
+                for g, p in zip(grads, self.net.params):
+                    g["w"] = g["w"] + np.asarray(decay, self.dtype) * p["w"]
+            self.optimizer.step(self.net.params, grads, epoch_eta(cfg, self.epoch))
+        if cfg.record_batch_cost:
+            self.history.batch_costs.append(grad.cost)
+        self._batch += 1
+        return grad.cost
+
+    def _divergence_message(self) -> str:
+        return (
+            f"Training diverged in epoch {self.epoch + 1}: the cost became NaN or infinite "
+            f"(learning rate {epoch_eta(self.config, self.epoch):g}). Try a smaller learning rate, "
+            f"e.g. --eta {self.config.eta / 10:g}. The weights from the last good epoch were kept."
+        )
+
+    def run_epoch(self, progress: Callable[[int], None] | None = None) -> EpochRecord:
+        """Finish the current epoch (all its remaining mini-batches) and record it.
+
+        ``progress(k)`` is called now and then with the number of batches done since the
+        last call. On divergence the weights are reset to the last completed epoch's.
+        """
+        good = self.net.copy()
+        start = time.perf_counter()
+        n_batches = self.batches_per_epoch
+        try:
+            tick = max(1, n_batches // 100)
+            last = self._batch
+            while self._batch < n_batches:
+                self.step()
+                if progress is not None and (self._batch - last >= tick or self._batch == n_batches):
+                    progress(self._batch - last)
+                    last = self._batch
+        except DivergenceError:
+            self.net.params[:] = good.params
+            self._order = None
+            raise
+        self._epoch_seconds += time.perf_counter() - start
+        return self._finish_epoch(good)
+
+    def _finish_epoch(self, good: Network) -> EpochRecord:
+        cfg = self.config
+        eta = epoch_eta(cfg, self.epoch)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self.net.feedforward(self.x)
+            from digitnet.nn.network import total_cost
+
+            cost = total_cost(self.net, out, self.y) / len(self.y)
+        if not (math.isfinite(cost) and _finite(self.net)):
+            self.net.params[:] = good.params
+            self._order = None
+            raise DivergenceError(self._divergence_message())
+        rec = EpochRecord(
+            epoch=self.epoch + 1,
+            cost=cost,
+            train_accuracy=accuracy(self.y, out.argmax(axis=1)),
+            test_accuracy=accuracy(self.test.y, self.net.predict(self.test.x)) if self.test is not None else None,
+            validation_accuracy=(
+                accuracy(self.validation.y, self.net.predict(self.validation.x)) if self.validation is not None else None
+            ),
+            seconds=self._epoch_seconds,
+            eta=eta,
+        )
+        self.history.epochs.append(rec)
+        if cfg.keep_best and rec.validation_accuracy is not None:
+            if self._best is None or rec.validation_accuracy > self._best[0]:
+                self._best = (rec.validation_accuracy, rec.epoch, self.net.copy().params)
+        self.epoch += 1
+        self._order = None
+        self._batch = 0
+        self._epoch_seconds = 0.0
+        return rec
+
+    def finish(self) -> None:
+        """After the last epoch: with ``keep_best``, restore the best validation epoch's weights."""
+        if self._best is not None and self._best[1] != self.epoch:
+            self.net.params[:] = self._best[2]
+            self.history.best_epoch = self._best[1]
+
+
+def train(
+    net: Network,
+    train_split: Split,
+    config: TrainConfig = TrainConfig(),
+    test: Split | None = None,
+    validation: Split | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> History:
+    """Train ``net`` in place by mini-batch SGD and return its :class:`History`.
+
+    ``on_epoch(record)`` is called after every epoch; ``progress(k)`` as batches complete.
+    Raises :class:`DivergenceError` (with the last good weights restored) when the cost
+    becomes NaN or infinite. A ``KeyboardInterrupt`` propagates with ``net`` holding the
+    last completed epoch's weights, so the caller can save them.
+    """
+    trainer = Trainer(net, train_split, config, test, validation)
+    trainer.measure_initial()
+    while not trainer.done:
+        rec = trainer.run_epoch(progress)
+        if on_epoch is not None:
+            on_epoch(rec)
+    trainer.finish()
+    return trainer.history
