@@ -21,6 +21,7 @@ INIT_NAMES = ("standard", "scaled", "xavier", "he")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam")
 SCHEDULE_NAMES = ("constant", "step", "cosine", "linear")
 DTYPE_NAMES = ("float32", "float64")
+AUGMENT_NAMES = ("shift", "rotate", "elastic")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -37,6 +38,34 @@ def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> Non
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigError(f"The '{name}' parameter must be {bound}. Got {value!r} instead.")
+
+
+LAYER_SPEC_HELP = (
+    "conv:CHANNELS:SIZE (e.g. conv:32:5, 32 filters of 5x5), pool:SIZE (e.g. pool:2, 2x2 max-pooling), "
+    "flatten, or dense:NEURONS (e.g. dense:100)"
+)
+
+
+def parse_layer_spec(spec: str) -> tuple[str, tuple[int, ...]]:
+    """``"conv:32:5"`` -> ``("conv", (32, 5))``; ``"pool:2"``, ``"flatten"``, ``"dense:100"`` likewise."""
+    parts = [p.strip() for p in str(spec).strip().lower().split(":")]
+    n_args = {"conv": 2, "pool": 1, "flatten": 0, "dense": 1}
+    kind = parts[0]
+    try:
+        if kind not in n_args or len(parts) - 1 != n_args[kind]:
+            raise ValueError
+        args = tuple(int(p) for p in parts[1:])
+    except ValueError:
+        raise ConfigError(f"Cannot read the layer {spec!r}: write {LAYER_SPEC_HELP}.") from None
+    if any(v < 1 or v > 100_000 for v in args):
+        raise ConfigError(f"The numbers in the layer {spec!r} must be whole numbers from 1 to 100000.")
+    return kind, args
+
+
+def parse_features(text: str) -> tuple[str, ...]:
+    """``"conv:32:5,pool:2"`` -> ``("conv:32:5", "pool:2")``; ``""`` or ``"none"`` -> ``()``."""
+    specs = tuple(p.strip() for p in str(text).split(",") if p.strip())
+    return () if specs in ((), ("none",)) else specs
 
 
 def parse_layers(text: str) -> tuple[int, ...]:
@@ -61,6 +90,10 @@ class NetworkConfig:
     cost: str = "quadratic"  # quadratic: C = 1/n sum_x 1/2 ||a - y||^2; cross-entropy
     init: str = "scaled"  # standard N(0,1); scaled N(0,1/n_in); xavier; he
     dtype: str = "float32"  # float32 (fast) or float64 (for gradient checks)
+    # Layers applied to the (square) input image before the dense layers of `layers`, e.g.
+    # ("conv:32:5", "pool:2"): conv:C:K = C filters of KxK, pool:P = PxP max-pooling, flatten,
+    # dense:N. A flatten is implied before the first dense layer. () = a plain dense network.
+    features: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         layers = tuple(self.layers)
@@ -86,9 +119,64 @@ class NetworkConfig:
             )
         if self.output_activation == "softmax" and layers[-1] < 2:
             raise ConfigError("A softmax output layer needs at least 2 neurons.")
+        if isinstance(self.features, str):
+            object.__setattr__(self, "features", parse_features(self.features))
+        object.__setattr__(self, "features", tuple(str(f).strip().lower() for f in self.features))
+        if self.features:
+            self.plan()  # raises ConfigError if the layers do not fit together
+
+    def plan(self) -> list[tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+        """Every layer as ``(kind, args, in_shape, out_shape)``, input first.
+
+        Shapes are ``(n_features,)`` for flat vectors and ``(h, w, channels)`` for feature
+        maps (channels last). A dense network is all ``("dense", (n_out,), (n_in,), (n_out,))``.
+        """
+        shape: tuple[int, ...] = (self.layers[0],)
+        out: list[tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = []
+        if self.features and parse_layer_spec(self.features[0])[0] in ("conv", "pool"):
+            side = math.isqrt(self.layers[0])
+            if side * side != self.layers[0]:
+                raise ConfigError(
+                    f"Conv and pool layers need square images (784 inputs = 28x28); the network has "
+                    f"{self.layers[0]} inputs. Drop --features or change --layers."
+                )
+            shape = (side, side, 1)
+        specs = [parse_layer_spec(f) for f in self.features] + [("dense", (n,)) for n in self.layers[1:]]
+        for kind, args in specs:
+            if kind == "dense" and len(shape) == 3:
+                out.append(("flatten", (), shape, (math.prod(shape),)))
+                shape = out[-1][3]
+            if kind in ("conv", "pool") and len(shape) == 1:
+                raise ConfigError(
+                    f"A {kind} layer needs a picture, but it comes after a flatten or dense layer. Put the "
+                    f"conv and pool layers first (features {', '.join(self.features)})."
+                )
+            if kind == "conv":
+                new = (shape[0] - args[1] + 1, shape[1] - args[1] + 1, args[0])
+            elif kind == "pool":
+                new = (shape[0] // args[0], shape[1] // args[0], shape[2])
+            elif kind == "flatten":
+                new = (math.prod(shape),)
+            else:
+                new = (args[0],)
+            if min(new) < 1:
+                raise ConfigError(
+                    f"The layer {kind}:{':'.join(map(str, args))} does not fit its {shape[0]}x{shape[1]} input: "
+                    "use a smaller filter or pool size, or fewer conv/pool layers."
+                )
+            out.append((kind, args, shape, new))
+            shape = new
+        return out
+
+    def describe(self) -> str:
+        """``784-16-16-10``, or ``784-conv:32:5-pool:2-100-10`` with feature layers."""
+        return "-".join([str(self.layers[0]), *self.features, *map(str, self.layers[1:])])
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "layers": list(self.layers)}
+        d = {**dataclasses.asdict(self), "layers": list(self.layers), "features": list(self.features)}
+        if not self.features:
+            del d["features"]  # dense networks' model files stay as they were
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "NetworkConfig":
@@ -99,6 +187,8 @@ class NetworkConfig:
         d = dict(d)
         if "layers" in d:
             d["layers"] = tuple(d["layers"])
+        if "features" in d:
+            d["features"] = tuple(d["features"])
         return cls(**d)
 
 
@@ -122,6 +212,14 @@ class TrainConfig:
     validation: bool = False  # hold out the last 10,000 training images for validation
     keep_best: bool = False  # keep the epoch with the best validation accuracy (needs validation)
     record_batch_cost: bool = True  # store each mini-batch's cost in the history
+    train_size: int | None = None  # train on only the first N training images (quick experiments)
+    dropout: float = 0.0  # probability of dropping each hidden neuron feeding a dense layer, in training only
+    patience: int = 0  # early stopping: stop after this many epochs without a better validation accuracy (0: off)
+    augment: tuple[str, ...] = ()  # random distortions of each training batch: shift, rotate, elastic
+    max_shift: float = 2.0  # augment "shift": up to this many pixels in x and in y
+    max_rotation: float = 10.0  # augment "rotate": up to this many degrees either way
+    elastic_alpha: float = 34.0  # augment "elastic": strength of the smoothed random displacement (Simard 2003)
+    elastic_sigma: float = 4.0  # augment "elastic": smoothness (Gaussian width in pixels) of the displacement
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "step_every"):
@@ -142,8 +240,24 @@ class TrainConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0 <= v < 1):
                 raise ConfigError(f"The '{name}' parameter must be in [0, 1). Got {v!r} instead.")
+        if self.train_size is not None and (not isinstance(self.train_size, int) or self.train_size < 1):
+            raise ConfigError(f"The 'train_size' parameter must be a whole number >= 1. Got {self.train_size!r} instead.")
         if self.keep_best and not self.validation:
             raise ConfigError("keep_best picks the epoch by validation accuracy: turn on validation too.")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise ConfigError(f"The 'dropout' parameter must be in [0, 1). Got {self.dropout!r} instead.")
+        if not isinstance(self.patience, int) or isinstance(self.patience, bool) or self.patience < 0:
+            raise ConfigError(f"The 'patience' parameter must be a whole number >= 0. Got {self.patience!r} instead.")
+        if self.patience and not self.validation:
+            raise ConfigError("Early stopping (patience) watches the validation accuracy: turn on validation too.")
+        augment = (self.augment,) if isinstance(self.augment, str) else tuple(self.augment)
+        augment = tuple(a.strip() for part in augment for a in part.split(",") if a.strip() and a.strip() != "none")
+        object.__setattr__(self, "augment", augment)
+        for a in augment:
+            _check_choice("augment", a, AUGMENT_NAMES)
+        for name in ("max_shift", "max_rotation", "elastic_alpha"):
+            _check_positive(name, getattr(self, name), allow_zero=True)
+        _check_positive("elastic_sigma", self.elastic_sigma)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

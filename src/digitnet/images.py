@@ -101,10 +101,15 @@ def centre_of_mass(img: np.ndarray) -> tuple[float, float]:
     return float(img.sum(axis=1) @ r / total), float(img.sum(axis=0) @ c / total)
 
 
+# Where MNIST's digits have their centre of mass: pixel (14, 14), 0-based (measured over the
+# training set: mean (13.995, 14.009), standard deviation 0.28).
+MNIST_CENTRE = (14.0, 14.0)
+
+
 def shift_to_centre(img: np.ndarray) -> np.ndarray:
-    """Shift a (28, 28) image by whole pixels so its centre of mass is nearest (13.5, 13.5)."""
+    """Shift a (28, 28) image by whole pixels so its centre of mass lands on MNIST's, (14, 14)."""
     cr, cc = centre_of_mass(img)
-    dr, dc = int(round(13.5 - cr)), int(round(13.5 - cc))
+    dr, dc = int(round(MNIST_CENTRE[0] - cr)), int(round(MNIST_CENTRE[1] - cc))
     out = np.zeros_like(img)
     h, w = img.shape
     src_r = slice(max(0, -dr), min(h, h - dr))

@@ -15,7 +15,7 @@ from typing import Callable
 
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset, load_dataset
-from digitnet.errors import ConfigError, DivergenceError
+from digitnet.errors import DivergenceError, ModelFileError
 from digitnet.model_io import load_model, save_model
 from digitnet.nn.network import Network
 from digitnet.train import EpochRecord, History, Trainer
@@ -34,6 +34,15 @@ def save_checkpoint(path: str | os.PathLike, trainer: Trainer, initial: Network,
         path, trainer.net, trainer.history, trainer.config, initial, dataset, classes,
         checkpoint=True, epoch=trainer.epoch, extra=trainer.optimizer.state(),
     )
+
+
+def check_writable(out: Path) -> None:
+    """Fail before training, not after it, when the model could not be saved."""
+    directory = out.parent if str(out.parent) else Path(".")
+    if not directory.is_dir():
+        raise ModelFileError(f"Cannot save to {out}: the directory {directory} does not exist. Create it first.")
+    if not os.access(directory, os.W_OK):
+        raise ModelFileError(f"Cannot save to {out}: the directory {directory} is not writable. Choose another --out.")
 
 
 @dataclass
@@ -60,6 +69,7 @@ def run_training(
     """Train and save; see the module docstring. ``dataset`` defaults to MNIST."""
     out = Path(out)
     ckpt = checkpoint_path(out)
+    check_writable(out)
     data = dataset if dataset is not None else load_dataset("mnist")
     if resume is not None:
         saved = load_model(resume, checkpoint=True)
@@ -73,6 +83,8 @@ def run_training(
         train_split, validation = data.with_validation()
     else:
         train_split, validation = data.train, None
+    if train_config.train_size is not None:
+        train_split = train_split.subset(train_config.train_size)
     trainer = Trainer(net, train_split, train_config, test=data.test, validation=validation)
     if resume is not None:
         trainer.epoch = saved.epoch

@@ -51,13 +51,14 @@ def _preset_help() -> str:
 @click.option("--momentum", type=float, help="Momentum coefficient (and Adam's beta1).")
 @click.option("--lmbda", type=float, help="L2 regularisation strength (weight decay).")
 @click.option("--validation/--no-validation", default=None, help="Hold out the last 10,000 training images to validate on.")
+@click.option("--train-size", type=int, help="Train on only the first N training images (for quick experiments).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), help="Floating-point precision of the math.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None, help=f"Where to save the model [default: {DEFAULT_OUT}].")
 @click.option("--resume", type=click.Path(dir_okay=False), default=None, help="Continue from a checkpoint (MODEL.ckpt.safetensors) written by an earlier run.")
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="DIGITNET_DATA", help="Directory with the four MNIST IDX files (default: the copy shipped with digitnet).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end instead of the human output.")
 def train(preset, layers, activation, output_activation, cost, init, eta, batch_size, epochs, seed, schedule,
-          optimizer, momentum, lmbda, validation, dtype, out, resume, data_dir, as_json):
+          optimizer, momentum, lmbda, validation, train_size, dtype, out, resume, data_dir, as_json):
     """Train a network on MNIST and save it.
 
     With no options this trains the video's network (784-16-16-10 sigmoid neurons,
@@ -83,21 +84,21 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
         net_changes["layers"] = parse_layers(layers)
     train_changes = {k: v for k, v in dict(eta=eta, batch_size=batch_size, epochs=epochs, seed=seed, schedule=schedule,
                                            optimizer=optimizer, momentum=momentum, lmbda=lmbda,
-                                           validation=validation).items() if v is not None}
+                                           validation=validation, train_size=train_size).items() if v is not None}
     net_cfg = NetworkConfig.from_dict({**net_cfg.to_dict(), **net_changes})
     train_cfg = TrainConfig.from_dict({**train_cfg.to_dict(), **train_changes})
     if out is None:
         out = DEFAULT_OUT
         if resume:
-            from digitnet.run import checkpoint_path
-
             name = str(resume)
             out = name.replace(".ckpt.safetensors", ".safetensors") if name.endswith(".ckpt.safetensors") else DEFAULT_OUT
     data = _load_data(data_dir)
     quiet = as_json
     bar = None
+    state = {}
 
     def on_start(trainer, ckpt):
+        state["trainer"] = trainer
         if not quiet:
             cfg, tc = trainer.net.config, trainer.config
             what = "Resuming" if resume else "Training"
@@ -114,7 +115,7 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
     def epoch_start(epoch):
         nonlocal bar
         if not quiet:
-            bar = tqdm(total=trainer_batches[0], desc=f"Epoch {epoch + 1}/{train_cfg.epochs}", unit="batch",
+            bar = tqdm(total=state["trainer"].batches_per_epoch, desc=f"Epoch {epoch + 1}/{train_cfg.epochs}", unit="batch",
                        leave=False, file=sys.stderr, dynamic_ncols=True, mininterval=0.2)
 
     def progress(k):
@@ -131,10 +132,6 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
             click.echo(f"Epoch {rec.epoch:>2}/{train_cfg.epochs}  cost {rec.cost:.4f}  test accuracy "
                        f"{pct(rec.test_accuracy)}{extra}  ({rec.seconds:.2f} s)")
 
-    import math
-
-    n_train = len(data.train) - (10_000 if train_cfg.validation else 0)
-    trainer_batches = [math.ceil(n_train / train_cfg.batch_size)]
     try:
         result = run_training(net_cfg, train_cfg, out, data, resume=resume, on_start=on_start, on_epoch=on_epoch,
                               progress=progress, epoch_start=epoch_start)

@@ -20,6 +20,10 @@ from digitnet.data.idx import gunzip, parse_idx
 from digitnet.errors import DataError
 
 DIGITS = tuple(str(d) for d in range(10))
+# Zalando's names for Fashion-MNIST's labels 0..9 (its README's table).
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}  # data set name -> how messages write it
 FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -93,7 +97,7 @@ def _read_sums(directory: Path) -> dict[str, str]:
 MNIST_SHA256 = _read_sums(_shipped_dir())
 
 
-def _read_file(directory: Path, stem: str, sha256: str | None) -> np.ndarray:
+def _read_file(directory: Path, stem: str, sha256: str | None, what: str = "MNIST") -> np.ndarray:
     gz, raw = directory / f"{stem}.gz", directory / stem
     if gz.is_file():
         path = gz
@@ -111,7 +115,7 @@ def _read_file(directory: Path, stem: str, sha256: str | None) -> np.ndarray:
         if got != sha256:
             raise DataError(
                 f"{path}: checksum mismatch (SHA-256 of the decompressed bytes is {got[:16]}..., expected "
-                f"{sha256[:16]}...). The file is corrupted or not the MNIST one: copy it again."
+                f"{sha256[:16]}...). The file is corrupted or not the {what} one: copy it again."
             )
     return parse_idx(data, str(path))
 
@@ -145,7 +149,8 @@ def load_idx_dataset(
     if not directory.is_dir():
         raise DataError(f"Data directory {directory} does not exist. Give a directory holding the four IDX files.")
     sums = checksums or {}
-    arrays = {key: _read_file(directory, stem, sums.get(stem)) for key, stem in FILES.items()}
+    what = TITLES.get(name, name)
+    arrays = {key: _read_file(directory, stem, sums.get(stem), what) for key, stem in FILES.items()}
     train = _make_split(arrays["train_images"], arrays["train_labels"], f"{directory} (training files)", len(classes))
     test = _make_split(arrays["test_images"], arrays["test_labels"], f"{directory} (test files)", len(classes))
     return Dataset(name, classes, train, test)
@@ -171,12 +176,49 @@ def load_mnist(data_dir: str | os.PathLike | None = None) -> Dataset:
     return _load_mnist_cached(str(Path(chosen).resolve()))
 
 
+# The decompressed SHA-256 of Zalando's Fashion-MNIST files. Debian's dataset-fashion-mnist
+# re-gzips them (so the .gz bytes differ from upstream's MD5s) but the contents are these.
+FASHION_MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # where `apt-get install dataset-fashion-mnist` puts it
+FASHION_MNIST_HELP = (
+    "Install it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu; it goes to "
+    f"{FASHION_MNIST_DIR}), or download the four .gz files from https://github.com/zalandoresearch/fashion-mnist "
+    "and pass their directory with --data-dir (or DIGITNET_FASHION_MNIST)."
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_fashion_cached(directory: str) -> Dataset:
+    return load_idx_dataset(directory, "fashion-mnist", FASHION_CLASSES, FASHION_MNIST_SHA256)
+
+
+def load_fashion_mnist(data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Load Zalando's Fashion-MNIST: 60,000 + 10,000 28x28 pictures of clothes in 10 classes.
+
+    Same layout and checks as :func:`load_mnist`. The files are looked for in ``data_dir``,
+    else the ``DIGITNET_FASHION_MNIST`` environment variable, else where Debian's
+    ``dataset-fashion-mnist`` package installs them (:data:`FASHION_MNIST_DIR`).
+    """
+    chosen = Path(data_dir if data_dir is not None else os.environ.get("DIGITNET_FASHION_MNIST") or FASHION_MNIST_DIR)
+    if not chosen.is_dir():
+        raise DataError(f"Fashion-MNIST not found: {chosen} does not exist. {FASHION_MNIST_HELP}")
+    for stem in FILES.values():
+        if not (chosen / f"{stem}.gz").is_file() and not (chosen / stem).is_file():
+            raise DataError(f"Fashion-MNIST file {stem}(.gz) is missing from {chosen}. {FASHION_MNIST_HELP}")
+    return _load_fashion_cached(str(chosen.resolve()))
+
+
 def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None) -> Dataset:
-    """Load a data set by name: ``mnist`` (more names are added by :mod:`digitnet.data`)."""
+    """Load a data set by name: one of :data:`DATASETS` (``mnist``, ``fashion-mnist``)."""
     loaders = DATASETS
     if name not in loaders:
         raise DataError(f"Unknown data set {name!r}; choose one of: {', '.join(loaders)}.")
     return loaders[name](data_dir)
 
 
-DATASETS = {"mnist": load_mnist}
+DATASETS = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}

@@ -76,4 +76,143 @@ class Dense:
         return grads, g
 
 
-LAYERS = {"dense": Dense}
+# --- layers for pictures ------------------------------------------------------------
+# Feature maps are channels-last, (n, h, w, c), so that an image batch (n, 784) is already
+# a (n, 28, 28, 1) map after a free reshape, and each layer's output needs no transpose.
+# These layers are objects (their shapes and sizes are fixed when the network is built);
+# params and gradients stay plain dicts of arrays, as for dense layers.
+
+
+class Conv2D:
+    """A convolutional layer: ``c_out`` filters of k x k over all input channels, stride 1,
+    no padding, so (n, h, w, c_in) -> (n, h - k + 1, w - k + 1, c_out).
+
+    z[x, i, j, o] = sum_{u, v, c} a[x, i + u, j + v, c] w[o, c, u, v] + b[o]
+
+    * ``w`` (c_out, c_in, k, k): ``w[o]`` is filter o (for the first layer, a k x k picture)
+    * ``b`` (c_out,)
+
+    Computed by im2col: every k x k patch of every example in the batch becomes one row of
+    ``cols`` (n h_out w_out, k k c_in), copied once from a strided view, and the layer is one
+    matrix product: a dense layer applied at every position with shared weights.
+    """
+
+    kind = "conv"
+
+    def __init__(self, in_shape: tuple[int, int, int], channels: int, k: int):
+        h, w, c = in_shape
+        self.in_shape, self.channels, self.k = (h, w, c), channels, k
+        self.out_shape = (h - k + 1, w - k + 1, channels)
+
+    def init(self, rng: np.random.Generator, scheme: str, dtype) -> dict[str, np.ndarray]:
+        """As :meth:`Dense.init` with fan-in k*k*c_in (the inputs one output neuron sees)."""
+        c_in, k = self.in_shape[2], self.k
+        fan_in, fan_out = c_in * k * k, self.channels * k * k
+        if scheme == "xavier":
+            r = np.sqrt(6.0 / (fan_in + fan_out))
+            p = {"w": rng.uniform(-r, r, (self.channels, fan_in)).astype(dtype), "b": np.zeros(self.channels, dtype)}
+        else:
+            p = Dense.init(rng, fan_in, self.channels, scheme, dtype)
+        p["w"] = p["w"].reshape(self.channels, c_in, k, k)
+        return p
+
+    def _cols(self, a: np.ndarray) -> np.ndarray:
+        """The patches of ``a`` as rows: (n h_out w_out, k k c_in), each ordered (u, v, c)."""
+        h, w, c = self.in_shape
+        k = self.k
+        windows = np.lib.stride_tricks.sliding_window_view(a.reshape(len(a), h, w, c), (k, k), axis=(1, 2))
+        # windows: (n, h_out, w_out, c, k, k), a view; the reshape below makes the one copy
+        return windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, k * k * c)
+
+    def _wmat(self, p: dict[str, np.ndarray]) -> np.ndarray:
+        """The filters as rows in the patch order (u, v, c): (c_out, k k c_in)."""
+        return p["w"].transpose(0, 2, 3, 1).reshape(self.channels, -1)
+
+    def forward(self, p: dict[str, np.ndarray], a: np.ndarray) -> np.ndarray:
+        """(n, h, w, c_in) (or its flat (n, h w c_in)) -> z (n, h_out, w_out, c_out)."""
+        z = self._cols(a) @ self._wmat(p).T  # (n h_out w_out, c_out)
+        z += p["b"]
+        return z.reshape(len(a), *self.out_shape)
+
+    def backward(self, p: dict[str, np.ndarray], a: np.ndarray, delta: np.ndarray, need_input_grad: bool = True):
+        """Gradients of the summed cost from delta (n, h_out, w_out, c_out).
+
+        As for a dense layer on the patches: nabla_w = delta^T cols (BP4), nabla_b = sum
+        delta (BP3); dC/dcols = delta w, and each patch's gradient is added back onto the
+        pixels it was cut from (col2im: k*k strided additions over the whole batch).
+        """
+        n, (h, w, c), k = len(a), self.in_shape, self.k
+        h_out, w_out, c_out = self.out_shape
+        d = delta.reshape(-1, c_out)  # (n h_out w_out, c_out)
+        nabla_w = (d.T @ self._cols(a)).reshape(c_out, k, k, c).transpose(0, 3, 1, 2)
+        grads = {"w": np.ascontiguousarray(nabla_w), "b": d.sum(axis=0)}
+        if not need_input_grad:
+            return grads, None
+        dcols = (d @ self._wmat(p)).reshape(n, h_out, w_out, k, k, c)
+        g = np.zeros((n, h, w, c), dtype=dcols.dtype)
+        for u in range(k):
+            for v in range(k):
+                g[:, u : u + h_out, v : v + w_out, :] += dcols[:, :, :, u, v, :]
+        return grads, g.reshape(a.shape)
+
+
+class MaxPool:
+    """Max-pooling over non-overlapping size x size blocks: (n, h, w, c) -> (n, h // size, w // size, c).
+
+    Rows and columns that do not fill a whole block are dropped. No parameters.
+    """
+
+    kind = "pool"
+
+    def __init__(self, in_shape: tuple[int, int, int], size: int):
+        h, w, c = in_shape
+        self.in_shape, self.size = (h, w, c), size
+        self.out_shape = (h // size, w // size, c)
+
+    def init(self, rng: np.random.Generator, scheme: str, dtype) -> dict[str, np.ndarray]:
+        return {}
+
+    def _blocks(self, a: np.ndarray) -> np.ndarray:
+        """(n, h_out, size, w_out, size, c): a view when the blocks tile the map exactly."""
+        h, w, c = self.in_shape
+        h_out, w_out, _ = self.out_shape
+        s = self.size
+        return a.reshape(len(a), h, w, c)[:, : h_out * s, : w_out * s].reshape(len(a), h_out, s, w_out, s, c)
+
+    def forward(self, p: dict[str, np.ndarray], a: np.ndarray) -> np.ndarray:
+        return self._blocks(a).max(axis=(2, 4))
+
+    def backward(self, p: dict[str, np.ndarray], a: np.ndarray, delta: np.ndarray, need_input_grad: bool = True):
+        """The gradient flows only to each block's maximum (split evenly between exact ties)."""
+        if not need_input_grad:
+            return {}, None
+        blocks = self._blocks(a)
+        h_out, w_out, c = self.out_shape
+        s = self.size
+        is_max = (blocks == blocks.max(axis=(2, 4), keepdims=True)).astype(delta.dtype)
+        share = delta[:, :, None, :, None, :] / is_max.sum(axis=(2, 4), keepdims=True)
+        g = np.zeros((len(a), *self.in_shape), dtype=delta.dtype)
+        g[:, : h_out * s, : w_out * s] = (is_max * share).reshape(len(a), h_out * s, w_out * s, c)
+        return {}, g.reshape(a.shape)
+
+
+class Flatten:
+    """(n, h, w, c) -> (n, h w c), so that dense layers can follow conv and pool layers."""
+
+    kind = "flatten"
+
+    def __init__(self, in_shape: tuple[int, ...]):
+        self.in_shape = tuple(in_shape)
+        self.out_shape = (int(np.prod(in_shape)),)
+
+    def init(self, rng: np.random.Generator, scheme: str, dtype) -> dict[str, np.ndarray]:
+        return {}
+
+    def forward(self, p: dict[str, np.ndarray], a: np.ndarray) -> np.ndarray:
+        return a.reshape(len(a), -1)
+
+    def backward(self, p: dict[str, np.ndarray], a: np.ndarray, delta: np.ndarray, need_input_grad: bool = True):
+        return {}, (delta.reshape(a.shape) if need_input_grad else None)
+
+
+LAYERS = {"dense": Dense, "conv": Conv2D, "pool": MaxPool, "flatten": Flatten}

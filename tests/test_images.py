@@ -1,0 +1,75 @@
+"""Preprocessing pictures of digits like MNIST."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitnet.errors import ImageError
+from digitnet.images import centre_of_mass, prepare
+
+
+def _png(arr, mode="L"):
+    buf = io.BytesIO()
+    Image.fromarray(arr.astype(np.uint8), mode if arr.ndim == 2 else None).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _stroke_image(h=300, w=200, top=30, left=20, thick=12, dark_on_light=True):
+    """A '1'-like vertical bar and a base, drawn off-centre on a large canvas."""
+    img = np.zeros((h, w), np.float32)
+    img[top : top + 150, left + 40 : left + 40 + thick] = 255
+    img[top + 140 : top + 150, left + 10 : left + 90] = 255
+    return 255 - img if dark_on_light else img
+
+
+@pytest.mark.parametrize("dark_on_light", [True, False])
+def test_off_centre_digit_comes_out_centred(dark_on_light):
+    x = prepare(_png(_stroke_image(dark_on_light=dark_on_light))).reshape(28, 28)
+    assert x.dtype == np.float32 and x.max() == pytest.approx(1.0, abs=0.02) and x.min() >= 0
+    rows, cols = np.nonzero(x > 0.1)
+    assert max(rows.max() - rows.min(), cols.max() - cols.min()) + 1 <= 21  # fits the 20x20 box
+    r, c = centre_of_mass(x)
+    assert abs(r - 14) <= 0.5 and abs(c - 14) <= 0.5  # centred by mass, like MNIST
+    assert x[0].max() == 0 and x[:, 0].max() == 0  # black border
+
+
+def test_same_result_for_scale_polarity_and_colour():
+    small = _stroke_image(150, 100, 15, 10, 6, True)
+    big = np.kron(small, np.ones((4, 4)))
+    a = prepare(_png(small))
+    b = prepare(_png(255 - big))  # light on dark, four times larger
+    rgb = np.stack([small] * 3, axis=-1)
+    c = prepare(_png(rgb))
+    assert np.abs(a - b).max() < 0.3 and np.abs(a - c).max() < 1e-6
+
+
+def test_transparent_png_is_ink_on_white():
+    rgba = np.zeros((100, 100, 4), np.uint8)
+    rgba[20:80, 45:55] = [0, 0, 0, 255]  # opaque black stroke on a transparent background
+    x = prepare(_png(rgba)).reshape(28, 28)
+    assert x.max() > 0.9 and x[0].max() == 0
+
+
+def test_mnist_digit_survives_preprocessing(mnist):
+    img = mnist.test.images[0].astype(np.float32)
+    x = prepare(img).reshape(28, 28)
+    # MNIST digits are already prepared: doing it again changes them only slightly.
+    assert np.abs(x - img / 255).mean() < 0.03
+
+
+def test_blank_image():
+    with pytest.raises(ImageError, match="blank"):
+        prepare(_png(np.full((50, 50), 255)))
+
+
+def test_not_an_image(tmp_path):
+    p = tmp_path / "x.png"
+    p.write_text("hello")
+    with pytest.raises(ImageError, match="x.png is not an image digitnet can read"):
+        prepare(p)
+    with pytest.raises(ImageError, match="Cannot open"):
+        prepare(tmp_path / "missing.png")
+    with pytest.raises(ImageError, match="NaN"):
+        prepare(np.full((5, 5), np.nan))

@@ -1,0 +1,173 @@
+"""Training: determinism, divergence, interruption, resume, and a short end-to-end run."""
+
+import numpy as np
+import pytest
+
+from digitnet.config import NetworkConfig, TrainConfig
+from digitnet.data.datasets import Dataset, Split
+from digitnet.errors import ConfigError, DivergenceError
+from digitnet.model_io import load_model
+from digitnet.nn.network import Network
+from digitnet.run import checkpoint_path, run_training
+from digitnet.train import Trainer, epoch_eta, epoch_order, train
+
+
+@pytest.fixture(scope="module")
+def small(mnist):
+    """3,000 training and 1,000 test images: enough to learn, quick to train."""
+    return Dataset("mnist", mnist.classes, mnist.train.subset(3000), mnist.test.subset(1000))
+
+
+def test_end_to_end_accuracy(small):
+    """The video's network on 3,000 images, 5 epochs: must clearly learn (>= 85% on 1,000 test images)."""
+    net = Network.create((784, 16, 16, 10), seed=0)
+    h = train(net, small.train, TrainConfig(epochs=5, seed=0), test=small.test)
+    assert [e.epoch for e in h.epochs] == [1, 2, 3, 4, 5]
+    assert h.epochs[-1].test_accuracy >= 0.85
+    assert h.epochs[-1].cost < h.epochs[0].cost < h.initial_cost  # the cost goes down
+    assert len(h.batch_costs) == 5 * 300
+
+
+def test_same_seed_bit_identical(small):
+    nets = []
+    for seed in (1, 1, 2):
+        net = Network.create((784, 16, 10), seed=seed)
+        train(net, small.train.subset(500), TrainConfig(epochs=2, seed=seed))
+        nets.append(net)
+    assert all(np.array_equal(a, b) for a, b in zip(nets[0].weights, nets[1].weights))
+    assert not np.array_equal(nets[0].weights[0], nets[2].weights[0])
+
+
+def test_epoch_order_is_a_seeded_permutation():
+    a, b = epoch_order(0, 3, 100), epoch_order(0, 3, 100)
+    assert np.array_equal(a, b) and sorted(a) == list(range(100))
+    assert not np.array_equal(a, epoch_order(0, 4, 100))
+
+
+def test_divergence_keeps_last_good_weights(small):
+    net = Network.create((784, 16, 10), seed=0, output_activation="identity")
+    trainer = Trainer(net, small.train.subset(500), TrainConfig(epochs=3, eta=1e6, batch_size=10))
+    with pytest.raises(DivergenceError, match=r"diverged in epoch 1.*smaller learning rate.*--eta 100000"):
+        trainer.run_epoch()
+    fresh = Network.create((784, 16, 10), seed=0, output_activation="identity")
+    assert all(np.array_equal(a, b) for a, b in zip(net.weights, fresh.weights))
+
+
+def test_run_training_divergence_saves_last_good(small, tmp_path):
+    # A sensible first epoch, then blow up by making the second epoch's eta enormous.
+    cfg = TrainConfig(epochs=3, eta=0.01, schedule="step", step_every=1, step_factor=1e-7, train_size=500)
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(DivergenceError, match="Saved the last good model \\(epoch 1\\)"):
+        run_training(NetworkConfig(layers=(784, 10), output_activation="identity"), cfg, out, small)
+    assert load_model(out).history.epochs[-1].epoch == 1
+
+
+def test_ctrl_c_saves_the_model_so_far(small, tmp_path):
+    out = tmp_path / "m.safetensors"
+    calls = []
+
+    def progress(k):
+        calls.append(k)
+        if len(calls) == 50:
+            raise KeyboardInterrupt
+
+    result = run_training(NetworkConfig(layers=(784, 16, 10)), TrainConfig(epochs=3, train_size=2000), out, small,
+                          progress=progress)
+    assert result.interrupted and out.exists()
+    assert load_model(out).net.config.layers == (784, 16, 10)
+
+
+def test_checkpoint_resume_is_bit_identical(small, tmp_path):
+    cfg = TrainConfig(epochs=3, train_size=600, optimizer="momentum", eta=0.5)
+    net_cfg = NetworkConfig(layers=(784, 12, 10))
+    full = run_training(net_cfg, cfg, tmp_path / "full.safetensors", small)
+
+    # Stop after the second epoch (as if killed), then resume from its checkpoint.
+    class Stop(Exception):
+        pass
+
+    def on_epoch(rec):
+        if rec.epoch == 2:
+            raise Stop
+
+    part = tmp_path / "part.safetensors"
+    with pytest.raises(Stop):
+        run_training(net_cfg, cfg, part, small, on_epoch=on_epoch)
+    ckpt = checkpoint_path(part)
+    assert ckpt.exists() and load_model(ckpt).epoch == 2
+    resumed = run_training(net_cfg, cfg, part, small, resume=ckpt)
+    assert [e.epoch for e in resumed.history.epochs] == [1, 2, 3]
+    assert all(np.array_equal(a, b) for a, b in zip(full.net.weights, resumed.net.weights))
+    assert not ckpt.exists()  # removed once the model is saved
+
+
+def test_schedules():
+    c = TrainConfig(epochs=10, eta=1.0, schedule="step", step_every=3, step_factor=2)
+    assert [epoch_eta(c, e) for e in (0, 2, 3, 6, 9)] == [1.0, 1.0, 0.5, 0.25, 0.125]
+    c = TrainConfig(epochs=5, eta=1.0, schedule="linear")
+    assert [epoch_eta(c, e) for e in range(5)] == [1.0, 0.75, 0.5, 0.25, 0.0]
+    c = TrainConfig(epochs=5, eta=2.0, schedule="cosine", eta_min=0.0)
+    assert epoch_eta(c, 0) == 2.0 and epoch_eta(c, 4) == pytest.approx(0.0) and epoch_eta(c, 2) == pytest.approx(1.0)
+    c = TrainConfig(epochs=5, eta=3.0, warmup_epochs=2)
+    assert [epoch_eta(c, e) for e in range(3)] == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "nesterov", "adam"])
+def test_every_optimizer_goes_downhill(small, opt):
+    eta = {"sgd": 1.0, "momentum": 0.3, "nesterov": 0.3, "adam": 0.003}[opt]
+    net = Network.create((784, 16, 10), seed=0)
+    before = net.cost(small.train.x[:500], small.train.y[:500])
+    train(net, small.train.subset(500), TrainConfig(epochs=2, optimizer=opt, eta=eta, lmbda=0.1))
+    assert net.cost(small.train.x[:500], small.train.y[:500]) < 0.8 * before
+
+
+def test_keep_best_restores_best_validation_epoch(small):
+    net = Network.create((784, 16, 10), seed=0)
+    val = Split(small.test.images[:300], small.test.labels[:300])
+    trainer = Trainer(net, small.train.subset(1000), TrainConfig(epochs=4, validation=True, keep_best=True), validation=val)
+    while not trainer.done:
+        trainer.run_epoch()
+    accs = [e.validation_accuracy for e in trainer.history.epochs]
+    trainer.finish()
+    best = int(np.argmax(accs)) + 1
+    assert trainer.history.best_epoch in (None, best)
+    assert (net.predict(val.x) == val.y).mean() == pytest.approx(max(accs))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"eta": -0.1}, "The 'eta' parameter must be > 0. Got -0.1 instead."),
+        ({"eta": float("nan")}, "The 'eta' parameter must be > 0"),
+        ({"batch_size": 0}, "'batch_size' parameter must be a whole number >= 1"),
+        ({"epochs": 2.5}, "'epochs' parameter must be a whole number"),
+        ({"optimizer": "rmsprop"}, "'optimizer' parameter must be one of sgd, momentum"),
+        ({"momentum": 1.5}, r"'momentum' parameter must be in \[0, 1\)"),
+        ({"keep_best": True}, "turn on validation"),
+        ({"seed": -1}, "'seed' parameter must be a whole number >= 0"),
+    ],
+)
+def test_train_config_errors(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"layers": (784,)}, "at least an input and an output layer"),
+        ({"layers": (784, 0, 10)}, "whole number from 1 to 100000"),
+        ({"activation": "softmax"}, "'activation' parameter must be one of sigmoid, tanh, relu"),
+        ({"cost": "hinge"}, "'cost' parameter must be one of quadratic, cross-entropy"),
+    ],
+)
+def test_network_config_errors(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        NetworkConfig(**kwargs)
+
+
+def test_trainer_checks_data_against_network(small):
+    with pytest.raises(ConfigError, match="first layer has 100 inputs but the images have 784 pixels"):
+        Trainer(Network.create((100, 10)), small.train)
+    with pytest.raises(ConfigError, match="output layer has only 5 neurons"):
+        Trainer(Network.create((784, 5)), small.train)
