@@ -23,6 +23,7 @@ import numpy as np
 from digitnet.errors import ImageError
 
 MAX_PIXELS = 40_000_000  # refuse decompression bombs larger than this
+MIN_CONTRAST = 8.0  # ink must differ from the paper by at least this many grey levels
 
 
 def read_grey(source: str | os.PathLike | bytes) -> np.ndarray:
@@ -62,8 +63,9 @@ def ink_from_grey(grey: np.ndarray) -> np.ndarray:
     background = 255.0 - paper if paper > 127.5 else paper
     ink = np.clip(ink - background, 0, None)
     top = ink.max()
-    if top > 0:
-        ink *= 255.0 / top
+    if top < MIN_CONTRAST:
+        raise ImageError("The image is blank: no ink stands out from the paper. Draw or scan a digit.")
+    ink *= 255.0 / top
     return ink.astype(np.float32)
 
 
@@ -126,11 +128,15 @@ def prepare(source: str | os.PathLike | bytes | np.ndarray) -> np.ndarray:
     ``source`` is a file path, the bytes of an image file, or an (h, w) array of grey
     levels 0..255 (dark or light ink: it is detected).
     """
-    grey = np.asarray(source, dtype=np.float32) if isinstance(source, np.ndarray) else read_grey(source)
-    if grey.ndim != 2:
-        raise ImageError(f"Expected a 2-D grey image; got an array of shape {grey.shape}.")
-    if not np.isfinite(grey).all():
-        raise ImageError("The image contains NaN or infinite values.")
+    if isinstance(source, np.ndarray):
+        grey = np.asarray(source, dtype=np.float64)
+        if grey.ndim != 2 or grey.size == 0:
+            raise ImageError(f"Expected a 2-D grey image; got an array of shape {grey.shape}.")
+        if not np.isfinite(grey).all():
+            raise ImageError("The image contains NaN or infinite values; grey levels must be 0..255.")
+        grey = np.clip(grey, 0, 255).astype(np.float32)
+    else:
+        grey = read_grey(source)
     return (centre_like_mnist(ink_from_grey(grey)) / 255.0).reshape(784).astype(np.float32)
 
 

@@ -2,8 +2,10 @@
 
 A digitnet model file is a `safetensors <https://huggingface.co/docs/safetensors>`_ file:
 
-* tensors ``layers.{l}.w`` (n_out, n_in) and ``layers.{l}.b`` (n_out,) for each layer ``l``
-  with weights; ``initial.layers.{l}.*`` the same before training (for ``show weights``);
+* tensors ``layers.{l}.w`` (n_out, n_in) and ``layers.{l}.b`` (n_out,) for each dense layer
+  ``l``, ``layers.{l}.w`` (c_out, c_in, k, k) and ``layers.{l}.b`` (c_out,) for a conv layer
+  (pool and flatten layers have none; ``l`` counts them all, as ``kinds`` lists them);
+  ``initial.layers.{l}.*`` the same before training (for ``show weights``);
   ``history.batch_cost`` (number of mini-batches,) the cost of every mini-batch; a
   checkpoint adds ``optimizer.*`` tensors (the optimiser's state).
 * text metadata: ``format`` (``digitnet-model`` or ``digitnet-checkpoint``), ``format_version``,
@@ -33,7 +35,7 @@ import numpy as np
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import DIGITS
 from digitnet.errors import ConfigError, ModelFileError
-from digitnet.nn.network import Network
+from digitnet.nn.network import Network, param_shapes
 from digitnet.train import History
 
 FORMAT = "digitnet-model"
@@ -147,9 +149,9 @@ def save_model(
 def _unpack(tensors: dict[str, np.ndarray], config: NetworkConfig, kinds: list[str], prefix: str, where: str) -> Network:
     dtype = np.dtype(config.dtype)
     params = []
-    for l, (n_in, n_out) in enumerate(zip(config.layers[:-1], config.layers[1:])):
+    for l, want in enumerate(param_shapes(config)):
         p = {}
-        for k, shape in (("w", (n_out, n_in)), ("b", (n_out,))):
+        for k, shape in want.items():
             name = f"{prefix}layers.{l}.{k}"
             if name not in tensors:
                 raise ModelFileError(f"{where}: the tensor {name} is missing. The file is incomplete or not a digitnet model.")
@@ -161,7 +163,10 @@ def _unpack(tensors: dict[str, np.ndarray], config: NetworkConfig, kinds: list[s
                 )
             p[k] = np.array(t)  # a writable copy
         params.append(p)
-    return Network(config, params, kinds)
+    try:
+        return Network(config, params, kinds)
+    except ConfigError as e:
+        raise ModelFileError(f"{where}: {e} The file was altered.") from None
 
 
 def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> SavedModel:
@@ -203,7 +208,13 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
     except (KeyError, ValueError, TypeError, ConfigError) as e:
         raise ModelFileError(f"{where}: the model description in the file is invalid ({e}). The file was altered.") from None
     net = _unpack(tensors, config, kinds, "", where)
-    initial = _unpack(tensors, config, kinds, "initial.", where) if "initial.layers.0.w" in tensors else None
+    if not all(np.isfinite(v).all() for p in net.params for v in p.values()):
+        raise ModelFileError(
+            f"{where}: the weights contain NaN or infinite values, so the model cannot predict anything. "
+            "Its training diverged: retrain with a smaller learning rate (--eta)."
+        )
+    has_initial = any(k.startswith("initial.layers.") for k in tensors)
+    initial = _unpack(tensors, config, kinds, "initial.", where) if has_initial else None
     history = None
     if hist_meta is not None:
         history = History.from_dict(hist_meta, tensors.get("history.batch_cost", ()))

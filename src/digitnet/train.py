@@ -23,6 +23,7 @@ from digitnet.config import TrainConfig
 from digitnet.data.datasets import Split
 from digitnet.errors import ConfigError, DivergenceError
 from digitnet.metrics import accuracy
+from digitnet.nn import fast
 from digitnet.nn.network import Network, backprop
 from digitnet.optim import make_optimizer
 
@@ -135,6 +136,8 @@ class Trainer:
         self._batch = 0  # next batch index within the current epoch
         self._epoch_seconds = 0.0
         self._best: tuple[float, int, list] | None = None
+        self.use_fast = True  # False forces the reference path (backprop + optimizer) for every step
+        self._fast: tuple[TrainConfig, fast.FastSGD | None] | None = None  # (config it was made for, path)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -160,6 +163,12 @@ class Trainer:
             self._order = epoch_order(cfg.seed, self.epoch, len(self.x))
             self._batch = 0
         idx = self._order[self._batch * cfg.batch_size : (self._batch + 1) * cfg.batch_size]
+        if self.use_fast:
+            if self._fast is None or self._fast[0] is not cfg:
+                ok = fast.supports(self.net, cfg)
+                self._fast = (cfg, fast.FastSGD(self.net, self.x, self.y) if ok else None)
+            if self._fast[1] is not None:
+                return self._fast_step(self._fast[1], idx)
         x, y = self.x[idx], self.y[idx]
         with np.errstate(over="ignore", invalid="ignore"):
             grad = backprop(self.net, x, y)
@@ -176,6 +185,18 @@ class Trainer:
             self.history.batch_costs.append(grad.cost)
         self._batch += 1
         return grad.cost
+
+    def _fast_step(self, path: "fast.FastSGD", idx: np.ndarray) -> float:
+        """:meth:`step` by the fused path of :mod:`digitnet.nn.fast` (plain SGD, same math)."""
+        cfg = self.config
+        with np.errstate(over="ignore", invalid="ignore"):
+            cost = path.step(idx, epoch_eta(cfg, self.epoch), cfg.lmbda / len(self.x))
+        if not math.isfinite(cost):
+            raise DivergenceError(self._divergence_message())
+        if cfg.record_batch_cost:
+            self.history.batch_costs.append(cost)
+        self._batch += 1
+        return cost
 
     def _divergence_message(self) -> str:
         return (

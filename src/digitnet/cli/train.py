@@ -24,10 +24,20 @@ from digitnet.presets import PRESETS
 DEFAULT_OUT = "digitnet-model.safetensors"
 
 
-def _load_data(data_dir):
-    from digitnet.data.datasets import load_mnist
+def _load_data(data_dir, dataset="mnist"):
+    from digitnet.data.datasets import load_dataset
 
-    return load_mnist(data_dir)
+    ctx = click.get_current_context(silent=True)
+    if dataset != "mnist" and ctx is not None and \
+            ctx.get_parameter_source("data_dir") == click.core.ParameterSource.ENVIRONMENT:
+        data_dir = None  # DIGITNET_DATA names MNIST's directory, not this data set's
+    return load_dataset(dataset, data_dir)
+
+
+def _dataset_names() -> list[str]:
+    from digitnet.data.datasets import DATASETS
+
+    return list(DATASETS)
 
 
 def _preset_help() -> str:
@@ -56,9 +66,15 @@ def _preset_help() -> str:
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None, help=f"Where to save the model [default: {DEFAULT_OUT}].")
 @click.option("--resume", type=click.Path(dir_okay=False), default=None, help="Continue from a checkpoint (MODEL.ckpt.safetensors) written by an earlier run.")
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="DIGITNET_DATA", help="Directory with the four MNIST IDX files (default: the copy shipped with digitnet).")
+@click.option("--dataset", default="mnist", show_default=True, type=click.Choice(_dataset_names()),
+              help="The data set to learn: handwritten digits, or Zalando's pictures of clothes (fashion-mnist: "
+                   "`apt-get install dataset-fashion-mnist`, or its four files in --data-dir).")
+@click.option("--extra-images", "extra_images", multiple=True, type=click.Path(file_okay=False),
+              help="Also train on your own labelled images: a folder DIR/0/*.png ... DIR/9/*.png (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end instead of the human output.")
 def train(preset, layers, activation, output_activation, cost, init, eta, batch_size, epochs, seed, schedule,
-          optimizer, momentum, lmbda, validation, train_size, dtype, out, resume, data_dir, as_json):
+          optimizer, momentum, lmbda, validation, train_size, dtype, out, resume, data_dir, as_json,
+          dataset="mnist", extra_images=()):
     """Train a network on MNIST and save it.
 
     With no options this trains the video's network (784-16-16-10 sigmoid neurons,
@@ -70,6 +86,8 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
       digitnet train
       digitnet train --layers 784,30,10 --epochs 10 --out small.safetensors
       digitnet train --resume digitnet-model.ckpt.safetensors
+      digitnet train --dataset fashion-mnist --epochs 5 --out fashion.safetensors
+      digitnet train --extra-images my-digits
     """
     from tqdm import tqdm
 
@@ -92,8 +110,17 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
         if resume:
             name = str(resume)
             out = name.replace(".ckpt.safetensors", ".safetensors") if name.endswith(".ckpt.safetensors") else DEFAULT_OUT
-    data = _load_data(data_dir)
+    data = _load_data(data_dir, dataset)
     quiet = as_json
+    if extra_images:
+        from digitnet.data.folder import add_to_training, load_folder
+
+        for folder in extra_images:
+            extra = load_folder(folder, len(data.classes))
+            data = add_to_training(data, extra)
+            if not quiet:
+                click.echo(f"Added {len(extra)} of your images from {folder} to the {len(data.train) - len(extra):,} "
+                           "training images.")
     bar = None
     state = {}
 

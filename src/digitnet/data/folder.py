@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitnet.data.datasets import Split
+from digitnet.data.datasets import Dataset, Split
 from digitnet.errors import DataError, ImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -204,3 +204,31 @@ def save_labelled_image(
         if not path.exists():  # 32 random bits per second: a clash is astronomically rare, and retried
             break
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def add_to_training(dataset: Dataset, extra: Split) -> Dataset:
+    """``dataset`` with ``extra`` added to its training split (the test split unchanged).
+
+    The extra images go first, so :meth:`Dataset.with_validation` still holds out the same
+    last 10,000 training images and ``train_size`` keeps the user's images.
+    """
+    if len(extra) and extra.labels.max() >= len(dataset.classes):
+        raise DataError(f"The extra images have label {extra.labels.max()} but {dataset.name} has only "
+                        f"{len(dataset.classes)} classes.")
+    t = dataset.train
+    train = Split(np.concatenate([extra.images, t.images]), np.concatenate([extra.labels, t.labels]))
+    return Dataset(dataset.name, dataset.classes, train, dataset.test)
+
+
+def worst_mistakes(outputs: np.ndarray, labels: np.ndarray, k: int = 10) -> np.ndarray:
+    """Indices of the (at most ``k``) wrong answers the network was surest of, surest first.
+
+    ``outputs`` (n, classes) are the output activations, ``labels`` (n,) the true classes.
+    "Surest" is the margin by which the chosen output beat the true class's output.
+    """
+    outputs, labels = np.asarray(outputs), np.asarray(labels)
+    pred = outputs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != labels)
+    rows = np.arange(len(labels))
+    margin = outputs[rows, pred] - outputs[rows, labels]  # (n,) how far the wrong answer beat the right one
+    return wrong[np.argsort(-margin[wrong], kind="stable")][:k]

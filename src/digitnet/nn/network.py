@@ -26,7 +26,7 @@ from digitnet.config import NetworkConfig
 from digitnet.errors import ConfigError
 from digitnet.nn.activations import ACTIVATIONS, BACKWARD
 from digitnet.nn.costs import COSTS, one_hot
-from digitnet.nn.layers import LAYERS
+from digitnet.nn.layers import LAYERS, Dense
 
 
 @dataclass
@@ -37,6 +37,10 @@ class Forward:
 
     zs: list[np.ndarray]
     activations: list[np.ndarray]
+    # With dropout: masks[l] is 0 for dropped and 1/(1-p) for kept neurons of layer l's input,
+    # inputs[l] = activations[l] * masks[l] what layer l actually saw; None where nothing was dropped.
+    masks: list[np.ndarray | None] | None = None
+    inputs: list[np.ndarray | None] | None = None
 
     @property
     def output(self) -> np.ndarray:
@@ -51,6 +55,7 @@ class Gradient:
     nabla_w: list[np.ndarray]
     nabla_b: list[np.ndarray]
     cost: float
+    layers: list[dict[str, np.ndarray]] | None = None  # the same arrays, one dict per entry of net.params
 
     def vector(self) -> np.ndarray:
         """All components in one flat vector (the video's 13,002-long gradient)."""
@@ -70,8 +75,12 @@ class Network:
     kinds: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if not self.kinds:
-            self.kinds = ["dense"] * (len(self.config.layers) - 1)
+        self.modules, acts = build_layers(self.config)
+        kinds = [m.kind for m in self.modules]
+        if self.kinds and list(self.kinds) != kinds:
+            raise ConfigError(f"Layer kinds {self.kinds} do not match the network config, which needs {kinds}.")
+        self.kinds = kinds
+        self._activation_names = acts
 
     # --- construction -------------------------------------------------------------
     @classmethod
@@ -90,8 +99,10 @@ class Network:
         rng = np.random.default_rng(seed)
         dtype = np.dtype(config.dtype)
         params = [
-            LAYERS["dense"].init(rng, n_in, n_out, config.init, dtype)
-            for n_in, n_out in zip(config.layers[:-1], config.layers[1:])
+            Dense.init(rng, layer.n_in, layer.n_out, config.init, dtype)
+            if isinstance(layer, _DenseShape)
+            else layer.init(rng, config.init, dtype)
+            for layer in build_layers(config)[0]
         ]
         return cls(config, params)
 
@@ -119,8 +130,8 @@ class Network:
 
     @property
     def activation_names(self) -> list[str]:
-        n = len(self.params)
-        return [self.config.activation] * (n - 1) + [self.config.output_activation]
+        """Each layer's activation; pool and flatten layers have none ("identity")."""
+        return list(self._activation_names)
 
     @property
     def n_params(self) -> int:
@@ -145,7 +156,7 @@ class Network:
     def feedforward(self, x: np.ndarray) -> np.ndarray:
         """The output activations (n, 10) for inputs ``x`` (n, 784), in chunks to bound memory."""
         x = self._input(x)
-        chunk = 10_000
+        chunk = feedforward_chunk(self)
         if len(x) <= chunk:
             return feedforward(self, x)
         return np.concatenate([feedforward(self, x[i : i + chunk]) for i in range(0, len(x), chunk)])
@@ -164,23 +175,94 @@ class Network:
         return backprop(self, self._input(x), np.asarray(y))
 
 
+class _DenseShape:
+    """A dense layer's place in a network: the :class:`Dense` math with its sizes attached."""
+
+    kind = "dense"
+    forward = staticmethod(Dense.forward)
+    backward = staticmethod(Dense.backward)
+
+    def __init__(self, n_in: int, n_out: int):
+        self.n_in, self.n_out = n_in, n_out
+        self.out_shape = (n_out,)
+
+
+_NO_ACTIVATION = ("pool", "flatten")
+
+
+def build_layers(config: NetworkConfig) -> tuple[list[Any], list[str]]:
+    """The layer objects of ``config`` (see :meth:`NetworkConfig.plan`) and their activations.
+
+    Hidden layers with weights use ``config.activation``, the last layer
+    ``config.output_activation``; pool and flatten layers pass values through ("identity").
+    """
+    if not config.features:
+        modules: list[Any] = [_DenseShape(n_in, n_out) for n_in, n_out in zip(config.layers[:-1], config.layers[1:])]
+    else:
+        modules = []
+        for kind, args, in_shape, _ in config.plan():
+            if kind == "dense":
+                modules.append(_DenseShape(in_shape[0], args[0]))
+            else:
+                modules.append(LAYERS[kind](in_shape, *args))
+    acts = ["identity" if m.kind in _NO_ACTIVATION else config.activation for m in modules]
+    acts[-1] = config.output_activation
+    return modules, acts
+
+
+def param_shapes(config: NetworkConfig) -> list[dict[str, tuple[int, ...]]]:
+    """The shape of every parameter array, one dict per layer (what a model file must hold)."""
+    shapes: list[dict[str, tuple[int, ...]]] = []
+    for m in build_layers(config)[0]:
+        if m.kind == "dense":
+            shapes.append({"w": (m.n_out, m.n_in), "b": (m.n_out,)})
+        elif m.kind == "conv":
+            shapes.append({"w": (m.channels, m.in_shape[2], m.k, m.k), "b": (m.channels,)})
+        else:
+            shapes.append({})
+    return shapes
+
+
+def feedforward_chunk(net: Network) -> int:
+    """Examples per chunk when running many inputs: about 64 MB of im2col patches for conv nets."""
+    per_example = max(
+        (m.out_shape[0] * m.out_shape[1] * m.k * m.k * m.in_shape[2] for m in net.modules if m.kind == "conv"),
+        default=0,
+    )
+    return 10_000 if not per_example else max(1, min(10_000, 16_000_000 // per_example))
+
+
 def feedforward(net: Network, x: np.ndarray) -> np.ndarray:
     """The output activations only, (n, n_out)."""
     a = x
-    for kind, p, act in zip(net.kinds, net.params, net.activation_names):
-        a = ACTIVATIONS[act](LAYERS[kind].forward(p, a))
+    for layer, p, act in zip(net.modules, net.params, net.activation_names):
+        z = layer.forward(p, a)
+        a = z if layer.kind in _NO_ACTIVATION else ACTIVATIONS[act](z)
     return a
 
 
-def forward(net: Network, x: np.ndarray) -> Forward:
-    """The forward pass, keeping z and a of every layer (what backprop needs)."""
+def forward(net: Network, x: np.ndarray, dropout: float = 0.0, rng: np.random.Generator | None = None) -> Forward:
+    """The forward pass, keeping z and a of every layer (what backprop needs).
+
+    With ``dropout`` p > 0 (training only), every hidden neuron that feeds a dense layer is
+    dropped with probability p, drawn from ``rng``, and the survivors are scaled by
+    1/(1 - p) ("inverted dropout"), so the expected input is unchanged and the trained
+    network is used as is.
+    """
     zs: list[np.ndarray] = []
     activations = [x]
-    for kind, p, act in zip(net.kinds, net.params, net.activation_names):
-        z = LAYERS[kind].forward(p, activations[-1])
+    masks: list[np.ndarray | None] | None = [None] * len(net.params) if dropout else None
+    inputs: list[np.ndarray | None] | None = [None] * len(net.params) if dropout else None
+    for l, (layer, p, act) in enumerate(zip(net.modules, net.params, net.activation_names)):
+        a = activations[-1]
+        if masks is not None and l > 0 and layer.kind == "dense":
+            keep = rng.random(a.shape, dtype=a.dtype) >= dropout
+            masks[l] = keep * np.asarray(1 / (1 - dropout), a.dtype)
+            a = inputs[l] = a * masks[l]
+        z = layer.forward(p, a)
         zs.append(z)
-        activations.append(ACTIVATIONS[act](z))
-    return Forward(zs, activations)
+        activations.append(z if layer.kind in _NO_ACTIVATION else ACTIVATIONS[act](z))
+    return Forward(zs, activations, masks, inputs)
 
 
 def total_cost(net: Network, a: np.ndarray, y: np.ndarray) -> float:
@@ -202,20 +284,36 @@ def output_delta(net: Network, z: np.ndarray, a: np.ndarray, y: np.ndarray) -> n
     return BACKWARD[cfg.output_activation](z, a, g)
 
 
-def backprop(net: Network, x: np.ndarray, y: np.ndarray) -> Gradient:
-    """The gradient of the average cost of the batch ``x`` (n, n_in), ``y`` (n,)."""
-    fw = forward(net, x)
+def backprop(
+    net: Network, x: np.ndarray, y: np.ndarray, dropout: float = 0.0, rng: np.random.Generator | None = None
+) -> Gradient:
+    """The gradient of the average cost of the batch ``x`` (n, n_in), ``y`` (n,).
+
+    With ``dropout`` > 0 the gradient is that of the thinned network drawn from ``rng``
+    (see :func:`forward`): dropped neurons pass no gradient back.
+    """
+    fw = forward(net, x, dropout, rng)
     n = len(x)
     acts = net.activation_names
     delta = output_delta(net, fw.zs[-1], fw.activations[-1], y)  # BP1
     grads: list[dict[str, np.ndarray]] = [{} for _ in net.params]
     for l in range(len(net.params) - 1, -1, -1):
-        layer = LAYERS[net.kinds[l]]
-        grads[l], g = layer.backward(net.params[l], fw.activations[l], delta, need_input_grad=l > 0)  # BP3, BP4
+        layer = net.modules[l]
+        mask = None if fw.masks is None else fw.masks[l]
+        a_in = fw.activations[l] if mask is None else fw.inputs[l]
+        grads[l], g = layer.backward(net.params[l], a_in, delta, need_input_grad=l > 0)  # BP3, BP4
         if l > 0:
-            delta = BACKWARD[acts[l - 1]](fw.zs[l - 1], fw.activations[l], g)  # BP2
+            if mask is not None:
+                g = g * mask  # the input was a * mask, so dC/da = dC/d(input) * mask
+            if net.modules[l - 1].kind in _NO_ACTIVATION:
+                delta = g
+            else:
+                delta = BACKWARD[acts[l - 1]](fw.zs[l - 1], fw.activations[l], g)  # BP2
     inv_n = np.asarray(1.0 / n, dtype=x.dtype)
-    nabla_w = [gr["w"] * inv_n for gr in grads if "w" in gr]
-    nabla_b = [gr["b"] * inv_n for gr in grads if "b" in gr]
+    for gr in grads:
+        for k in gr:
+            gr[k] = gr[k] * inv_n
+    nabla_w = [gr["w"] for gr in grads if "w" in gr]
+    nabla_b = [gr["b"] for gr in grads if "b" in gr]
     cost = total_cost(net, fw.activations[-1], y) / n
-    return Gradient(nabla_w, nabla_b, cost)
+    return Gradient(nabla_w, nabla_b, cost, grads)

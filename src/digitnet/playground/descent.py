@@ -1,0 +1,472 @@
+"""Gradient descent on a formula of one or two variables, the way the notes explain it.
+
+Before the notes apply gradient descent to the network's 13,002 weights and biases, they
+show it on small functions: the slope says which way to step, ``-grad C`` points
+downhill, the steps are small, the minimum you find depends on where you start, and a
+larger gradient component means that variable matters more. This module runs that
+experiment and returns every point visited as arrays; it never prints.
+
+The update, with learning rate ``eta`` and momentum ``mu`` (``mu = 0`` is plain descent)::
+
+    v <- mu * v - eta * grad C(p)
+    p <- p + v
+
+A run stops for one of :data:`STOP_REASONS`:
+
+- ``converged``: ``|grad C| < tol`` (and the last step was as small as such a gradient
+  makes it), so ``p`` is a stationary point, usually a minimum.
+- ``diverged``: the values blew up, or rose above the start's for many steps in a row:
+  the step is too large for the curvature (for ``x^2``, any ``eta > 1``).
+- ``unbounded``: C kept falling, and looking ahead along ``-grad C`` as far as 10^6 it
+  falls at least half as fast as its slope says, or it reached -10^15: there is no
+  minimum that way (the notes' literal ``3/2x^2 + 1/2y`` falls without end as y -> -inf).
+- ``undefined``: C or its gradient is nan at the next point (``log`` of a negative
+  number, ``sqrt`` below 0, a division by zero).
+- ``max_steps``: none of the above within the step budget.
+
+Shapes: ``d`` is the number of variables; a point is ``(d,)``, a path ``(steps + 1, d)``.
+Several starts run together as arrays ``(n, d)``, each stopping on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from digitnet.errors import ConfigError, ExpressionError
+from digitnet.playground.expr import Expression, parse
+
+__all__ = [
+    "MAX_STARTS",
+    "MAX_STEPS",
+    "STOP_REASONS",
+    "Descent",
+    "Minimum",
+    "MultiDescent",
+    "descend",
+    "descend_many",
+    "describe_gradient",
+    "explain_stop",
+    "find_minima",
+    "gradient_shares",
+    "random_starts",
+]
+
+STOP_REASONS = ("converged", "diverged", "unbounded", "undefined", "max_steps")
+MAX_STEPS = 100_000  # most steps one run may take
+MAX_STARTS = 1_000  # most starts one call may run
+_MAX_POINTS = 2_000_000  # starts * (steps + 1): the path arrays are kept in memory
+
+_BLOWUP = 1e15  # |C| or a coordinate beyond this has blown up
+_RISE_STEPS = 20  # C above its start value and rising this many steps in a row: diverged
+_FALL_STEPS = 10  # C falling this many steps in a row: look ahead for a bottom
+_LOOK_AHEAD = 10.0 ** np.arange(7)  # distances 1 .. 1e6 probed along -grad C
+
+
+@dataclass(frozen=True, eq=False)
+class Descent:
+    """One run of gradient descent from one start."""
+
+    expression: str  # the formula as it was read, e.g. "3/2*x^2 + 1/2*y^2"
+    variables: tuple[str, ...]  # names of the d coordinates, e.g. ("x", "y")
+    path: np.ndarray  # (steps + 1, d) every point visited; path[0] is the start
+    values: np.ndarray  # (steps + 1,) C at each point
+    gradients: np.ndarray  # (steps + 1, d) grad C at each point
+    stop_reason: str  # one of STOP_REASONS
+    eta: float  # learning rate
+    momentum: float  # mu; 0 is plain gradient descent
+    tol: float  # |grad C| under which the run has converged
+
+    @property
+    def steps(self) -> int:
+        """Number of steps taken: ``len(path) - 1``."""
+        return len(self.path) - 1
+
+    @property
+    def start(self) -> np.ndarray:
+        """``(d,)`` the first point."""
+        return self.path[0]
+
+    @property
+    def final(self) -> np.ndarray:
+        """``(d,)`` the last point reached (the last one where C was defined)."""
+        return self.path[-1]
+
+    @property
+    def value(self) -> float:
+        """C at :attr:`final`."""
+        return float(self.values[-1])
+
+    @property
+    def gradient_at_start(self) -> np.ndarray:
+        """``(d,)`` grad C at the start: which way is uphill, and how steeply."""
+        return self.gradients[0]
+
+
+@dataclass(frozen=True, eq=False)
+class Minimum:
+    """A distinct local minimum, with the starts whose descent ended in it."""
+
+    point: np.ndarray  # (d,) the lowest end point among those starts
+    value: float  # C at point
+    starts: tuple[int, ...]  # indices into MultiDescent.runs
+
+
+@dataclass(frozen=True, eq=False)
+class MultiDescent:
+    """Gradient descent from several starts, and the distinct minima they found."""
+
+    expression: str  # the formula as it was read
+    variables: tuple[str, ...]  # names of the d coordinates
+    runs: tuple[Descent, ...]  # one per start, in the order of the starts
+    minima: tuple[Minimum, ...]  # lowest value first
+
+    @property
+    def starts(self) -> np.ndarray:
+        """``(n, d)`` the start points."""
+        return np.array([run.start for run in self.runs])
+
+    @property
+    def best(self) -> int:
+        """Index of the run that ended lowest (ignoring runs where C was undefined)."""
+        finals = np.array([run.value for run in self.runs])
+        finals = np.where(np.isnan(finals), np.inf, finals)
+        return int(np.argmin(finals))
+
+    def stop_counts(self) -> dict[str, int]:
+        """How many runs stopped for each reason in :data:`STOP_REASONS`."""
+        return {r: sum(run.stop_reason == r for run in self.runs) for r in STOP_REASONS}
+
+
+def random_starts(
+    rng: np.random.Generator, n: int, dim: int, box: tuple[float, float] = (-2.0, 2.0)
+) -> np.ndarray:
+    """``(n, dim)`` starts drawn uniformly from ``[lo, hi]`` in every coordinate."""
+    lo, hi = float(box[0]), float(box[1])
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ConfigError(f"The box must be two numbers lo < hi. Got {lo:g}, {hi:g} instead.")
+    if not 1 <= n <= MAX_STARTS:
+        raise ConfigError(f"The number of starts must be 1 to {MAX_STARTS}. Got {n} instead.")
+    return rng.uniform(lo, hi, size=(n, dim))
+
+
+def descend(
+    expression: str | Expression,
+    start,
+    *,
+    eta: float = 0.1,
+    steps: int = 1000,
+    momentum: float = 0.0,
+    tol: float = 1e-6,
+) -> Descent:
+    """Run gradient descent on ``expression`` from ``start`` ``(d,)`` (a number if d = 1).
+
+    Raises :class:`~digitnet.errors.ExpressionError` if the formula cannot be read or C
+    is undefined at the start, and :class:`~digitnet.errors.ConfigError` for a start of
+    the wrong size or settings out of range.
+    """
+    expr = expression if isinstance(expression, Expression) else parse(expression)
+    starts = _as_starts(np.atleast_1d(np.asarray(start, dtype=float))[None, :], expr)
+    run = descend_many(expr, starts, eta=eta, steps=steps, momentum=momentum, tol=tol).runs[0]
+    if run.steps == 0 and run.stop_reason == "undefined":
+        where = ", ".join(f"{v} = {_fmt(c)}" for v, c in zip(expr.variables, run.start))
+        raise ExpressionError(
+            f"C = {expr} is undefined at the start ({where}): choose a start where it is "
+            "defined (log and sqrt need positive arguments, division a nonzero divisor)"
+        )
+    return run
+
+
+def descend_many(
+    expression: str | Expression,
+    starts,
+    *,
+    eta: float = 0.1,
+    steps: int = 1000,
+    momentum: float = 0.0,
+    tol: float = 1e-6,
+) -> MultiDescent:
+    """Run gradient descent from every row of ``starts`` ``(n, d)``; group the minima.
+
+    The runs go together as arrays, each stopping on its own. Runs that converged to a
+    local minimum are grouped into distinct minima by :func:`find_minima`.
+    """
+    expr = expression if isinstance(expression, Expression) else parse(expression)
+    starts = _as_starts(starts, expr)
+    _check_settings(eta, steps, momentum, tol, len(starts))
+    runs = _run(expr, starts, float(eta), int(steps), float(momentum), float(tol))
+    return MultiDescent(str(expr), expr.variables, tuple(runs), find_minima(expr, runs))
+
+
+def _as_starts(starts, expr: Expression) -> np.ndarray:
+    p = np.asarray(starts, dtype=float)
+    if p.ndim != 2 or p.shape[1] != expr.dim:
+        names = ",".join(expr.variables)
+        got = p.shape[-1] if p.ndim else 1
+        raise ConfigError(
+            f"A start for C({', '.join(expr.variables)}) needs {expr.dim} "
+            f"coordinate{'s' if expr.dim > 1 else ''} ({names}). Got {got} instead."
+        )
+    if len(p) == 0 or len(p) > MAX_STARTS:
+        raise ConfigError(f"The number of starts must be 1 to {MAX_STARTS}. Got {len(p)} instead.")
+    if not np.isfinite(p).all():
+        raise ConfigError("Every start coordinate must be a finite number.")
+    return p
+
+
+def _check_settings(eta, steps, momentum, tol, n: int) -> None:
+    if not (np.isfinite(eta) and eta > 0):
+        raise ConfigError(f"The 'eta' parameter must be > 0. Got {eta} instead.")
+    if not (np.isfinite(momentum) and 0 <= momentum < 1):
+        raise ConfigError(f"The 'momentum' parameter must be in [0, 1). Got {momentum} instead.")
+    if not (np.isfinite(tol) and tol > 0):
+        raise ConfigError(f"The 'tol' parameter must be > 0. Got {tol} instead.")
+    if int(steps) != steps or not 1 <= steps <= MAX_STEPS:
+        raise ConfigError(f"The 'steps' parameter must be 1 to {MAX_STEPS}. Got {steps} instead.")
+    if n * (steps + 1) > _MAX_POINTS:
+        raise ConfigError(
+            f"{n} starts x {steps} steps is too many points to keep; "
+            f"keep starts x steps under {_MAX_POINTS:,}"
+        )
+
+
+def _run(
+    expr: Expression, starts: np.ndarray, eta: float, steps: int, momentum: float, tol: float
+) -> list[Descent]:
+    n, d = starts.shape
+    path = np.full((steps + 1, n, d), np.nan)
+    values = np.full((steps + 1, n), np.nan)
+    gradients = np.full((steps + 1, n, d), np.nan)
+    last = np.zeros(n, dtype=int)  # index of each run's last recorded point
+    reasons = np.zeros(n, dtype=np.int8)  # 1 + index into STOP_REASONS once stopped
+    converged, diverged, unbounded, undefined, max_steps = range(1, 6)
+
+    active = np.arange(n)  # the runs still going
+    p = starts.copy()  # (m, d) their points
+    velocity = np.zeros_like(p)  # (m, d)
+    rises = np.zeros(n, dtype=int)  # (m,) steps in a row on which C went up
+    falls = np.zeros(n, dtype=int)  # (m,) steps in a row on which C went down
+    C_prev = C0 = None  # (m,) C one step ago, and at the starts
+    # A step no longer than a gradient at the tolerance gives (10x slack, and the
+    # momentum's 1 / (1 - mu) gain) tells a settled run from one rushing through.
+    settled_step = 10.0 * eta * tol / (1.0 - momentum)
+
+    for k in range(steps + 1):
+        C, g = expr.value_and_gradient(p)  # (m,), (m, d)
+        if k == 0:
+            C0, C_prev = C.copy(), C.copy()
+        defined = np.isfinite(C) & np.isfinite(g).all(axis=1)
+        recorded = defined if k > 0 else np.ones(len(active), dtype=bool)
+        rows = active[recorded]
+        path[k, rows], values[k, rows], gradients[k, rows] = p[recorded], C[recorded], g[recorded]
+        last[rows] = k
+
+        code = np.zeros(len(active), dtype=np.int8)
+
+        def mark(where, reason):
+            code[(code == 0) & where] = reason
+
+        # Blown up (nan never compares, so a nan C at a sane point is "undefined").
+        huge = (np.abs(p).max(axis=1) > _BLOWUP) | ~np.isfinite(p).all(axis=1)
+        huge |= np.abs(C) > _BLOWUP
+        falling_away = C < C0
+        mark(huge & falling_away, unbounded)
+        mark(huge, diverged)
+        mark(~defined, undefined)
+
+        grad_norm = np.linalg.norm(g, axis=1)
+        mark((grad_norm < tol) & (np.linalg.norm(velocity, axis=1) <= settled_step), converged)
+
+        with np.errstate(invalid="ignore"):
+            rises = np.where(C > C_prev, rises + 1, 0)
+            falls = np.where(C < C_prev, falls + 1, 0)
+        mark((rises >= _RISE_STEPS) & (C > C0), diverged)
+        if k % _FALL_STEPS == 0:
+            look = (code == 0) & (falls >= _FALL_STEPS) & (grad_norm > 0)
+            if look.any():
+                endless = np.zeros(len(active), dtype=bool)
+                endless[look] = _falls_without_end(expr, p[look], C[look], g[look])
+                mark(endless, unbounded)
+        if k == steps:
+            mark(np.ones(len(active), dtype=bool), max_steps)
+
+        reasons[active] = code
+        going = code == 0
+        if not going.any():
+            break
+        active, p, velocity, g = active[going], p[going], velocity[going], g[going]
+        C_prev, C0, rises, falls = C[going], C0[going], rises[going], falls[going]
+        velocity = momentum * velocity - eta * g
+        p = p + velocity
+
+    return [
+        Descent(
+            expression=str(expr),
+            variables=expr.variables,
+            path=path[: last[i] + 1, i].copy(),
+            values=values[: last[i] + 1, i].copy(),
+            gradients=gradients[: last[i] + 1, i].copy(),
+            stop_reason=STOP_REASONS[reasons[i] - 1],
+            eta=eta,
+            momentum=momentum,
+            tol=tol,
+        )
+        for i in range(n)
+    ]
+
+
+def _falls_without_end(
+    expr: Expression, p: np.ndarray, C: np.ndarray, g: np.ndarray
+) -> np.ndarray:
+    """``(m,)`` True where C falls without end along ``-grad C`` from ``p`` ``(m, d)``.
+
+    Looks ahead at distances t = 1 .. 1e6 along the unit downhill direction u and asks
+    that C(p + t u) <= C(p) - t |grad C| / 2 at every t: C keeps falling at least half as
+    fast as its slope says. A function with a minimum anywhere that way rises again.
+    """
+    norm = np.linalg.norm(g, axis=1)  # (m,)
+    u = -g / norm[:, None]  # (m, d)
+    ahead = p[:, None, :] + _LOOK_AHEAD[None, :, None] * u[:, None, :]  # (m, T, d)
+    C_ahead = expr.value(ahead)  # (m, T)
+    required = C[:, None] - 0.5 * _LOOK_AHEAD[None, :] * norm[:, None]
+    with np.errstate(invalid="ignore"):
+        return (C_ahead <= required).all(axis=1)  # nan never counts as falling
+
+
+def find_minima(expression: Expression, runs) -> tuple[Minimum, ...]:
+    """Group the end points of the converged runs into distinct local minima.
+
+    An end point counts only if it is a local minimum (no lower point close by, beyond
+    what its small leftover gradient explains), so a run that stopped on a saddle or a
+    peak is left out. Two end points share a minimum when C has no hill between them
+    along the straight segment that joins them. Lowest value first.
+    """
+    candidates = [
+        i
+        for i, run in enumerate(runs)
+        if run.stop_reason == "converged" and _is_local_minimum(expression, run)
+    ]
+    candidates.sort(key=lambda i: runs[i].value)
+    groups: list[list[int]] = []  # each group's first member is its lowest end point
+    for i in candidates:
+        for group in groups:
+            if _same_basin(expression, runs[group[0]].final, runs[i].final):
+                group.append(i)
+                break
+        else:
+            groups.append([i])
+    return tuple(
+        Minimum(point=runs[g[0]].final.copy(), value=runs[g[0]].value, starts=tuple(sorted(g)))
+        for g in groups
+    )
+
+
+def _is_local_minimum(expression: Expression, run: Descent) -> bool:
+    p, C, g = run.final, run.value, run.gradients[-1]
+    h = 1e-4 * (1.0 + np.linalg.norm(p))
+    if len(p) == 1:
+        directions = np.array([[1.0], [-1.0]])
+    else:
+        angles = np.arange(8) * np.pi / 4
+        directions = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (8, 2)
+    around = expression.value(p + h * directions)
+    # A first-order drop of up to |g| h is the leftover gradient, not a lower place.
+    allowance = 2.0 * np.linalg.norm(g) * h + 1e-12 * (1.0 + abs(C))
+    return bool(np.all(around >= C - allowance))
+
+
+def _same_basin(expression: Expression, a: np.ndarray, b: np.ndarray) -> bool:
+    t = np.linspace(0.0, 1.0, 33)[:, None]
+    C = expression.value(a + t * (b - a))  # (33,)
+    top = max(C[0], C[-1])
+    return bool(np.all(C <= top + 1e-9 * (1.0 + abs(top))))
+
+
+def gradient_shares(gradient) -> np.ndarray:
+    """``(d,)`` each component's share of ``|dC/dx| + |dC/dy|`` (zeros if all are 0)."""
+    a = np.abs(np.asarray(gradient, dtype=float))
+    total = a.sum()
+    return a / total if total > 0 else np.zeros_like(a)
+
+
+def describe_gradient(gradient, variables) -> str:
+    """One line saying which way is downhill and which variable matters more.
+
+    ``describe_gradient([3, 1], ("x", "y"))`` is
+    ``"dC/dx = 3, dC/dy = 1: x matters 3x as much here"``.
+    """
+    g = np.asarray(gradient, dtype=float)
+    listed = ", ".join(f"dC/d{v} = {_fmt(c)}" for v, c in zip(variables, g))
+    if not np.isfinite(g).all():
+        return f"{listed}: the gradient is undefined here"
+    if len(g) == 1:
+        v = variables[0]
+        if g[0] > 0:
+            return f"{listed}: the slope is positive, so downhill is to the left (smaller {v})"
+        if g[0] < 0:
+            return f"{listed}: the slope is negative, so downhill is to the right (larger {v})"
+        return f"{listed}: the slope is flat here, so there is no step to take"
+    a = np.abs(g)
+    big, small = int(np.argmax(a)), int(np.argmin(a))
+    if a[big] == 0:
+        return f"{listed}: the gradient is zero, a flat spot with no step to take"
+    if a[small] == 0:
+        return f"{listed}: only {variables[big]} matters here"
+    ratio = a[big] / a[small]
+    if ratio < 1.05:
+        return f"{listed}: {' and '.join(variables)} matter about equally here"
+    return f"{listed}: {variables[big]} matters {_fmt_ratio(ratio)}x as much here"
+
+
+def explain_stop(run: Descent) -> str:
+    """One sentence on why ``run`` stopped, with what to try next where that helps."""
+    k, reason = run.steps, run.stop_reason
+    grad_norm = float(np.linalg.norm(run.gradients[-1]))
+    steps = f"{k} step{'s' if k != 1 else ''}"
+    if reason == "converged":
+        return (
+            f"converged after {steps}: |grad C| = {_fmt(grad_norm)} is under the "
+            f"tolerance {run.tol:g}"
+        )
+    if reason == "diverged":
+        return (
+            f"diverged after {steps}: C rose to {_fmt(run.value)}; a step of "
+            f"eta = {run.eta:g} is too large for the curvature here, try a smaller eta"
+        )
+    if reason == "unbounded":
+        return (
+            f"unbounded: after {steps} C = {_fmt(run.value)} and still falling "
+            f"{_downhill(run)}, with no minimum to find"
+        )
+    if reason == "undefined":
+        return (
+            f"stopped after {steps}: C or its gradient is undefined at the next point "
+            "(log or sqrt of a negative number, or a division by zero)"
+        )
+    return (
+        f"stopped at the limit of {steps} with |grad C| = {_fmt(grad_norm)} still above "
+        f"the tolerance {run.tol:g}: allow more steps or a larger eta"
+    )
+
+
+def _downhill(run: Descent) -> str:
+    g = run.gradients[-1]
+    norm = np.linalg.norm(g)
+    if not norm > 0:
+        return "downhill"
+    u = -g / norm
+    i = int(np.argmax(np.abs(u)))
+    if abs(u[i]) > 0.99:
+        return f"as {run.variables[i]} {'grows' if u[i] > 0 else 'decreases'}"
+    return "along (" + ", ".join(_fmt(c) for c in u) + ")"
+
+
+def _fmt(value: float) -> str:
+    """A number in at most 4 significant digits, without '-0'."""
+    text = f"{float(value):.4g}"
+    return "0" if text == "-0" else text
+
+
+def _fmt_ratio(ratio: float) -> str:
+    return f"{ratio:.0f}" if ratio >= 10 else f"{ratio:.2g}"

@@ -1,0 +1,604 @@
+"""Figures for looking inside the network, drawn with matplotlib from arrays and History.
+
+Every function builds a :class:`matplotlib.figure.Figure` directly (no pyplot, no global
+state, never shown) and returns it; :func:`save_figure` writes it as a PNG atomically.
+matplotlib is imported inside the functions so that ``import digitnet`` stays fast.
+Each figure has a title, labelled axes, colour bars where colour carries a number, and a
+caption line that says what to look at.
+
+Input images are drawn as ink on paper (dark = 1, white = 0); weights and gradients that
+can be negative use a diverging map centred on 0 (red positive, blue negative).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+INK = "gray_r"  # input pixels: 0 white paper, 1 black ink
+DIVERGING = "RdBu_r"  # signed values: blue negative, white 0, red positive
+MAGNITUDE = "viridis"  # non-negative magnitudes
+C_TRAIN, C_TEST, C_VAL = "tab:blue", "tab:orange", "tab:green"
+
+
+# --- helpers -----------------------------------------------------------------------
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _caption(fig, text: str) -> None:
+    """A grey caption under the axes; the layout keeps room for it."""
+    lines = text.count("\n") + 1
+    h = fig.get_figheight()
+    bottom = min(0.3, (0.22 * lines + 0.12) / h)
+    fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
+    fig.text(0.01, bottom * 0.45, text, ha="left", va="center", fontsize=9.5, color="0.25")
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write ``fig`` to ``path`` as a PNG, atomically (temporary file, then rename)."""
+    from digitnet.model_io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def mosaic(images: np.ndarray, cols: int | None = None, gap: int = 1) -> np.ndarray:
+    """Tile images (n, h, w) into one array, ``gap`` NaN pixels between them (drawn blank).
+
+    Returns (rows * (h + gap) - gap, cols * (w + gap) - gap) float64.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    n, h, w = images.shape
+    cols = cols or max(1, math.ceil(math.sqrt(n)))
+    rows = max(1, math.ceil(n / cols))
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = img
+    return out
+
+
+def _cmap(name: str, bad: str = "white"):
+    import matplotlib
+
+    cmap = matplotlib.colormaps[name].copy()
+    cmap.set_bad(bad)
+    return cmap
+
+
+def _symmetric_limit(*arrays: np.ndarray, q: float = 99.5) -> float:
+    """A colour limit m for a diverging map on [-m, m]: the q-th percentile of |values|,
+    so that a handful of outliers does not wash out everything else."""
+    v = np.concatenate([np.abs(np.asarray(a, np.float64)).ravel() for a in arrays if a is not None])
+    v = v[np.isfinite(v)]
+    m = float(np.percentile(v, q)) if v.size else 1.0
+    return m if m > 0 else 1.0
+
+
+def _mosaic_panel(ax, images: np.ndarray, cmap: str, vmin: float, vmax: float, title: str, number: bool = True,
+                  cols: int | None = None):
+    """Draw a mosaic of images on ``ax``, neuron numbers in the corners; returns the image artist."""
+    n, h, w = images.shape
+    cols = cols or max(1, math.ceil(math.sqrt(n)))
+    im = ax.imshow(mosaic(images, cols), cmap=_cmap(cmap), vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if number and n <= 64:
+        for i in range(n):
+            r, c = divmod(i, cols)
+            ax.text(c * (w + 1) + 0.5, r * (h + 1) + 0.5, str(i), fontsize=7, color="0.15", ha="left", va="top")
+    return im
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Moving average over ``window`` values (shorter at the start), same length."""
+    values = np.asarray(values, np.float64)
+    if window <= 1 or values.size == 0:
+        return values
+    c = np.cumsum(np.insert(values, 0, 0.0))
+    idx = np.arange(1, values.size + 1)
+    lo = np.maximum(idx - window, 0)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+def _pct_axis(ax) -> None:
+    from matplotlib.ticker import PercentFormatter
+
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+
+
+# --- training ----------------------------------------------------------------------
+def training_figure(history, title: str = "Training", smooth_window: int | None = None):
+    """The cost and the accuracies per epoch, and the mini-batch cost smoothed.
+
+    ``history`` is a :class:`digitnet.train.History`. The mini-batch costs are smoothed
+    with a moving average over ``smooth_window`` batches (default: a tenth of an epoch).
+    """
+    fig = _figure(12, 4.8)
+    ax_cost, ax_acc = fig.subplots(1, 2)
+    epochs = np.array([e.epoch for e in history.epochs], dtype=float)
+    n_ep = len(epochs)
+    batch = np.asarray(history.batch_costs, np.float64)
+    window = 1
+    if batch.size and n_ep:
+        per_epoch = batch.size / n_ep
+        window = smooth_window or max(1, int(per_epoch // 10))
+        xb = np.arange(1, batch.size + 1) / per_epoch
+        ax_cost.plot(xb, batch, color="0.8", lw=0.5, label="mini-batch cost", rasterized=True)
+        ax_cost.plot(xb, _smooth(batch, window), color=C_TRAIN, lw=1.2, alpha=0.8,
+                     label=f"mini-batch cost, average of {window}")
+    ex, ey = list(epochs), [e.cost for e in history.epochs]
+    if history.initial_cost is not None:
+        ex, ey = [0.0] + ex, [history.initial_cost] + ey
+    ax_cost.plot(ex, ey, "o-", color="black", ms=4, lw=1.5, label="average cost over all training images")
+    ax_cost.set_xlabel("epoch (passes over the training set)")
+    ax_cost.set_ylabel("cost")
+    positive = [v for v in ey if v and v > 0] + list(batch[batch > 0])
+    if positive and max(positive) / min(positive) > 20:
+        ax_cost.set_yscale("log")
+    ax_cost.set_title("Cost falls as gradient descent steps downhill")
+    ax_cost.legend(fontsize=8)
+    ax_cost.grid(alpha=0.3)
+
+    def series(attr, initial=None):
+        xs, ys = [], []
+        if initial is not None:
+            xs.append(0.0)
+            ys.append(initial)
+        for e in history.epochs:
+            v = getattr(e, attr)
+            if v is not None:
+                xs.append(float(e.epoch))
+                ys.append(v)
+        return xs, ys
+
+    for attr, label, color, initial in (
+        ("train_accuracy", "training images", C_TRAIN, None),
+        ("test_accuracy", "test images", C_TEST, history.initial_test_accuracy),
+        ("validation_accuracy", "validation images", C_VAL, None),
+    ):
+        xs, ys = series(attr, initial)
+        if ys:
+            ax_acc.plot(xs, ys, "o-", color=color, ms=4, label=label)
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy (share classified right)")
+    _pct_axis(ax_acc)
+    ax_acc.set_title("Accuracy per epoch")
+    ax_acc.grid(alpha=0.3)
+    if ax_acc.lines:
+        ax_acc.legend(fontsize=8)
+    for ax in (ax_cost, ax_acc):
+        ax.set_xlim(left=0)
+    fig.suptitle(title, fontweight="bold")
+    last = history.epochs[-1] if history.epochs else None
+    if last is not None:
+        test = f", test accuracy {last.test_accuracy:.2%}" if last.test_accuracy is not None else ""
+        cap = (f"After {n_ep} epochs: average cost {last.cost:.4f}, training accuracy {last.train_accuracy:.2%}{test}. "
+               "Each mini-batch's cost is noisy (grey); its moving average and the full-set cost fall together.")
+    else:
+        cap = "No epochs recorded."
+    _caption(fig, cap)
+    return fig
+
+
+# --- weights -----------------------------------------------------------------------
+def weights_figure(learned: np.ndarray, initial: np.ndarray | None = None, *, title: str = "First-layer weights",
+                   initial_source: str = "", caption: str | None = None):
+    """Each first-layer neuron's weights as an image, beside the initial weights and the change.
+
+    ``learned`` and ``initial`` are (n_neurons, h, w). Learned and initial share one colour
+    scale (centred on 0) so they can be compared; the change has its own, finer scale.
+    """
+    panels = 1 if initial is None else 3
+    n = learned.shape[0]
+    cols = max(1, math.ceil(math.sqrt(n)))
+    fig = _figure(5.2 * panels + 0.6, 5.6)
+    axes = np.atleast_1d(fig.subplots(1, panels))
+    m = _symmetric_limit(learned, initial)
+    im = _mosaic_panel(axes[0], learned, DIVERGING, -m, m, "Learned weights (after training)", cols=cols)
+    if initial is not None:
+        _mosaic_panel(axes[1], initial, DIVERGING, -m, m,
+                      "Initial weights (before training)" + (f"\n{initial_source}" if initial_source else ""), cols=cols)
+        moved = learned - initial
+        mm = _symmetric_limit(moved)
+        im2 = _mosaic_panel(axes[2], moved, DIVERGING, -mm, mm, "How far each weight moved\n(learned - initial)", cols=cols)
+        fig.colorbar(im, ax=axes[:2], shrink=0.75, extend="both", label="weight (red +, blue -)", location="bottom")
+        fig.colorbar(im2, ax=axes[2], shrink=0.75, extend="both", label="change in weight", location="bottom")
+    else:
+        fig.colorbar(im, ax=axes[0], shrink=0.75, extend="both", label="weight (red +, blue -)", location="bottom")
+    fig.suptitle(f"{title}: each of the {n} neurons' {learned.shape[1] * learned.shape[2]} weights as a "
+                 f"{learned.shape[1]}x{learned.shape[2]} image", fontweight="bold")
+    if caption is None:
+        caption = ("Red pixels push the neuron's weighted sum up, blue pull it down. "
+                   "The learned patterns look like noise, not like the edges and loops one might hope for.")
+    _caption(fig, caption)
+    return fig
+
+
+# --- errors ------------------------------------------------------------------------
+def errors_figure(confusion: np.ndarray, images: np.ndarray, true: np.ndarray, predicted: np.ndarray,
+                  confidence: np.ndarray, classes: Sequence[str] = tuple("0123456789"), *, n_total: int | None = None,
+                  title: str = "Mistakes on the test set"):
+    """The confusion matrix beside a gallery of misclassified images (most confident first).
+
+    ``confusion`` (k, k) rows true, columns predicted; ``images`` (m, h, w) the mistakes
+    to show with their ``true`` and ``predicted`` labels and ``confidence`` (m,).
+    """
+    from matplotlib.colors import LogNorm
+
+    confusion = np.asarray(confusion)
+    k = confusion.shape[0]
+    m = len(images)
+    gcols = 6 if m > 12 else max(1, min(m, 4))
+    grows = max(1, math.ceil(m / gcols))
+    fig = _figure(14, max(6.0, 1.45 * grows + 1.8))
+    left, right = fig.subfigures(1, 2, width_ratios=[1.0, 1.05])
+    ax = left.subplots()
+    im = ax.imshow(np.maximum(confusion, 0.5), cmap="Blues", norm=LogNorm(vmin=0.5, vmax=max(confusion.max(), 1)))
+    for i in range(k):
+        for j in range(k):
+            v = confusion[i, j]
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=8 if k <= 10 else 6,
+                    color="white" if v > confusion.max() ** 0.75 else ("0.1" if v else "0.7"))
+    ax.set_xticks(range(k), classes)
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    total = int(confusion.sum())
+    wrong = total - int(np.trace(confusion))
+    ax.set_title(f"Confusion matrix: {wrong} of {total} wrong ({wrong / max(total, 1):.2%})")
+    left.colorbar(im, ax=ax, shrink=0.8, label="number of test images (log scale)")
+    right.suptitle(f"The {m} most confident mistakes" if m else "No mistakes", fontsize=11)
+    if m:
+        axes = np.atleast_1d(right.subplots(grows, gcols)).ravel()
+        for a in axes:
+            a.set_axis_off()
+        for i in range(m):
+            a = axes[i]
+            a.imshow(images[i], cmap=INK, vmin=0, vmax=255 if images.dtype == np.uint8 else 1)
+            a.set_title(f"true {classes[true[i]]}, said {classes[predicted[i]]}\n{confidence[i]:.0%} sure", fontsize=8,
+                        color="firebrick")
+            a.set_axis_on()
+            a.set_xticks([])
+            a.set_yticks([])
+    fig.suptitle(title, fontweight="bold")
+    n_total = n_total if n_total is not None else total
+    _caption(fig, f"Rows: the true digit; columns: the network's answer; the diagonal is right. "
+                  f"Gallery: wrongly read test images, sorted by the activation of the wrong answer "
+                  f"(its 'confidence'); {n_total} test images in all.")
+    return fig
+
+
+# --- gradient ----------------------------------------------------------------------
+def _gradient_row(fig, axes, report, show_colorbar_label: str) -> None:
+    from matplotlib.ticker import PercentFormatter
+
+    ax_img, ax_strip, ax_top, ax_cum = axes
+    imgs = report.first_layer_images()
+    vmax = float(np.percentile(imgs, 99.5)) or float(imgs.max()) or 1.0
+    im = _mosaic_panel(ax_img, imgs, MAGNITUDE, 0.0, vmax, "first layer |dC/dw|, one image per neuron")
+    im.cmap.set_bad("white")
+    fig.colorbar(im, ax=ax_img, shrink=0.85, extend="max", label=show_colorbar_label)
+
+    # Every component's magnitude, one column per layer's weights and biases.
+    labels, pos = [], 0
+    rng = np.random.default_rng(0)  # jitter only: fixed so the picture is the same every time
+    grad = report.gradient
+    ymin = np.inf
+    for ls, gw, gb in zip(report.layers, grad.nabla_w, grad.nabla_b):
+        for param, g, share, color in (("w", gw, ls.weight_share, "tab:blue"), ("b", gb, ls.bias_share, "tab:red")):
+            v = np.abs(np.asarray(g, np.float64)).ravel()
+            v = v[v > 0]
+            if v.size:
+                ymin = min(ymin, float(np.percentile(v, 0.5)))
+                ax_strip.scatter(pos + rng.uniform(-0.3, 0.3, v.size), v, s=2, alpha=0.35 if v.size > 1000 else 0.7,
+                                 color=color, rasterized=True, lw=0)
+            ax_strip.annotate(f"{share:.1%}", (pos, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
+                              fontsize=8)
+            labels.append(f"{param}{ls.layer + 1}\n({g.size})")
+            pos += 1
+    ax_strip.set_yscale("log")
+    if np.isfinite(ymin):
+        ax_strip.set_ylim(bottom=ymin)
+    ax_strip.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax_strip.set_xlabel("parameter group: w = weights, b = biases, layer number (count)")
+    ax_strip.set_ylabel("|dC/d parameter| (log scale)")
+    ax_strip.set_title("every component's magnitude, per layer\n(% above: share of the squared norm)", fontsize=10)
+    ax_strip.grid(alpha=0.3, axis="y")
+
+    top = report.top[::-1]
+    if top:
+        ax_top.barh(range(len(top)), [c.share for c in top],
+                    color=["tab:red" if c.param == "b" else "tab:blue" for c in top])
+        ax_top.set_yticks(range(len(top)), [f"{c.name()}  {c.value:+.2g}" for c in top], fontsize=8)
+    ax_top.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+    ax_top.set_xlabel("share of the gradient's squared norm")
+    ax_top.set_title(f"top {len(report.top)} components carry {report.top_share:.1%}", fontsize=10)
+    ax_top.grid(alpha=0.3, axis="x")
+
+    cum = np.cumsum(report.shares_sorted)
+    x = np.arange(1, cum.size + 1)
+    ax_cum.plot(x, cum, color="black")
+    ax_cum.set_xscale("log")
+    ax_cum.yaxis.set_major_formatter(PercentFormatter(1.0))
+    for frac, color in ((0.5, "tab:green"), (0.9, "tab:purple")):
+        kf = report.components_for(frac)
+        if kf:
+            ax_cum.axvline(kf, color=color, ls="--", lw=1,
+                           label=f"{kf} of {cum.size} ({kf / cum.size:.1%}) carry {frac:.0%}")
+    ax_cum.set_xlabel("number of largest components (log scale)")
+    ax_cum.set_ylabel("cumulative share of ||gradient||^2")
+    ax_cum.set_title("a few nudges matter most", fontsize=10)
+    ax_cum.legend(fontsize=8, loc="lower right")
+    ax_cum.grid(alpha=0.3)
+
+
+def gradient_figure(reports: Sequence, title: str = "Which weights matter: the gradient of the cost"):
+    """One row per :class:`~digitnet.explain.GradientReport` (e.g. one example, then the
+    training-set average): first-layer |dC/dw| images, every component's magnitude per
+    layer, the top-k components and the cumulative share of the squared norm."""
+    reports = list(reports)
+    fig = _figure(21, 5.2 * len(reports) + 0.4)
+    rows = fig.subfigures(len(reports), 1, squeeze=False)[:, 0]
+    for sub, rep in zip(rows, reports):
+        axes = sub.subplots(1, 4, width_ratios=[1.15, 1.25, 1.0, 1.0])
+        _gradient_row(sub, axes, rep, "|dC/dw|")
+        sub.suptitle(f"{rep.label}: cost {rep.gradient.cost:.4f}, ||gradient|| = {rep.norm:.3g} over "
+                     f"{rep.n_components} components", fontsize=11, fontweight="bold")
+    fig.suptitle(title, fontsize=13, fontweight="bold")
+    _caption(fig, "The gradient says how much the cost changes per unit nudge of each weight and bias. Its squared "
+                  "components add up to ||gradient||^2; the bars and curve show how few of them carry most of it.")
+    return fig
+
+
+# --- activations -------------------------------------------------------------------
+def activations_figure(x: np.ndarray, layers: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None,
+                       classes: Sequence[str] = tuple("0123456789"), title: str = "Activations"):
+    """The input image and every layer's activations as the video's columns of neurons.
+
+    ``x`` (n_in,) the input, ``layers[l]`` (n_l,) each layer's activations (the last one
+    the output), ``weights[l]`` (n_l, n_{l-1}) to draw the connections between the
+    columns (omitted for the input, which would be a solid block of lines).
+    """
+    from matplotlib.lines import Line2D
+
+    x = np.asarray(x, np.float64)
+    side = math.isqrt(x.size)
+    fig = _figure(14, 7.5)
+    ax_in, ax_net, ax_out = fig.subplots(1, 3, width_ratios=[1.0, 2.6, 1.1])
+    if side * side == x.size:
+        ax_in.imshow(x.reshape(side, side), cmap=INK, vmin=0, vmax=1)
+        ax_in.set_title(f"input: {side}x{side} = {x.size} pixels")
+    else:
+        ax_in.imshow(x[:, None], cmap=INK, vmin=0, vmax=1, aspect="auto")
+        ax_in.set_title(f"input: {x.size} values")
+    ax_in.set_xticks([])
+    ax_in.set_yticks([])
+
+    n_layers = len(layers)
+    pos = []
+    for l, a in enumerate(layers):
+        n = len(a)
+        ys = np.linspace(1, 0, n) if n > 1 else np.array([0.5])
+        if n < 12:  # short columns stay compact around the middle, as in the video
+            ys = 0.5 + (ys - 0.5) * (n / 12)
+        pos.append(ys)
+    xs = np.arange(n_layers, dtype=float)
+    if weights is not None:
+        for l in range(1, n_layers):
+            w = np.asarray(weights[l], np.float64)  # (n_l, n_{l-1})
+            wmax = float(np.abs(w).max()) or 1.0
+            segs, colors = [], []
+            for j in range(w.shape[0]):
+                for k in range(w.shape[1]):
+                    segs.append([(xs[l - 1], pos[l - 1][k]), (xs[l], pos[l][j])])
+                    c = (0.85, 0.2, 0.2) if w[j, k] > 0 else (0.2, 0.35, 0.85)
+                    colors.append((*c, 0.08 + 0.5 * abs(w[j, k]) / wmax))
+            from matplotlib.collections import LineCollection
+
+            ax_net.add_collection(LineCollection(segs, colors=colors, linewidths=0.6, zorder=1))
+    size = None
+    for l, a in enumerate(layers):
+        n = len(a)
+        size = float(np.clip(9000 / max(n, 1) ** 1.6, 8, 260))
+        sc = ax_net.scatter(np.full(n, xs[l]), pos[l], c=a, cmap="gray", vmin=0, vmax=1, s=size, edgecolors="0.3",
+                            linewidths=0.8, zorder=2)
+        last = l == n_layers - 1
+        name = "output" if last else f"hidden layer {l + 1}"
+        ax_net.text(xs[l], -0.08, f"{name}\n{n} neurons", ha="center", va="top", fontsize=9)
+        if last:
+            k = int(np.argmax(a))
+            for i, (yy, v) in enumerate(zip(pos[l], a)):
+                ax_net.text(xs[l] + 0.12, yy, f"{classes[i] if i < len(classes) else i}", va="center", fontsize=10,
+                            fontweight="bold" if i == k else None, color="firebrick" if i == k else "0.2")
+            ax_net.scatter([xs[l]], [pos[l][k]], s=size * 1.9, facecolors="none", edgecolors="firebrick",
+                           linewidths=2, zorder=3)
+    ax_net.set_xlim(-0.5, n_layers - 0.5)
+    ax_net.set_ylim(-0.2, 1.05)
+    ax_net.set_axis_off()
+    ax_net.set_title("activations: black 0 ... white 1" + ("; lines: weights (red +, blue -)" if weights is not None else ""))
+    fig.colorbar(sc, ax=ax_net, shrink=0.6, label="neuron activation", location="right")
+    if weights is not None:
+        ax_net.legend(handles=[Line2D([], [], color=(0.85, 0.2, 0.2), label="positive weight"),
+                               Line2D([], [], color=(0.2, 0.35, 0.85), label="negative weight")],
+                      loc="upper left", fontsize=8, frameon=False)
+
+    out = np.asarray(layers[-1], np.float64)
+    k = int(out.argmax())
+    ax_out.barh(range(len(out)), out, color=["firebrick" if i == k else "0.55" for i in range(len(out))])
+    ax_out.set_yticks(range(len(out)), [classes[i] if i < len(classes) else str(i) for i in range(len(out))])
+    ax_out.invert_yaxis()
+    ax_out.set_xlim(0, max(1.0, float(out.max()) * 1.05))
+    for i, v in enumerate(out):
+        ax_out.text(min(v, 1.0) + 0.02, i, f"{v:.3f}", va="center", fontsize=8)
+    ax_out.set_xlabel("output activation")
+    ax_out.set_ylabel("digit")
+    ax_out.set_title("the outputs")
+    fig.suptitle(title, fontweight="bold")
+    _caption(fig, f"The network reads this input as {classes[k] if k < len(classes) else k} "
+                  f"(output {out[k]:.3f}). Each column is a layer; each circle a neuron, brighter = more active.")
+    return fig
+
+
+# --- noise -------------------------------------------------------------------------
+def noise_figure(noise: np.ndarray, noise_outputs: np.ndarray, real_outputs: np.ndarray,
+                 classes: Sequence[str] = tuple("0123456789"), n_show: int = 8, title: str = "Random noise"):
+    """Sample noise images with the network's answers, and its confidence on noise vs real digits."""
+    noise_conf = noise_outputs.max(axis=1)
+    real_conf = real_outputs.max(axis=1) if len(real_outputs) else np.zeros(0)
+    pred = noise_outputs.argmax(axis=1)
+    k = noise_outputs.shape[1]
+    n_show = min(n_show, len(noise))
+    fig = _figure(16, 5.6)
+    left, mid, right = fig.subfigures(1, 3, width_ratios=[1.1, 1.2, 1.0])
+    side = math.isqrt(noise.shape[1])
+    cols = 4
+    axes = np.atleast_1d(left.subplots(max(1, math.ceil(n_show / cols)), cols)).ravel()
+    for a in axes:
+        a.set_axis_off()
+    im = None
+    for i in range(n_show):
+        a = axes[i]
+        a.set_axis_on()
+        im = a.imshow(noise[i].reshape(side, side), cmap=INK, vmin=0, vmax=1)
+        a.set_title(f"says {classes[pred[i]]}, {noise_conf[i]:.0%}", fontsize=9)
+        a.set_xticks([])
+        a.set_yticks([])
+    left.suptitle("Noise images and the network's answer", fontsize=11)
+    if im is not None:
+        left.colorbar(im, ax=axes.tolist(), shrink=0.6, location="bottom", label="pixel value")
+
+    ax = mid.subplots()
+    bins = np.linspace(0, 1, 41)
+    if len(real_conf):
+        ax.hist(real_conf, bins=bins, density=True, alpha=0.55, color=C_TRAIN,
+                label=f"real test digits (mean {real_conf.mean():.2f})")
+    ax.hist(noise_conf, bins=bins, density=True, alpha=0.55, color="tab:red",
+            label=f"random noise (mean {noise_conf.mean():.2f})")
+    ax.set_xlabel("confidence: activation of the most active output")
+    ax.set_ylabel("density (share of images per unit)")
+    ax.set_title("How sure the network is")
+    ax.legend(fontsize=9)
+    ax.grid(alpha=0.3)
+
+    ax2 = right.subplots()
+    counts = np.bincount(pred, minlength=k)
+    ax2.bar(range(k), counts / max(len(pred), 1), color="tab:red")
+    ax2.set_xticks(range(k), [classes[i] if i < len(classes) else str(i) for i in range(k)])
+    ax2.set_xlabel("digit the network answers")
+    ax2.set_ylabel("share of noise images")
+    _pct_axis(ax2)
+    ax2.set_title("What it calls the noise")
+    ax2.grid(alpha=0.3, axis="y")
+    fig.suptitle(title + ": the network has no way to say 'this is not a digit'", fontweight="bold")
+    _caption(fig, f"{len(noise)} images with every pixel uniform in [0, 1]: the network's most active output is above "
+                  f"0.5 for {(noise_conf > 0.5).mean():.0%} of them"
+                  + (f" (real digits: {(real_conf > 0.5).mean():.0%})." if len(real_conf) else "."))
+    return fig
+
+
+# --- dream -------------------------------------------------------------------------
+def dream_figure(images: np.ndarray, digits: Sequence[int], start_activation: np.ndarray, final_activation: np.ndarray,
+                 trace: np.ndarray | None = None, class_means: np.ndarray | None = None,
+                 similarity: np.ndarray | None = None, classes: Sequence[str] = tuple("0123456789"),
+                 title: str = "What the network thinks each digit looks like"):
+    """The input images found by gradient ascent for each digit, side by side.
+
+    ``images`` (m, n_in) pixels in [0, 1]; ``start_activation``/``final_activation`` (m,)
+    the target output before and after; ``trace`` (steps + 1, m) its climb;
+    ``class_means`` (k, n_in) the average real images, drawn underneath for comparison.
+    """
+    m = len(images)
+    side = math.isqrt(images.shape[1])
+    nrows = 1 + (class_means is not None)
+    fig = _figure(max(12, 1.5 * m + 1), 2.2 * nrows + (3.2 if trace is not None else 0) + 1.2)
+    ratios = [1.0] * nrows + ([1.5] if trace is not None else [])
+    sub = fig.subfigures(len(ratios), 1, height_ratios=ratios, squeeze=False)[:, 0]
+    axes = np.atleast_1d(sub[0].subplots(1, m))
+    for i, a in enumerate(axes):
+        im = a.imshow(images[i].reshape(side, side), cmap=INK, vmin=0, vmax=1)
+        a.set_title(f"{classes[digits[i]]}: {start_activation[i]:.2f} -> {final_activation[i]:.2f}", fontsize=9)
+        a.set_xticks([])
+        a.set_yticks([])
+    axes[0].set_ylabel("dream", fontsize=10)
+    sub[0].colorbar(im, ax=axes.tolist(), shrink=0.8, label="pixel")
+    sub[0].suptitle("Found by gradient ascent on the input (title: digit: its output at the start -> at the end)",
+                    fontsize=10)
+    if class_means is not None:
+        axes2 = np.atleast_1d(sub[1].subplots(1, m))
+        for i, a in enumerate(axes2):
+            im2 = a.imshow(class_means[digits[i]].reshape(side, side), cmap=INK, vmin=0, vmax=1)
+            lab = f"average {classes[digits[i]]}"
+            if similarity is not None:
+                lab += f"\nr = {similarity[i]:.2f}"
+            a.set_title(lab, fontsize=9)
+            a.set_xticks([])
+            a.set_yticks([])
+        axes2[0].set_ylabel("real", fontsize=10)
+        sub[1].colorbar(im2, ax=axes2.tolist(), shrink=0.8, label="pixel")
+        sub[1].suptitle("The average real training image of each digit (r: its correlation with the dream above)",
+                        fontsize=10)
+    if trace is not None:
+        import matplotlib
+
+        ax = sub[-1].subplots()
+        cmap = matplotlib.colormaps["tab10"]
+        for i in range(m):
+            ax.plot(np.arange(trace.shape[0]), trace[:, i], color=cmap(i % 10), label=classes[digits[i]])
+        ax.set_xlabel("gradient-ascent step")
+        ax.set_ylabel("target output's activation")
+        ax.set_title("The climb: each digit's output while its image is optimised", fontsize=10)
+        ax.legend(ncol=min(m, 10), fontsize=8, title="digit", loc="lower right")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontweight="bold")
+    _caption(fig, f"Each output rose from {np.mean(start_activation):.2f} to {np.mean(final_activation):.2f} on "
+                  "average, yet the images look like noise, not like digits: the network responds to "
+                  "scattered pixels, not to strokes.")
+    return fig
+
+
+# --- shuffled labels ---------------------------------------------------------------
+def shuffled_figure(normal, shuffled, chance: float = 0.1, *, n_train: int | None = None,
+                    title: str = "Memorising random labels"):
+    """Training and test accuracy per epoch for a run on true labels and one on shuffled labels.
+
+    ``normal`` and ``shuffled`` are :class:`digitnet.train.History` objects.
+    """
+    fig = _figure(13, 5.2)
+    ax, ax_cost = fig.subplots(1, 2, width_ratios=[1.5, 1.0])
+    for h, color, name in ((normal, C_TRAIN, "true labels"), (shuffled, "tab:red", "shuffled labels")):
+        ep = [0] + [e.epoch for e in h.epochs]
+        ax.plot(ep[1:], [e.train_accuracy for e in h.epochs], "-", color=color, lw=2,
+                label=f"{name}: training accuracy")
+        ax.plot(ep, [h.initial_test_accuracy] + [e.test_accuracy for e in h.epochs], "--", color=color, lw=1.5,
+                label=f"{name}: test accuracy")
+        ax_cost.plot(ep, [h.initial_cost] + [e.cost for e in h.epochs], color=color, label=name)
+    ax.axhline(chance, color="0.3", ls=":", lw=1.5, label=f"chance ({chance:.0%})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    _pct_axis(ax)
+    ax.set_title("Accuracy: solid on the training images, dashed on the test images")
+    ax.legend(fontsize=8, loc="center right")
+    ax.grid(alpha=0.3)
+    ax_cost.set_xlabel("epoch")
+    ax_cost.set_ylabel("average training cost")
+    ax_cost.set_title("Cost on each run's own training labels")
+    ax_cost.legend(fontsize=8)
+    ax_cost.grid(alpha=0.3)
+    fig.suptitle(title + (f" ({n_train} training images)" if n_train else ""), fontweight="bold")
+    ls, ln = shuffled.epochs[-1], normal.epochs[-1]
+    _caption(fig, f"With shuffled labels the network still fits its training set ({ls.train_accuracy:.0%} right after "
+                  f"{ls.epoch} epochs) by memorising it, but its test accuracy stays near chance "
+                  f"({ls.test_accuracy:.1%}); the same network on the true labels reaches {ln.test_accuracy:.1%}.")
+    return fig

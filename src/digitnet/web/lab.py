@@ -1,0 +1,474 @@
+"""What the web page drives: the current network, its training job, and the saved models.
+
+A :class:`Lab` holds one *job*: a network, the initial weights it started from, its
+configs and what training has recorded so far (cost points, test accuracy points, epoch
+records). Training runs in one background thread at a time, a mini-batch per loop, and
+can be paused, stepped one mini-batch or one epoch, and reset to the same initial
+weights (with the same seed, so a reset run repeats itself exactly).
+
+Requests never read the weights that the training thread is changing: the thread
+publishes a copy (``snapshot``) a few times a second and after every change, and
+predictions, weight pictures and evaluations use that copy. Between mini-batches the
+thread yields the interpreter lock, and it waits while a request has asked for priority
+(:meth:`Lab.priority`), so a prediction is never stuck behind training.
+
+Nothing here speaks HTTP; :mod:`digitnet.web.app` turns these methods into endpoints
+and the :class:`~digitnet.errors.DigitnetError` subclasses below into 4xx statuses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from digitnet.config import NetworkConfig, TrainConfig
+from digitnet.data.datasets import Dataset, Split, load_mnist
+from digitnet.errors import DigitnetError, DivergenceError, ModelFileError
+from digitnet.evaluate import evaluate
+from digitnet.metrics import accuracy
+from digitnet.model_io import load_model, save_model
+from digitnet.nn.network import Network
+from digitnet.presets import get_preset
+from digitnet.train import History, Trainer
+
+MODEL_SUFFIX = ".safetensors"
+CHECKPOINT_SUFFIX = ".ckpt.safetensors"
+# A model is chosen by name, never by path: letters, digits, '_', '-' and '.', starting
+# with a letter or digit, so it cannot name a parent directory or a hidden file.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+POINTS_PER_EPOCH = 100  # cost points kept per epoch (each the mean of its mini-batches)
+SNAPSHOT_SECONDS = 0.2  # how often the training thread publishes its weights
+ACCURACY_SECONDS = 1.0  # how often it measures test accuracy while running
+PRIORITY_WAIT = 0.05  # the longest the training thread waits for requests between batches
+
+
+class Busy(DigitnetError):
+    """The request conflicts with the training job that is running (HTTP 409)."""
+
+
+class NotFound(DigitnetError):
+    """A named thing (a model) does not exist (HTTP 404)."""
+
+
+def check_model_name(name) -> str:
+    """A model name as typed in the page -> the same name, or a clear error."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ModelFileError(
+            "A model name is 1 to 64 letters, digits, '_', '-' or '.', starting with a letter or digit "
+            f"(no folders or paths); got {name!r}."
+        )
+    if name.endswith(CHECKPOINT_SUFFIX):
+        name = name[: -len(CHECKPOINT_SUFFIX)]
+    elif name.endswith(MODEL_SUFFIX):
+        name = name[: -len(MODEL_SUFFIX)]
+    if not name or name.endswith(".ckpt"):
+        raise ModelFileError(f"{name!r} is a checkpoint name; choose a model name without '.ckpt'.")
+    return name
+
+
+@dataclass
+class Job:
+    """One network and everything its training has recorded."""
+
+    id: int
+    net: Network
+    initial: Network
+    train_config: TrainConfig
+    train_size: int
+    name: str | None = None  # the saved model it came from or was saved as
+    trainer: Trainer | None = None
+    history: History = field(default_factory=History)
+    points: list[tuple[int, float]] = field(default_factory=list)  # (mini-batches done, mean cost)
+    accuracy: list[tuple[int, float]] = field(default_factory=list)  # (mini-batches done, test accuracy)
+    batches: int = 0  # mini-batches done in all
+    batch_in_epoch: int = 0
+    status: str = "ready"  # ready, running, paused, done, diverged
+    message: str | None = None
+    pending: list[float] = field(default_factory=list)  # batch costs not yet averaged into a point
+
+    @property
+    def epoch(self) -> int:
+        return len(self.history.epochs)
+
+
+class Lab:
+    """The state behind one web app: see the module docstring.
+
+    ``dataset`` defaults to MNIST (from ``data_dir`` or the copy shipped with digitnet);
+    ``model_dir`` is the only directory models are listed from, loaded from and saved to.
+    """
+
+    def __init__(self, model_dir, dataset: Dataset | None = None, data_dir=None):
+        self.model_dir = Path(model_dir)
+        if not self.model_dir.is_dir():
+            raise ModelFileError(f"The model directory {self.model_dir} does not exist. Create it or pass another one.")
+        self.data = dataset if dataset is not None else load_mnist(data_dir)
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._waiting = 0  # requests that asked the training thread to wait
+        self._waiting_lock = threading.Lock()
+        self._next_id = 0
+        self.version = 0  # bumped on every change the page may want to redraw
+        self.snapshot_version = 0  # bumped when the published weights change
+        self.snapshot: Network
+        self._eval_cache: tuple[int, dict] | None = None
+        models = self.list_models()
+        if models:
+            newest = max(models, key=lambda m: m["modified"])
+            self.job = self._job_from_file(newest["name"])
+        else:
+            net_cfg, train_cfg = get_preset("video")
+            self.job = self._new_job(net_cfg, train_cfg, len(self.data.train))
+        self._publish()
+
+    # --- jobs -----------------------------------------------------------------------
+    def _new_job(self, net_cfg: NetworkConfig, train_cfg: TrainConfig, train_size: int) -> Job:
+        net = Network.create(net_cfg, seed=train_cfg.seed)
+        self._next_id += 1
+        job = Job(self._next_id, net, net.copy(), train_cfg, train_size)
+        self._measure_initial(job)
+        return job
+
+    def _measure_initial(self, job: Job) -> None:
+        train = self._train_split(job)
+        with np.errstate(over="ignore", invalid="ignore"):
+            job.history.initial_cost = job.net.cost(train.x, train.y)
+            job.history.initial_test_accuracy = accuracy(self.data.test.y, job.net.predict(self.data.test.x))
+        if math.isfinite(job.history.initial_cost):
+            job.points.append((0, job.history.initial_cost))
+        job.accuracy.append((0, job.history.initial_test_accuracy))
+
+    def _train_split(self, job: Job) -> Split:
+        train = self.data.with_validation()[0] if job.train_config.validation else self.data.train
+        return train.subset(min(job.train_size, len(train)))
+
+    def _job_from_file(self, name: str) -> Job:
+        saved = load_model(self.model_path(name))
+        if saved.net.config.layers[0] != self.data.train.x.shape[1] or len(saved.classes) != len(self.data.classes):
+            raise ModelFileError(
+                f"The model {name!r} was made for {saved.net.config.layers[0]} inputs and {len(saved.classes)} "
+                f"classes; this app's data has {self.data.train.x.shape[1]} and {len(self.data.classes)}."
+            )
+        train_cfg = saved.train_config or TrainConfig()
+        self._next_id += 1
+        job = Job(self._next_id, saved.net, saved.initial or saved.net.copy(), train_cfg,
+                  len(self.data.train) - (10_000 if train_cfg.validation else 0), name=name)
+        job.train_size = len(self._train_split(job))
+        history = saved.history or History()
+        job.history = history
+        per_epoch = math.ceil(job.train_size / train_cfg.batch_size)
+        if history.initial_cost is not None and math.isfinite(history.initial_cost):
+            job.points.append((0, history.initial_cost))
+        if history.initial_test_accuracy is not None:
+            job.accuracy.append((0, history.initial_test_accuracy))
+        k = max(1, per_epoch // POINTS_PER_EPOCH)
+        costs = np.asarray(history.batch_costs, dtype=np.float64)
+        for start in range(0, len(costs) - len(costs) % k, k):
+            job.points.append((start + k, float(costs[start : start + k].mean())))
+        for rec in history.epochs:
+            if rec.test_accuracy is not None:
+                job.accuracy.append((rec.epoch * per_epoch, rec.test_accuracy))
+        job.batches = max(len(costs), len(history.epochs) * per_epoch)
+        job.status = "done" if job.epoch >= train_cfg.epochs else "paused" if job.epoch else "ready"
+        return job
+
+    def _replace_job(self, job: Job) -> None:
+        self.job = job
+        self._publish()
+
+    def _trainer(self) -> Trainer:
+        job = self.job
+        if job.trainer is None:
+            t = Trainer(job.net, self._train_split(job), job.train_config, test=self.data.test,
+                        validation=self.data.with_validation()[1] if job.train_config.validation else None)
+            t.history = job.history
+            t.epoch = job.epoch
+            job.trainer = t
+        return job.trainer
+
+    # --- what requests call ----------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _refuse_while_running(self, what: str) -> None:
+        if self.running:
+            raise Busy(f"A training job is running; pause it before you {what}. Only one training job runs at a time.")
+
+    def configure(self, net_cfg: NetworkConfig, train_cfg: TrainConfig, train_size: int) -> dict:
+        """Start over with a new network (random weights from ``train_cfg.seed``)."""
+        with self._lock:
+            self._refuse_while_running("set up a new network")
+            self._replace_job(self._new_job(net_cfg, train_cfg, train_size))
+            return self.state()
+
+    def reset(self) -> dict:
+        """Pause, then go back to the job's initial weights and forget its training."""
+        self.pause()
+        with self._lock:
+            self._refuse_while_running("reset")
+            old = self.job
+            self._next_id += 1
+            job = Job(self._next_id, old.initial.copy(), old.initial, old.train_config, old.train_size)
+            self._measure_initial(job)
+            self._replace_job(job)
+            return self.state()
+
+    def step(self) -> dict:
+        """Train one mini-batch now (training must not be running)."""
+        with self._lock:
+            self._refuse_while_running("step one mini-batch")
+            self._check_can_train()
+            trainer = self._trainer()
+            try:
+                self._one_batch(trainer, measure=True)
+            except DivergenceError as e:
+                self._diverged(e)
+            else:
+                if self.job.status != "done":
+                    self.job.status = "paused"
+            self._publish()
+            return self.state()
+
+    def start(self, until: str = "end") -> dict:
+        """Train in the background until the last epoch (``"end"``) or this epoch's end."""
+        with self._lock:
+            if self.running:
+                raise Busy("A training job is already running. Pause it first, or wait for it to finish: "
+                           "only one training job runs at a time.")
+            self._check_can_train()
+            trainer = self._trainer()
+            self._stop.clear()
+            self.job.status, self.job.message = "running", None
+            self._thread = threading.Thread(target=self._run, args=(self.job, trainer, until == "epoch"),
+                                            name="digitnet-training", daemon=True)
+            self._thread.start()
+            self.version += 1
+            return self.state()
+
+    def pause(self) -> dict:
+        """Stop the training thread after its current mini-batch (a no-op when idle)."""
+        thread = self._thread
+        if thread is not None:
+            self._stop.set()
+            thread.join(timeout=30)
+        with self._lock:
+            if self.job.status == "running":
+                self.job.status = "paused"
+            self.version += 1
+            return self.state()
+
+    def close(self) -> None:
+        self.pause()
+
+    def _check_can_train(self) -> None:
+        job = self.job
+        if job.epoch >= job.train_config.epochs:
+            raise Busy(f"All {job.train_config.epochs} epochs are done. Reset, or set up a network with more epochs.")
+        if job.status == "diverged":
+            raise Busy("Training diverged (the cost became NaN or infinite). Reset, or use a smaller learning rate.")
+
+    @contextlib.contextmanager
+    def priority(self):
+        """While inside, the training thread waits between mini-batches (up to 50 ms)."""
+        with self._waiting_lock:
+            self._waiting += 1
+        try:
+            yield
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
+
+    # --- the training thread ----------------------------------------------------------
+    def _run(self, job: Job, trainer: Trainer, one_epoch: bool) -> None:
+        last_snapshot = last_accuracy = time.perf_counter()
+        try:
+            while not self._stop.is_set() and not trainer.done:
+                if self._one_batch(trainer) and one_epoch:
+                    break
+                now = time.perf_counter()
+                if now - last_accuracy >= ACCURACY_SECONDS:
+                    self._measure_accuracy(job)
+                    last_accuracy = now
+                if now - last_snapshot >= SNAPSHOT_SECONDS:
+                    self._publish()
+                    last_snapshot = now
+                self._yield()
+            job.status = "done" if trainer.done else "paused"
+        except DivergenceError as e:
+            self._diverged(e)
+        except Exception as e:  # a bug: show it on the page rather than lose it in a thread
+            job.status, job.message = "paused", f"Training stopped: {type(e).__name__}: {e}"
+        finally:
+            self._publish()
+
+    def _yield(self) -> None:
+        time.sleep(0)  # let request threads take the interpreter lock between mini-batches
+        deadline = time.perf_counter() + PRIORITY_WAIT
+        while self._waiting and time.perf_counter() < deadline:
+            time.sleep(0.0005)
+
+    def _one_batch(self, trainer: Trainer, measure: bool = False) -> bool:
+        """One mini-batch (and the epoch's end if it was the last). True at an epoch's end."""
+        job = self.job
+        if job.batch_in_epoch >= trainer.batches_per_epoch:
+            job.batch_in_epoch = 0
+        cost = trainer.step()
+        job.batches += 1
+        job.batch_in_epoch += 1
+        job.pending.append(cost)
+        k = max(1, trainer.batches_per_epoch // POINTS_PER_EPOCH)
+        if len(job.pending) >= k:
+            job.points.append((job.batches, float(np.mean(job.pending))))
+            job.pending.clear()
+        if job.batch_in_epoch >= trainer.batches_per_epoch:
+            rec = trainer.run_epoch()  # no mini-batches left: this records the epoch
+            job.batch_in_epoch = 0
+            if rec.test_accuracy is not None:
+                job.accuracy.append((job.batches, rec.test_accuracy))
+            if trainer.done:
+                trainer.finish()
+                job.status = "done"
+            self.version += 1
+            return True
+        if measure:
+            self._measure_accuracy(job)
+        return False
+
+    def _measure_accuracy(self, job: Job) -> None:
+        if job.accuracy and job.accuracy[-1][0] == job.batches:
+            return
+        job.accuracy.append((job.batches, accuracy(self.data.test.y, job.net.predict(self.data.test.x))))
+        self.version += 1
+
+    def _diverged(self, e: DivergenceError) -> None:
+        self.job.status, self.job.message = "diverged", str(e)
+        self.job.trainer = None  # its position within the epoch is no longer meaningful
+
+    def _publish(self) -> None:
+        self.snapshot = self.job.net.copy()
+        self.snapshot_version += 1
+        self.version += 1
+
+    # --- reading ----------------------------------------------------------------------
+    def state(self) -> dict:
+        """The job as the page shows it (no arrays)."""
+        job = self.job
+        per_epoch = math.ceil(job.train_size / job.train_config.batch_size)
+        return {
+            "job": job.id,
+            "status": "running" if self.running and job.status == "running" else job.status,
+            "message": job.message,
+            "model": job.name,
+            "network": job.net.config.to_dict(),
+            "train": job.train_config.to_dict(),
+            "train_size": job.train_size,
+            "epoch": job.epoch,
+            "epochs": job.train_config.epochs,
+            "batch": job.batches,
+            "batch_in_epoch": job.batch_in_epoch,
+            "batches_per_epoch": per_epoch,
+            "cost": job.points[-1][1] if job.points else None,
+            "test_accuracy": job.accuracy[-1][1] if job.accuracy else None,
+            "weights_version": self.snapshot_version,
+            "n_params": job.net.n_params,
+        }
+
+    def progress_since(self, cursor: tuple[int, int, int, int] | None) -> tuple[dict, tuple[int, int, int, int]]:
+        """The state plus the points, accuracies and epoch records added since ``cursor``."""
+        job = self.job
+        job_id, n_points, n_acc, n_epochs = cursor if cursor is not None and cursor[0] == job.id else (job.id, 0, 0, 0)
+        points, acc, epochs = list(job.points), list(job.accuracy), list(job.history.epochs)
+        out = self.state()
+        out["reset"] = cursor is None or cursor[0] != job.id
+        out["points"] = points[n_points:]
+        out["accuracy"] = acc[n_acc:]
+        out["epoch_records"] = [asdict(r) for r in epochs[n_epochs:]]
+        return out, (job.id, len(points), len(acc), len(epochs))
+
+    def predict(self, x: np.ndarray) -> tuple[Network, list[np.ndarray]]:
+        """Every layer's activations for one input ``x`` (784,), from the published weights."""
+        net = self.snapshot
+        fw = net.forward(x[None, :])
+        return net, [a[0] for a in fw.activations]
+
+    def evaluation(self) -> dict:
+        """Accuracy, confusion matrix and the most confident mistakes on the test split."""
+        version, net = self.snapshot_version, self.snapshot
+        cached = self._eval_cache
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        test = self.data.test
+        r = evaluate(net, test, self.data.classes)
+        wrong = np.flatnonzero(r.predictions != test.y)
+        confidence = r.outputs[wrong, r.predictions[wrong]]
+        order = wrong[np.argsort(-confidence, kind="stable")]
+        result = {
+            "accuracy": r.accuracy,
+            "n": r.n,
+            "classes": list(self.data.classes),
+            "confusion": r.confusion.tolist(),
+            "per_class": [None if not math.isfinite(v) else float(v) for v in r.per_class],
+            "wrong": int(len(wrong)),
+            "misclassified": [
+                {"index": int(i), "label": int(test.y[i]), "predicted": int(r.predictions[i]),
+                 "confidence": float(r.outputs[i, r.predictions[i]])}
+                for i in order[:48]
+            ],
+        }
+        self._eval_cache = (version, result)
+        return result
+
+    # --- model files ------------------------------------------------------------------
+    def model_path(self, name: str) -> Path:
+        """The file of model ``name`` inside the model directory (never anywhere else)."""
+        name = check_model_name(name)
+        root = self.model_dir.resolve()
+        path = (root / f"{name}{MODEL_SUFFIX}").resolve()
+        if path.parent != root:
+            raise ModelFileError(f"The model name {name!r} does not stay inside the model directory.")
+        return path
+
+    def list_models(self) -> list[dict]:
+        """The models in the model directory, by name (checkpoints are left out)."""
+        out = []
+        for p in sorted(self.model_dir.glob(f"*{MODEL_SUFFIX}")):
+            name = p.name[: -len(MODEL_SUFFIX)]
+            if p.name.endswith(CHECKPOINT_SUFFIX) or not NAME_RE.match(name) or not p.is_file():
+                continue
+            st = p.stat()
+            out.append({"name": name, "size": st.st_size, "modified": st.st_mtime})
+        return out
+
+    def load(self, name: str) -> dict:
+        """Make the model ``name`` from the model directory the current one."""
+        with self._lock:
+            self._refuse_while_running("switch models")
+            path = self.model_path(name)
+            if not path.is_file():
+                raise NotFound(f"There is no model named {check_model_name(name)!r} in the model directory. "
+                               "Pick one from the list, or train and save one.")
+            self._replace_job(self._job_from_file(check_model_name(name)))
+            return self.state()
+
+    def save(self, name: str, overwrite: bool = False) -> dict:
+        """Save the current network (with its history and initial weights) as ``name``."""
+        with self._lock:
+            self._refuse_while_running("save")
+            name = check_model_name(name)
+            path = self.model_path(name)
+            if path.exists() and not overwrite:
+                raise Busy(f"A model named {name!r} exists already. Choose another name, or overwrite it.")
+            job = self.job
+            save_model(path, job.net, job.history, job.train_config, job.initial, self.data.name, self.data.classes)
+            job.name = name
+            self.version += 1
+            return {"name": name, "file": path.name, **self.state()}

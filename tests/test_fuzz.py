@@ -1,0 +1,206 @@
+"""Property-based fuzzing of every reader of outside data this module covers: IDX files,
+model files and images. Each reader gets thousands of mutated inputs (truncation,
+flipped bytes, huge declared dimensions, wrong dtypes, NaN and inf values); the only
+allowed outcomes are a correct result or digitnet's own clear error.
+
+``DIGITNET_FUZZ_EXAMPLES`` sets the number of inputs per reader (default 3,000);
+``fuzz/run.py`` runs the same properties much longer and reports the counts.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import os
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from digitnet.data.idx import encode_idx, gunzip, parse_idx
+from digitnet.errors import DataError, ImageError, ModelFileError
+
+N = int(os.environ.get("DIGITNET_FUZZ_EXAMPLES", "3000"))
+FUZZ = settings(max_examples=N, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+COUNTS: collections.Counter = collections.Counter()
+
+
+def mutate(data: st.DataObject, valid: bytes) -> bytes:
+    """A mutation of ``valid``: truncated, bytes flipped or overwritten, header fields set
+    to extreme values, or junk appended."""
+    b = bytearray(valid)
+    kind = data.draw(st.sampled_from(["truncate", "flip", "overwrite", "header", "append", "none"]))
+    if kind == "truncate":
+        b = b[: data.draw(st.integers(0, len(b)))]
+    elif kind == "flip":
+        for _ in range(data.draw(st.integers(1, 8))):
+            i = data.draw(st.integers(0, len(b) - 1))
+            b[i] ^= 1 << data.draw(st.integers(0, 7))
+    elif kind == "overwrite":
+        i = data.draw(st.integers(0, len(b) - 1))
+        chunk = data.draw(st.binary(min_size=1, max_size=16))
+        b[i : i + len(chunk)] = chunk
+    elif kind == "header":
+        i = data.draw(st.integers(0, min(len(b), 24) - 1))
+        value = data.draw(st.sampled_from([0, 1, 0xFF, 0x7FFFFFFF, 0xFFFFFFFF, 10**12 % 2**32]))
+        b[i : i + 4] = struct.pack(">I", value)
+    elif kind == "append":
+        b += data.draw(st.binary(min_size=1, max_size=64))
+    return bytes(b)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report():
+    yield
+    if COUNTS:
+        print("\nfuzz inputs tried per reader: " + ", ".join(f"{k}={v}" for k, v in sorted(COUNTS.items())))
+
+
+# --- IDX -----------------------------------------------------------------------------
+
+_IDX_SAMPLES = [
+    encode_idx(np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)),
+    encode_idx(np.arange(10, dtype=np.uint8)),
+    encode_idx(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)),
+]
+
+
+@FUZZ
+@given(st.data())
+def test_idx_reader(data):
+    COUNTS["idx"] += 1
+    valid = data.draw(st.sampled_from(_IDX_SAMPLES))
+    b = mutate(data, valid)
+    try:
+        a = parse_idx(b, "fuzz.idx")
+    except DataError as e:
+        assert "fuzz.idx" in str(e)
+        return
+    # Accepted: then it must be exactly what the bytes say, and re-encode to them.
+    assert encode_idx(a) == b
+
+
+@FUZZ
+@given(st.binary(max_size=200))
+def test_idx_reader_random_bytes(b):
+    COUNTS["idx-random"] += 1
+    try:
+        a = parse_idx(b)
+    except DataError:
+        return
+    assert encode_idx(a) == b
+
+
+@settings(max_examples=max(N // 10, 50), deadline=None, database=None)
+@given(st.data())
+def test_gzip_reader(data):
+    import gzip
+
+    COUNTS["gzip"] += 1
+    raw = data.draw(st.sampled_from(_IDX_SAMPLES))
+    b = mutate(data, gzip.compress(raw, mtime=0))
+    try:
+        out = gunzip(b, "f.gz", limit=10_000)
+    except DataError:
+        return
+    assert len(out) <= 10_000
+
+
+# --- model files ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_bytes(tmp_path_factory):
+    from digitnet.model_io import save_model
+    from digitnet.nn.network import Network
+
+    p = tmp_path_factory.mktemp("fz") / "m.safetensors"
+    save_model(p, Network.create((784, 3, 2), seed=0))
+    return p.read_bytes()
+
+
+def test_model_reader(model_bytes, tmp_path):
+    from digitnet.model_io import load_model
+
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(model_bytes)
+    good = load_model(path).net.params
+
+    @FUZZ
+    @given(st.data())
+    def run(data):
+        COUNTS["model"] += 1
+        b = mutate(data, model_bytes)
+        path.write_bytes(b)
+        try:
+            m = load_model(path)
+        except ModelFileError:
+            return
+        # Accepted only if the weights are exactly the saved ones (the digest covers them).
+        assert m.net.config.layers == (784, 3, 2)
+        for pa, pb in zip(m.net.params, good):
+            for k in pa:
+                assert np.array_equal(pa[k], pb[k])
+
+    run()
+
+
+def test_model_with_nan_weights_is_loaded_but_reported_as_such(tmp_path):
+    """NaN/inf weights are a valid file but an unusable model: loading says so."""
+    from digitnet.model_io import load_model, save_model
+    from digitnet.nn.network import Network
+
+    net = Network.create((784, 3, 2), seed=0)
+    net.params[0]["w"][0, 0] = np.nan
+    save_model(tmp_path / "nan.safetensors", net)
+    with pytest.raises(ModelFileError, match="NaN or infinite"):
+        load_model(tmp_path / "nan.safetensors")
+
+
+# --- images --------------------------------------------------------------------------
+
+
+def _png(arr, fmt="PNG"):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+_DIGIT = np.zeros((40, 30), np.uint8)
+_DIGIT[5:35, 12:18] = 255
+_IMAGE_SAMPLES = [_png(_DIGIT), _png(255 - _DIGIT), _png(_DIGIT, "JPEG"), _png(np.stack([_DIGIT] * 3, -1))]
+
+
+@FUZZ
+@given(st.data())
+def test_image_reader(data):
+    from digitnet.images import prepare
+
+    COUNTS["image"] += 1
+    b = mutate(data, data.draw(st.sampled_from(_IMAGE_SAMPLES)))
+    try:
+        x = prepare(b)
+    except ImageError:
+        return
+    assert x.shape == (784,) and x.dtype == np.float32
+    assert np.isfinite(x).all() and 0 <= x.min() and x.max() <= 1
+
+
+@settings(max_examples=max(N // 4, 50), deadline=None, database=None)
+@given(st.lists(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-1000, 1000)),
+                         min_size=1, max_size=12), min_size=1, max_size=12))
+def test_image_arrays_with_nan_inf_and_odd_values(rows):
+    from digitnet.images import prepare
+
+    COUNTS["image-array"] += 1
+    width = min(len(r) for r in rows)
+    arr = np.array([r[:width] for r in rows], dtype=np.float64)
+    try:
+        x = prepare(arr)
+    except ImageError:
+        return
+    assert np.isfinite(x).all() and 0 <= x.min() and x.max() <= 1
