@@ -21,6 +21,7 @@ INIT_NAMES = ("standard", "scaled", "xavier", "he")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam")
 SCHEDULE_NAMES = ("constant", "step", "cosine", "linear")
 DTYPE_NAMES = ("float32", "float64")
+PREPROCESS_NAMES = ("none", "deskew")
 AUGMENT_NAMES = ("shift", "rotate", "elastic")
 
 
@@ -94,6 +95,10 @@ class NetworkConfig:
     # ("conv:32:5", "pool:2"): conv:C:K = C filters of KxK, pool:P = PxP max-pooling, flatten,
     # dense:N. A flatten is implied before the first dense layer. () = a plain dense network.
     features: tuple[str, ...] = ()
+    # How pixels become inputs before the first layer: "none" (x = pixel / 255) or "deskew"
+    # (each digit's slant straightened first; see digitnet.images.deskew). Applied to every
+    # input the network is given: training, test, predict and the web page alike.
+    preprocess: str = "none"
 
     def __post_init__(self) -> None:
         layers = tuple(self.layers)
@@ -112,6 +117,9 @@ class NetworkConfig:
         _check_choice("cost", self.cost, COST_NAMES)
         _check_choice("init", self.init, INIT_NAMES)
         _check_choice("dtype", self.dtype, DTYPE_NAMES)
+        _check_choice("preprocess", self.preprocess, PREPROCESS_NAMES)
+        if self.preprocess == "deskew" and round(layers[0] ** 0.5) ** 2 != layers[0]:
+            raise ConfigError(f"Deskewing needs square images as input, e.g. 784 = 28x28 values; got {layers[0]}.")
         if self.cost == "cross-entropy" and self.output_activation not in ("sigmoid", "softmax"):
             raise ConfigError(
                 "The cross-entropy cost needs outputs between 0 and 1: use --output-activation "
@@ -220,6 +228,9 @@ class TrainConfig:
     max_rotation: float = 10.0  # augment "rotate": up to this many degrees either way
     elastic_alpha: float = 34.0  # augment "elastic": strength of the smoothed random displacement (Simard 2003)
     elastic_sigma: float = 4.0  # augment "elastic": smoothness (Gaussian width in pixels) of the displacement
+    # After each epoch: "full" measures cost and accuracy on the whole training set (as in the
+    # video); "batches" reports the mean cost of the epoch's mini-batches, no extra pass.
+    train_metrics: str = "full"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "step_every"):
@@ -258,6 +269,7 @@ class TrainConfig:
         for name in ("max_shift", "max_rotation", "elastic_alpha"):
             _check_positive(name, getattr(self, name), allow_zero=True)
         _check_positive("elastic_sigma", self.elastic_sigma)
+        _check_choice("train_metrics", self.train_metrics, ("full", "batches"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

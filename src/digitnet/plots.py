@@ -34,7 +34,11 @@ def _figure(width: float, height: float):
 
 
 def _caption(fig, text: str) -> None:
-    """A grey caption under the axes; the layout keeps room for it."""
+    """A grey caption under the axes, wrapped to the figure's width; the layout keeps room for it."""
+    import textwrap
+
+    width = max(40, int(fig.get_figwidth() * 100 / 7.0))  # about 7 pixels per character at 9.5 pt
+    text = "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
     lines = text.count("\n") + 1
     h = fig.get_figheight()
     bottom = min(0.3, (0.22 * lines + 0.12) / h)
@@ -134,16 +138,17 @@ def training_figure(history, title: str = "Training", smooth_window: int | None 
         per_epoch = batch.size / n_ep
         window = smooth_window or max(1, int(per_epoch // 10))
         xb = np.arange(1, batch.size + 1) / per_epoch
-        ax_cost.plot(xb, batch, color="0.8", lw=0.5, label="mini-batch cost", rasterized=True)
+        if batch.size <= 3000:  # beyond that the raw costs are a solid grey band that hides the trend
+            ax_cost.plot(xb, batch, color="0.8", lw=0.5, label="mini-batch cost", rasterized=True)
         ax_cost.plot(xb, _smooth(batch, window), color=C_TRAIN, lw=1.2, alpha=0.8,
-                     label=f"mini-batch cost, average of {window}")
+                     label=f"mini-batch cost, moving average of {window} batches")
     ex, ey = list(epochs), [e.cost for e in history.epochs]
     if history.initial_cost is not None:
         ex, ey = [0.0] + ex, [history.initial_cost] + ey
     ax_cost.plot(ex, ey, "o-", color="black", ms=4, lw=1.5, label="average cost over all training images")
     ax_cost.set_xlabel("epoch (passes over the training set)")
     ax_cost.set_ylabel("cost")
-    positive = [v for v in ey if v and v > 0] + list(batch[batch > 0])
+    positive = [v for v in ey if v and v > 0] + list(_smooth(batch, window)[batch > 0])
     if positive and max(positive) / min(positive) > 20:
         ax_cost.set_yscale("log")
     ax_cost.set_title("Cost falls as gradient descent steps downhill")
@@ -184,7 +189,7 @@ def training_figure(history, title: str = "Training", smooth_window: int | None 
     if last is not None:
         test = f", test accuracy {last.test_accuracy:.2%}" if last.test_accuracy is not None else ""
         cap = (f"After {n_ep} epochs: average cost {last.cost:.4f}, training accuracy {last.train_accuracy:.2%}{test}. "
-               "Each mini-batch's cost is noisy (grey); its moving average and the full-set cost fall together.")
+               "Each mini-batch's cost is noisy; its moving average and the full-set cost fall together.")
     else:
         cap = "No epochs recorded."
     _caption(fig, cap)
@@ -196,31 +201,28 @@ def weights_figure(learned: np.ndarray, initial: np.ndarray | None = None, *, ti
                    initial_source: str = "", caption: str | None = None):
     """Each first-layer neuron's weights as an image, beside the initial weights and the change.
 
-    ``learned`` and ``initial`` are (n_neurons, h, w). Learned and initial share one colour
-    scale (centred on 0) so they can be compared; the change has its own, finer scale.
+    ``learned`` and ``initial`` are (n_neurons, h, w). Each panel has its own colour scale
+    centred on 0 (the initial weights are often far smaller than the learned ones); the
+    colour bars give the numbers.
     """
-    panels = 1 if initial is None else 3
     n = learned.shape[0]
     cols = max(1, math.ceil(math.sqrt(n)))
-    fig = _figure(5.2 * panels + 0.6, 5.6)
-    axes = np.atleast_1d(fig.subplots(1, panels))
-    m = _symmetric_limit(learned, initial)
-    im = _mosaic_panel(axes[0], learned, DIVERGING, -m, m, "Learned weights (after training)", cols=cols)
+    panels = [(learned, "Learned weights (after training)", "weight")]
     if initial is not None:
-        _mosaic_panel(axes[1], initial, DIVERGING, -m, m,
-                      "Initial weights (before training)" + (f"\n{initial_source}" if initial_source else ""), cols=cols)
-        moved = learned - initial
-        mm = _symmetric_limit(moved)
-        im2 = _mosaic_panel(axes[2], moved, DIVERGING, -mm, mm, "How far each weight moved\n(learned - initial)", cols=cols)
-        fig.colorbar(im, ax=axes[:2], shrink=0.75, extend="both", label="weight (red +, blue -)", location="bottom")
-        fig.colorbar(im2, ax=axes[2], shrink=0.75, extend="both", label="change in weight", location="bottom")
-    else:
-        fig.colorbar(im, ax=axes[0], shrink=0.75, extend="both", label="weight (red +, blue -)", location="bottom")
+        panels.append((initial, "Initial weights (before training)" + (f"\n{initial_source}" if initial_source else ""),
+                       "initial weight"))
+        panels.append((learned - initial, "How far each weight moved\n(learned - initial)", "change in weight"))
+    fig = _figure(5.2 * len(panels) + 0.6, 6.0)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (images, name, label) in zip(axes, panels):
+        m = _symmetric_limit(images)
+        im = _mosaic_panel(ax, images, DIVERGING, -m, m, name, cols=cols)
+        fig.colorbar(im, ax=ax, shrink=0.8, extend="both", label=f"{label} (red +, blue -)", location="bottom")
     fig.suptitle(f"{title}: each of the {n} neurons' {learned.shape[1] * learned.shape[2]} weights as a "
                  f"{learned.shape[1]}x{learned.shape[2]} image", fontweight="bold")
     if caption is None:
-        caption = ("Red pixels push the neuron's weighted sum up, blue pull it down. "
-                   "The learned patterns look like noise, not like the edges and loops one might hope for.")
+        caption = ("Red pixels push the neuron's weighted sum up, blue pull it down. The learned patterns are "
+                   "blotchy and noisy, not the clean edges and loops one might hope for.")
     _caption(fig, caption)
     return fig
 
@@ -266,7 +268,7 @@ def errors_figure(confusion: np.ndarray, images: np.ndarray, true: np.ndarray, p
         for i in range(m):
             a = axes[i]
             a.imshow(images[i], cmap=INK, vmin=0, vmax=255 if images.dtype == np.uint8 else 1)
-            a.set_title(f"true {classes[true[i]]}, said {classes[predicted[i]]}\n{confidence[i]:.0%} sure", fontsize=8,
+            a.set_title(f"true {classes[true[i]]}, said {classes[predicted[i]]}\noutput {confidence[i]:.3f}", fontsize=8,
                         color="firebrick")
             a.set_axis_on()
             a.set_xticks([])
@@ -303,17 +305,16 @@ def _gradient_row(fig, axes, report, show_colorbar_label: str) -> None:
                 ymin = min(ymin, float(np.percentile(v, 0.5)))
                 ax_strip.scatter(pos + rng.uniform(-0.3, 0.3, v.size), v, s=2, alpha=0.35 if v.size > 1000 else 0.7,
                                  color=color, rasterized=True, lw=0)
-            ax_strip.annotate(f"{share:.1%}", (pos, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
-                              fontsize=8)
-            labels.append(f"{param}{ls.layer + 1}\n({g.size})")
+            labels.append(f"{param}{ls.layer + 1}\n({g.size})\n{share:.1%}")
             pos += 1
     ax_strip.set_yscale("log")
     if np.isfinite(ymin):
-        ax_strip.set_ylim(bottom=ymin)
+        top_value = max(max(ls.max_abs_w, ls.max_abs_b) for ls in report.layers)
+        ax_strip.set_ylim(bottom=max(ymin, top_value * 1e-9))  # nine decades are plenty to see the spread
     ax_strip.set_xticks(range(len(labels)), labels, fontsize=8)
-    ax_strip.set_xlabel("parameter group: w = weights, b = biases, layer number (count)")
+    ax_strip.set_xlabel("w = weights, b = biases of layer 1, 2, ...: (count), share of ||gradient||^2")
     ax_strip.set_ylabel("|dC/d parameter| (log scale)")
-    ax_strip.set_title("every component's magnitude, per layer\n(% above: share of the squared norm)", fontsize=10)
+    ax_strip.set_title("every component's magnitude, per layer", fontsize=10)
     ax_strip.grid(alpha=0.3, axis="y")
 
     top = report.top[::-1]
@@ -394,6 +395,12 @@ def activations_figure(x: np.ndarray, layers: Sequence[np.ndarray], weights: Seq
             ys = 0.5 + (ys - 0.5) * (n / 12)
         pos.append(ys)
     xs = np.arange(n_layers, dtype=float)
+    # A fan from the input (drawn on the left) into the first column: every pixel feeds every neuron.
+    fan = [[(-0.45, 0.5), (xs[0], y)] for y in pos[0]]
+    from matplotlib.collections import LineCollection
+
+    ax_net.add_collection(LineCollection(fan, colors="0.75", linewidths=0.8, zorder=1))
+    ax_net.text(-0.47, 0.5, f"{x.size}\ninputs", ha="right", va="center", fontsize=9)
     if weights is not None:
         for l in range(1, n_layers):
             w = np.asarray(weights[l], np.float64)  # (n_l, n_{l-1})
@@ -404,8 +411,6 @@ def activations_figure(x: np.ndarray, layers: Sequence[np.ndarray], weights: Seq
                     segs.append([(xs[l - 1], pos[l - 1][k]), (xs[l], pos[l][j])])
                     c = (0.85, 0.2, 0.2) if w[j, k] > 0 else (0.2, 0.35, 0.85)
                     colors.append((*c, 0.08 + 0.5 * abs(w[j, k]) / wmax))
-            from matplotlib.collections import LineCollection
-
             ax_net.add_collection(LineCollection(segs, colors=colors, linewidths=0.6, zorder=1))
     size = None
     for l, a in enumerate(layers):
@@ -423,22 +428,22 @@ def activations_figure(x: np.ndarray, layers: Sequence[np.ndarray], weights: Seq
                             fontweight="bold" if i == k else None, color="firebrick" if i == k else "0.2")
             ax_net.scatter([xs[l]], [pos[l][k]], s=size * 1.9, facecolors="none", edgecolors="firebrick",
                            linewidths=2, zorder=3)
-    ax_net.set_xlim(-0.5, n_layers - 0.5)
-    ax_net.set_ylim(-0.2, 1.05)
+    ax_net.set_xlim(-0.75, n_layers - 0.5)
+    ax_net.set_ylim(-0.3, 1.05)
     ax_net.set_axis_off()
     ax_net.set_title("activations: black 0 ... white 1" + ("; lines: weights (red +, blue -)" if weights is not None else ""))
     fig.colorbar(sc, ax=ax_net, shrink=0.6, label="neuron activation", location="right")
     if weights is not None:
         ax_net.legend(handles=[Line2D([], [], color=(0.85, 0.2, 0.2), label="positive weight"),
                                Line2D([], [], color=(0.2, 0.35, 0.85), label="negative weight")],
-                      loc="upper left", fontsize=8, frameon=False)
+                      loc="lower center", ncol=2, fontsize=8, frameon=False)
 
     out = np.asarray(layers[-1], np.float64)
     k = int(out.argmax())
     ax_out.barh(range(len(out)), out, color=["firebrick" if i == k else "0.55" for i in range(len(out))])
     ax_out.set_yticks(range(len(out)), [classes[i] if i < len(classes) else str(i) for i in range(len(out))])
     ax_out.invert_yaxis()
-    ax_out.set_xlim(0, max(1.0, float(out.max()) * 1.05))
+    ax_out.set_xlim(0, max(1.0, float(out.max())) * 1.2)
     for i, v in enumerate(out):
         ax_out.text(min(v, 1.0) + 0.02, i, f"{v:.3f}", va="center", fontsize=8)
     ax_out.set_xlabel("output activation")
@@ -561,9 +566,12 @@ def dream_figure(images: np.ndarray, digits: Sequence[int], start_activation: np
         ax.legend(ncol=min(m, 10), fontsize=8, title="digit", loc="lower right")
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontweight="bold")
+    resemblance = ""
+    if similarity is not None and np.isfinite(similarity).any():
+        resemblance = f" (correlation with the average digit r = {np.nanmean(similarity):.2f} on average)"
     _caption(fig, f"Each output rose from {np.mean(start_activation):.2f} to {np.mean(final_activation):.2f} on "
-                  "average, yet the images look like noise, not like digits: the network responds to "
-                  "scattered pixels, not to strokes.")
+                  f"average, yet the images are scattered specks, at best a faint hint of the digit's "
+                  f"shape{resemblance}:\nthe network responds to pixels here and there, not to the strokes a person sees.")
     return fig
 
 
@@ -589,7 +597,7 @@ def shuffled_figure(normal, shuffled, chance: float = 0.1, *, n_train: int | Non
     ax.set_ylim(0, 1.02)
     _pct_axis(ax)
     ax.set_title("Accuracy: solid on the training images, dashed on the test images")
-    ax.legend(fontsize=8, loc="center right")
+    ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.1, 0.34))
     ax.grid(alpha=0.3)
     ax_cost.set_xlabel("epoch")
     ax_cost.set_ylabel("average training cost")

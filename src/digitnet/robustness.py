@@ -185,10 +185,10 @@ def robustness(
     levels = levels or {}
     if n is not None and n < 1:
         raise ConfigError(f"Robustness needs at least one test image; got n={n}.")
+    if len(split) == 0:
+        raise ConfigError("Robustness needs at least one test image; the split is empty.")
     x = split.x if n is None else split.x[:n]
     y = split.y if n is None else split.y[:n]
-    if len(y) == 0:
-        raise ConfigError("Robustness needs at least one test image; the split is empty.")
     images = x.reshape(len(x), 28, 28)
     base = float((net.predict(x) == y).mean())
     curves = []

@@ -19,12 +19,13 @@ from typing import Callable
 
 import numpy as np
 
+from digitnet.augment import distort
 from digitnet.config import TrainConfig
 from digitnet.data.datasets import Split
 from digitnet.errors import ConfigError, DivergenceError
 from digitnet.metrics import accuracy
 from digitnet.nn import fast
-from digitnet.nn.network import Network, backprop
+from digitnet.nn.network import Network, backprop, feedforward_batched, total_cost
 from digitnet.optim import make_optimizer
 
 
@@ -50,6 +51,7 @@ class History:
     initial_cost: float | None = None  # average training cost before any step
     initial_test_accuracy: float | None = None
     best_epoch: int | None = None  # set when the weights kept are not the last epoch's
+    stopped_epoch: int | None = None  # early stopping ended training after this epoch
 
     def to_dict(self) -> dict:
         return {
@@ -57,6 +59,7 @@ class History:
             "initial_cost": self.initial_cost,
             "initial_test_accuracy": self.initial_test_accuracy,
             "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
         }
 
     @classmethod
@@ -67,6 +70,7 @@ class History:
             d.get("initial_cost"),
             d.get("initial_test_accuracy"),
             d.get("best_epoch"),
+            d.get("stopped_epoch"),
         )
 
 
@@ -127,7 +131,10 @@ class Trainer:
         self.test = test
         self.validation = validation
         self.dtype = np.dtype(net.config.dtype)
-        self.x = train.x.astype(self.dtype, copy=False)
+        # Inputs as the first layer sees them (deskewed if the network says so), once.
+        self.x = net.prepare_input(train.x)
+        self._test_x = net.prepare_input(test.x) if test is not None else None
+        self._validation_x = net.prepare_input(validation.x) if validation is not None else None
         self.y = train.y
         self.optimizer = make_optimizer(config.optimizer, net.params, config.momentum, config.beta2)
         self.history = History()
@@ -136,6 +143,15 @@ class Trainer:
         self._batch = 0  # next batch index within the current epoch
         self._epoch_seconds = 0.0
         self._best: tuple[float, int, list] | None = None
+        self._noise: np.random.Generator | None = None  # dropout masks and augmentation, per epoch
+        self._cost_sum = 0.0  # sum of this epoch's mini-batch costs (train_metrics="batches")
+        if config.augment:
+            side = math.isqrt(train.x.shape[1])
+            if side * side != train.x.shape[1]:
+                raise ConfigError(
+                    f"Augmentation moves pixels of square images, but the inputs have {train.x.shape[1]} "
+                    "values. Turn augmentation off for this data."
+                )
         self.use_fast = True  # False forces the reference path (backprop + optimizer) for every step
         self._fast: tuple[TrainConfig, fast.FastSGD | None] | None = None  # (config it was made for, path)
 
@@ -145,13 +161,25 @@ class Trainer:
 
     @property
     def done(self) -> bool:
-        return self.epoch >= self.config.epochs
+        return self.epoch >= self.config.epochs or self.history.stopped_epoch is not None
+
+    def _patience_ran_out(self) -> bool:
+        """Early stopping: the best validation accuracy is ``patience`` or more epochs old."""
+        accs = [e.validation_accuracy for e in self.history.epochs]
+        if not self.config.patience or not accs or accs[-1] is None:
+            return False
+        best = max(range(len(accs)), key=lambda i: accs[i])  # the first of equal bests
+        return len(accs) - 1 - best >= self.config.patience
+
+    def _accuracy(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Accuracy on inputs already prepared for the network."""
+        return accuracy(y, feedforward_batched(self.net, x).argmax(axis=1))
 
     def measure_initial(self) -> None:
         """Record the cost and test accuracy of the untrained network."""
-        self.history.initial_cost = self.net.cost(self.x, self.y)
+        self.history.initial_cost = total_cost(self.net, feedforward_batched(self.net, self.x), self.y) / len(self.y)
         if self.test is not None:
-            self.history.initial_test_accuracy = accuracy(self.test.y, self.net.predict(self.test.x))
+            self.history.initial_test_accuracy = self._accuracy(self._test_x, self.test.y)
 
     def step(self) -> float:
         """One mini-batch: backpropagate and step downhill. Returns the batch's cost.
@@ -170,19 +198,26 @@ class Trainer:
             if self._fast[1] is not None:
                 return self._fast_step(self._fast[1], idx)
         x, y = self.x[idx], self.y[idx]
+        if cfg.augment or cfg.dropout:
+            if self._noise is None:  # one stream per epoch, like the shuffle, so resuming replays it
+                self._noise = np.random.default_rng([cfg.seed, self.epoch, 1])
+            if cfg.augment:
+                x = distort(x, self._noise, cfg)
         with np.errstate(over="ignore", invalid="ignore"):
-            grad = backprop(self.net, x, y)
+            grad = backprop(self.net, x, y, cfg.dropout, self._noise) if cfg.dropout else backprop(self.net, x, y)
             if not math.isfinite(grad.cost):
                 raise DivergenceError(self._divergence_message())
-            grads = [{"w": gw, "b": gb} for gw, gb in zip(grad.nabla_w, grad.nabla_b)]
+            grads = grad.layers  # one dict per layer, aligned with net.params ({} for pool/flatten)
             if cfg.lmbda:
                 # L2 regularisation adds lmbda/(2 n) sum w^2 to the cost, so dC/dw gains (lmbda/n) w.
                 decay = cfg.lmbda / len(self.x)
                 for g, p in zip(grads, self.net.params):
-                    g["w"] = g["w"] + np.asarray(decay, self.dtype) * p["w"]
+                    if "w" in g:
+                        g["w"] = g["w"] + np.asarray(decay, self.dtype) * p["w"]
             self.optimizer.step(self.net.params, grads, epoch_eta(cfg, self.epoch))
         if cfg.record_batch_cost:
             self.history.batch_costs.append(grad.cost)
+        self._cost_sum += grad.cost
         self._batch += 1
         return grad.cost
 
@@ -232,11 +267,13 @@ class Trainer:
     def _finish_epoch(self, good: Network) -> EpochRecord:
         cfg = self.config
         eta = epoch_eta(cfg, self.epoch)
-        with np.errstate(over="ignore", invalid="ignore"):
-            out = self.net.feedforward(self.x)
-            from digitnet.nn.network import total_cost
-
-            cost = total_cost(self.net, out, self.y) / len(self.y)
+        if cfg.train_metrics == "batches":
+            # The mean cost of the epoch's mini-batches (taken before each step): no extra pass.
+            out, cost = None, self._cost_sum / max(self._batch, 1)
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = feedforward_batched(self.net, self.x)
+                cost = total_cost(self.net, out, self.y) / len(self.y)
         if not (math.isfinite(cost) and _finite(self.net)):
             self.net.params[:] = good.params
             self._order = None
@@ -244,10 +281,10 @@ class Trainer:
         rec = EpochRecord(
             epoch=self.epoch + 1,
             cost=cost,
-            train_accuracy=accuracy(self.y, out.argmax(axis=1)),
-            test_accuracy=accuracy(self.test.y, self.net.predict(self.test.x)) if self.test is not None else None,
+            train_accuracy=accuracy(self.y, out.argmax(axis=1)) if out is not None else float("nan"),
+            test_accuracy=self._accuracy(self._test_x, self.test.y) if self.test is not None else None,
             validation_accuracy=(
-                accuracy(self.validation.y, self.net.predict(self.validation.x)) if self.validation is not None else None
+                self._accuracy(self._validation_x, self.validation.y) if self.validation is not None else None
             ),
             seconds=self._epoch_seconds,
             eta=eta,
@@ -256,8 +293,12 @@ class Trainer:
         if cfg.keep_best and rec.validation_accuracy is not None:
             if self._best is None or rec.validation_accuracy > self._best[0]:
                 self._best = (rec.validation_accuracy, rec.epoch, self.net.copy().params)
+        if self._patience_ran_out():
+            self.history.stopped_epoch = rec.epoch
         self.epoch += 1
         self._order = None
+        self._noise = None
+        self._cost_sum = 0.0
         self._batch = 0
         self._epoch_seconds = 0.0
         return rec

@@ -17,6 +17,7 @@ from digitnet.config import (
     SCHEDULE_NAMES,
     NetworkConfig,
     TrainConfig,
+    parse_features,
     parse_layers,
 )
 from digitnet.presets import PRESETS
@@ -62,6 +63,17 @@ def _preset_help() -> str:
 @click.option("--lmbda", type=float, help="L2 regularisation strength (weight decay).")
 @click.option("--validation/--no-validation", default=None, help="Hold out the last 10,000 training images to validate on.")
 @click.option("--train-size", type=int, help="Train on only the first N training images (for quick experiments).")
+@click.option("--features", metavar="SPECS", help="Conv/pool layers before the dense ones, e.g. conv:32:5,pool:2,conv:32:5,pool:2 (none: a dense network).")
+@click.option("--dropout", type=float, help="Drop each hidden neuron feeding a dense layer with this probability in training, e.g. 0.2.")
+@click.option("--patience", type=int, help="Early stopping: stop after this many epochs without a better validation accuracy (needs --validation; 0: off).")
+@click.option("--keep-best/--no-keep-best", default=None, help="Keep the weights of the epoch with the best validation accuracy (needs --validation).")
+@click.option("--augment", metavar="KINDS", help="Distort each training batch at random: any of shift,rotate,elastic (none: off).")
+@click.option("--max-shift", type=float, help="Augmentation: shift by up to this many pixels (default 2).")
+@click.option("--max-rotation", type=float, help="Augmentation: turn by up to this many degrees (default 10).")
+@click.option("--elastic-alpha", type=float, help="Augmentation: strength of the elastic distortion (default 34).")
+@click.option("--elastic-sigma", type=float, help="Augmentation: smoothness of the elastic distortion in pixels (default 4).")
+@click.option("--train-metrics", type=click.Choice(["full", "batches"]), help="After each epoch, measure cost and accuracy on the whole training set (full), or report the mean mini-batch cost (batches: faster).")
+@click.option("--preprocess", type=click.Choice(["none", "deskew"]), help="How pixels become inputs: none (pixel/255) or deskew (straighten slanted digits first).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), help="Floating-point precision of the math.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None, help=f"Where to save the model [default: {DEFAULT_OUT}].")
 @click.option("--resume", type=click.Path(dir_okay=False), default=None, help="Continue from a checkpoint (MODEL.ckpt.safetensors) written by an earlier run.")
@@ -73,8 +85,9 @@ def _preset_help() -> str:
               help="Also train on your own labelled images: a folder DIR/0/*.png ... DIR/9/*.png (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end instead of the human output.")
 def train(preset, layers, activation, output_activation, cost, init, eta, batch_size, epochs, seed, schedule,
-          optimizer, momentum, lmbda, validation, train_size, dtype, out, resume, data_dir, as_json,
-          dataset="mnist", extra_images=()):
+          optimizer, momentum, lmbda, validation, train_size, preprocess, dtype, out, resume, data_dir, as_json,
+          dataset="mnist", extra_images=(), features=None, dropout=None, patience=None, keep_best=None, augment=None,
+          max_shift=None, max_rotation=None, elastic_alpha=None, elastic_sigma=None, train_metrics=None):
     """Train a network on MNIST and save it.
 
     With no options this trains the video's network (784-16-16-10 sigmoid neurons,
@@ -97,12 +110,19 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
     start = time.perf_counter()
     net_cfg, train_cfg = get_preset(preset)
     net_changes = {k: v for k, v in dict(activation=activation, output_activation=output_activation, cost=cost,
-                                         init=init, dtype=dtype).items() if v is not None}
+                                         init=init, dtype=dtype, preprocess=preprocess).items() if v is not None}
     if layers is not None:
         net_changes["layers"] = parse_layers(layers)
+    if features is not None:
+        net_changes["features"] = parse_features(features)
     train_changes = {k: v for k, v in dict(eta=eta, batch_size=batch_size, epochs=epochs, seed=seed, schedule=schedule,
                                            optimizer=optimizer, momentum=momentum, lmbda=lmbda,
                                            validation=validation, train_size=train_size).items() if v is not None}
+    train_changes.update({k: v for k, v in dict(
+        dropout=dropout, patience=patience, keep_best=keep_best, max_shift=max_shift, max_rotation=max_rotation,
+        elastic_alpha=elastic_alpha, elastic_sigma=elastic_sigma, train_metrics=train_metrics,
+        augment=None if augment is None else tuple(a.strip() for a in augment.split(",") if a.strip() not in ("", "none")),
+    ).items() if v is not None})
     net_cfg = NetworkConfig.from_dict({**net_cfg.to_dict(), **net_changes})
     train_cfg = TrainConfig.from_dict({**train_cfg.to_dict(), **train_changes})
     if out is None:
@@ -130,7 +150,7 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
             cfg, tc = trainer.net.config, trainer.config
             what = "Resuming" if resume else "Training"
             click.echo(
-                f"{what} {'-'.join(map(str, cfg.layers))} ({cfg.activation}/{cfg.output_activation}, {cfg.cost} cost, "
+                f"{what} {cfg.describe()} ({cfg.activation}/{cfg.output_activation}, {cfg.cost} cost, "
                 f"{cfg.init} init) with {tc.optimizer}, batch {tc.batch_size}, eta {tc.eta:g}, {tc.epochs} epochs, seed {tc.seed}"
                 + (f", from epoch {trainer.epoch}" if resume else "")
             )
@@ -179,6 +199,7 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
             "model": str(result.model_path),
             "interrupted": result.interrupted,
             "best_epoch": h.best_epoch,
+            "stopped_epoch": h.stopped_epoch,
             "network": result.net.config.to_dict(),
             "train": train_cfg.to_dict(),
             "seconds": elapsed,
@@ -188,6 +209,9 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
             click.echo(f"Interrupted: saved the model trained so far ({len(h.epochs)} full epochs) to {result.model_path}")
         else:
             click.echo(f"Saved the model to {result.model_path}")
+        if h.stopped_epoch is not None:
+            click.echo(f"Stopped early after epoch {h.stopped_epoch}: the validation accuracy had not improved for "
+                       f"{train_cfg.patience} epochs.")
         click.echo(f"Test accuracy: {pct(final)} on the 10,000 test images ({elapsed:.1f} s in all)")
         click.echo(f"Evaluate it with: digitnet evaluate {result.model_path}")
     if result.interrupted:
@@ -196,36 +220,112 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--data-dir", type=click.Path(file_okay=False), envvar="DIGITNET_DATA", help="Directory with the four MNIST IDX files.")
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="DIGITNET_DATA", help="Directory with the data set's four IDX files.")
+@click.option("--dataset", type=click.Choice(_dataset_names()), default=None,
+              help="The data set whose test images to use [default: the one the model was trained on].")
+@click.option("--images", type=click.Path(file_okay=False), default=None,
+              help="Test on your own labelled images instead: a folder DIR/0/*.png ... DIR/9/*.png.")
+@click.option("--robustness", "robust", is_flag=True,
+              help="Also measure how accuracy falls when the images are shifted, rotated, thickened or noised.")
+@click.option("--robustness-png", type=click.Path(dir_okay=False), default=None,
+              help="Where to draw the robustness curves [default: MODEL-robustness.png in this directory].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the robustness test's random shifts, turns and noise.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def evaluate(model, data_dir, as_json):
-    """Test a saved model on the 10,000 MNIST test images.
+def evaluate(model, data_dir, dataset, images, robust, robustness_png, seed, as_json):
+    """Test a saved model on a data set's 10,000 test images, or on your own images.
 
-    Prints the accuracy, the accuracy per digit and the confusion matrix (rows: true
-    digit, columns: predicted digit).
+    Prints the accuracy, the accuracy per class and the confusion matrix (rows: true
+    class, columns: predicted class). With --images, also the worst mistakes: the
+    pictures the network got wrong while most sure of itself.
 
     \b
-    Example:
+    Examples:
       digitnet evaluate digitnet-model.safetensors
+      digitnet evaluate fashion.safetensors --dataset fashion-mnist
+      digitnet evaluate digitnet-model.safetensors --images my-digits
+      digitnet evaluate digitnet-model.safetensors --robustness
     """
+    from pathlib import Path
+
+    from digitnet.data.datasets import DATASETS, DIGITS, TITLES
     from digitnet.evaluate import evaluate as run_eval
     from digitnet.model_io import load_model
 
     saved = load_model(model)
-    data = _load_data(data_dir)
-    r = run_eval(saved.net, data.test, saved.classes)
+    name = dataset or (saved.dataset if saved.dataset in DATASETS else "mnist")
+    folder = None
+    if images is not None:
+        from digitnet.data.folder import read_image_folder
+
+        classes = tuple(saved.classes)
+        folder = read_image_folder(images, len(classes))
+        split = folder.split
+    else:
+        data = _load_data(data_dir, name)
+        classes, split = data.classes, data.test
+    n_out = saved.net.config.layers[-1]
+    if n_out != len(classes):
+        raise click.ClickException(f"The model has {n_out} outputs but {TITLES.get(name, name)} has "
+                                   f"{len(classes)} classes; evaluate it on the data set it was trained for.")
+    r = run_eval(saved.net, split, classes)
+    mistakes = []
+    if folder is not None:
+        from digitnet.data.folder import worst_mistakes
+
+        for i in worst_mistakes(r.outputs, split.y):
+            t, p = int(split.y[i]), int(r.predictions[i])
+            mistakes.append({"file": str(folder.paths[i]), "true": classes[t], "predicted": classes[p],
+                             "output_predicted": float(r.outputs[i, p]), "output_true": float(r.outputs[i, t])})
+    rb = png = None
+    if robust:
+        from digitnet.robustness import robustness, save_robustness_png
+
+        rb = robustness(saved.net, split, seed=seed, classes=classes)
+        stem = Path(model).name.removesuffix(".safetensors")
+        what = "your images" if folder is not None else f"{TITLES.get(name, name)} test images"
+        png = save_robustness_png(rb, robustness_png or f"{stem}-robustness.png",
+                                  title=f"{Path(model).name}: accuracy as the {what} change")
     if as_json:
-        echo_json({"model": model, "accuracy": r.accuracy, "n": r.n,
-                   "per_class": {c: a for c, a in zip(saved.classes, r.per_class)},
-                   "confusion": r.confusion, "classes": list(saved.classes)})
+        echo_json({"model": model, "dataset": None if folder is not None else name, "images": images,
+                   "accuracy": r.accuracy, "n": r.n,
+                   "per_class": {c: a for c, a in zip(classes, r.per_class)},
+                   "confusion": r.confusion, "classes": list(classes),
+                   **({"worst_mistakes": mistakes} if folder is not None else {}),
+                   **({"robustness": {c.transform: {"unit": c.unit, "levels": c.levels, "accuracy": c.accuracy}
+                                      for c in rb.curves}, "robustness_png": str(png)} if rb is not None else {})})
         return
-    click.echo(f"Test accuracy: {pct(r.accuracy)} ({int(r.confusion.trace())} of {r.n} test images right)\n")
-    click.echo("Accuracy per digit:")
-    click.echo(table([[c, pct(a), str(int(r.confusion[i].sum()))] for i, (c, a) in enumerate(zip(saved.classes, r.per_class))],
-                     ["digit", "accuracy", "images"]))
-    click.echo("\nConfusion matrix (rows: true digit, columns: predicted):")
-    click.echo(table([[c] + [str(v) for v in row] for c, row in zip(saved.classes, r.confusion)],
-                     ["true\\pred"] + list(saved.classes)))
+    if name != saved.dataset and folder is None:
+        click.echo(f"Note: this model was trained on {TITLES.get(saved.dataset, saved.dataset)}; "
+                   f"testing it on {TITLES.get(name, name)}.\n")
+    right = int(r.confusion.trace())
+    if folder is not None:
+        click.echo(f"Accuracy on your images in {images}: {pct(r.accuracy)} ({right} of {r.n} images right)\n")
+    else:
+        click.echo(f"Test accuracy on {TITLES.get(name, name)}: {pct(r.accuracy)} ({right} of {r.n} test images right)\n")
+    digits = tuple(classes) == DIGITS
+    kind = "digit" if digits else "class"
+    click.echo(f"Accuracy per {kind}:")
+    click.echo(table([[c, pct(a), str(int(r.confusion[i].sum()))] for i, (c, a) in enumerate(zip(classes, r.per_class))],
+                     [kind, "accuracy", "images"]))
+    # Class names are too wide for columns: columns are numbered, rows give the number and the name.
+    rows = list(classes) if digits else [f"{i} {c}" for i, c in enumerate(classes)]
+    cols = list(classes) if digits else [str(i) for i in range(len(classes))]
+    click.echo(f"\nConfusion matrix (rows: true {kind}, columns: predicted):")
+    click.echo(table([[c] + [str(v) for v in row] for c, row in zip(rows, r.confusion)], ["true\\pred"] + cols))
+    if folder is not None:
+        if mistakes:
+            click.echo("\nWorst mistakes (the wrong answers the network was surest of):")
+            click.echo(table([[m["file"], m["true"], m["predicted"], f"{m['output_predicted']:.2f}",
+                               f"{m['output_true']:.2f}"] for m in mistakes],
+                             ["file", "true", "predicted", "its output", "true class's output"]))
+        else:
+            click.echo("\nNo mistakes.")
+    if rb is not None:
+        click.echo(f"\nRobustness on {rb.n} images (seed {rb.seed}): accuracy at each level of each change")
+        for c in rb.curves:
+            cells = " ".join(f"{lv:>5g}: {pct(a):>7}" for lv, a in zip(c.levels, c.accuracy))
+            click.echo(f"{c.transform:<8}{cells}   ({c.unit})")
+        click.echo(f"Saved the curves to {png}")
 
 
 @main.command()

@@ -39,14 +39,16 @@ from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.errors import ConfigError
 from digitnet.nn.network import Network, total_cost
 
-# TrainConfig fields this path implements; every *other* field must keep its default
-# (so options added later, such as dropout or augmentation, turn the fast path off
-# until it learns them).
+# TrainConfig fields this path implements, or that do not change a step; every *other*
+# field must keep its default, so dropout, augmentation, early stopping and options added
+# later turn the fast path off until it learns them.
 _HANDLED = frozenset(
     {
         "epochs", "batch_size", "eta", "seed", "schedule", "eta_min", "step_every", "step_factor",
-        "warmup_epochs", "lmbda", "validation", "keep_best", "record_batch_cost",
+        "warmup_epochs", "lmbda", "validation", "keep_best", "record_batch_cost", "train_size",
         "optimizer", "momentum", "beta2",
+        # read only when `augment` names a distortion, and `augment` itself turns this path off
+        "max_shift", "max_rotation", "elastic_alpha", "elastic_sigma",
     }
 )
 

@@ -147,7 +147,23 @@ class Network:
                 f"The network takes inputs of {self.config.layers[0]} values per example (rows of a "
                 f"(n, {self.config.layers[0]}) array); got an array of shape {x.shape}."
             )
-        return x.astype(self.config.dtype, copy=False)
+        return self._preprocess(x.astype(self.config.dtype, copy=False))
+
+    def _preprocess(self, x: np.ndarray) -> np.ndarray:
+        if self.config.preprocess == "deskew":
+            from digitnet.images import deskew_inputs
+
+            return deskew_inputs(x)
+        return x
+
+    def prepare_input(self, x: np.ndarray) -> np.ndarray:
+        """Pixels / 255, (n, 784) -> what the first layer sees: checked, in the network's
+        dtype, and preprocessed (deskewed) if the config says so.
+
+        The methods of this class call it on their input; the pure functions below
+        (:func:`forward`, :func:`backprop`, ...) take inputs that are already prepared.
+        """
+        return self._input(x)
 
     def forward(self, x: np.ndarray) -> Forward:
         """Run ``x`` (n, 784) through the network, keeping every z and a."""
@@ -155,11 +171,7 @@ class Network:
 
     def feedforward(self, x: np.ndarray) -> np.ndarray:
         """The output activations (n, 10) for inputs ``x`` (n, 784), in chunks to bound memory."""
-        x = self._input(x)
-        chunk = feedforward_chunk(self)
-        if len(x) <= chunk:
-            return feedforward(self, x)
-        return np.concatenate([feedforward(self, x[i : i + chunk]) for i in range(0, len(x), chunk)])
+        return feedforward_batched(self, self._input(x))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The predicted label (n,) int64: the most active output neuron."""
@@ -230,6 +242,14 @@ def feedforward_chunk(net: Network) -> int:
         default=0,
     )
     return 10_000 if not per_example else max(1, min(10_000, 16_000_000 // per_example))
+
+
+def feedforward_batched(net: Network, x: np.ndarray) -> np.ndarray:
+    """:func:`feedforward` of many prepared inputs, in chunks to bound memory."""
+    chunk = feedforward_chunk(net)
+    if len(x) <= chunk:
+        return feedforward(net, x)
+    return np.concatenate([feedforward(net, x[i : i + chunk]) for i in range(0, len(x), chunk)])
 
 
 def feedforward(net: Network, x: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ Several starts run together as arrays ``(n, d)``, each stopping on its own.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -240,7 +241,6 @@ def _run(
     gradients = np.full((steps + 1, n, d), np.nan)
     last = np.zeros(n, dtype=int)  # index of each run's last recorded point
     reasons = np.zeros(n, dtype=np.int8)  # 1 + index into STOP_REASONS once stopped
-    converged, diverged, unbounded, undefined, max_steps = range(1, 6)
 
     active = np.arange(n)  # the runs still going
     p = starts.copy()  # (m, d) their points
@@ -262,34 +262,33 @@ def _run(
         path[k, rows], values[k, rows], gradients[k, rows] = p[recorded], C[recorded], g[recorded]
         last[rows] = k
 
+        # Why each run stops here, if it does; the first reason found wins.
         code = np.zeros(len(active), dtype=np.int8)
-
-        def mark(where, reason):
-            code[(code == 0) & where] = reason
+        mark = functools.partial(_mark, code)
 
         # Blown up (nan never compares, so a nan C at a sane point is "undefined").
         huge = (np.abs(p).max(axis=1) > _BLOWUP) | ~np.isfinite(p).all(axis=1)
         huge |= np.abs(C) > _BLOWUP
         falling_away = C < C0
-        mark(huge & falling_away, unbounded)
-        mark(huge, diverged)
-        mark(~defined, undefined)
+        mark(huge & falling_away, "unbounded")
+        mark(huge, "diverged")
+        mark(~defined, "undefined")
 
         grad_norm = np.linalg.norm(g, axis=1)
-        mark((grad_norm < tol) & (np.linalg.norm(velocity, axis=1) <= settled_step), converged)
+        mark((grad_norm < tol) & (np.linalg.norm(velocity, axis=1) <= settled_step), "converged")
 
         with np.errstate(invalid="ignore"):
             rises = np.where(C > C_prev, rises + 1, 0)
             falls = np.where(C < C_prev, falls + 1, 0)
-        mark((rises >= _RISE_STEPS) & (C > C0), diverged)
+        mark((rises >= _RISE_STEPS) & (C > C0), "diverged")
         if k % _FALL_STEPS == 0:
             look = (code == 0) & (falls >= _FALL_STEPS) & (grad_norm > 0)
             if look.any():
                 endless = np.zeros(len(active), dtype=bool)
                 endless[look] = _falls_without_end(expr, p[look], C[look], g[look])
-                mark(endless, unbounded)
+                mark(endless, "unbounded")
         if k == steps:
-            mark(np.ones(len(active), dtype=bool), max_steps)
+            mark(np.ones(len(active), dtype=bool), "max_steps")
 
         reasons[active] = code
         going = code == 0
@@ -314,6 +313,11 @@ def _run(
         )
         for i in range(n)
     ]
+
+
+def _mark(code: np.ndarray, where: np.ndarray, reason: str) -> None:
+    """Give the runs ``where`` that have no stop reason yet this one (as 1 + its index)."""
+    code[(code == 0) & where] = STOP_REASONS.index(reason) + 1
 
 
 def _falls_without_end(

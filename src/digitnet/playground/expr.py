@@ -95,8 +95,9 @@ FUNCTIONS = tuple(sorted([*_ONE_ARGUMENT, *_MANY_ARGUMENTS]))
 
 
 # --- the tree ---------------------------------------------------------------------------
-# Nodes are small immutable objects. ``pos`` is where the node's text starts; ``const`` is
-# its value when it holds no variable (else None), so constant parts are checked once.
+# Nodes are small objects, never changed once built. ``pos`` is where the node's text
+# starts; ``const`` is its value when it holds no variable (else None), so constant parts
+# are computed and checked once, while parsing.
 
 _ADD, _MUL, _NEG, _POW, _ATOM = 1, 2, 3, 4, 5  # binding strength, for echoing brackets
 
@@ -136,7 +137,7 @@ class _Sum(_Node):
 
     def __init__(self, terms: list[_Node], signs: list[str]):
         self.terms, self.signs, self.pos = tuple(terms), tuple(signs), terms[0].pos
-        self.const = _fold(self)
+        self.const = _fold(self, self.terms)
 
 
 class _Product(_Node):
@@ -145,7 +146,7 @@ class _Product(_Node):
 
     def __init__(self, factors: list[_Node], ops: list[str]):
         self.factors, self.ops, self.pos = tuple(factors), tuple(ops), factors[0].pos
-        self.const = _fold(self)
+        self.const = _fold(self, self.factors)
 
 
 class _Pow(_Node):
@@ -154,7 +155,7 @@ class _Pow(_Node):
 
     def __init__(self, base: _Node, exponent: _Node):
         self.base, self.exponent, self.pos = base, exponent, base.pos
-        self.const = _fold(self)
+        self.const = _fold(self, (base, exponent))
 
 
 class _Call(_Node):
@@ -162,17 +163,11 @@ class _Call(_Node):
 
     def __init__(self, name: str, args: list[_Node], pos: int):
         self.name, self.args, self.pos = name, tuple(args), pos
-        self.const = _fold(self)
+        self.const = _fold(self, self.args)
 
 
-def _fold(node: _Node) -> np.float64 | None:
-    """The value of ``node`` if all its children are constants, else None."""
-    children = {
-        _Sum: lambda n: n.terms,
-        _Product: lambda n: n.factors,
-        _Pow: lambda n: (n.base, n.exponent),
-        _Call: lambda n: n.args,
-    }[type(node)](node)
+def _fold(node: _Node, children) -> np.float64 | None:
+    """The value of ``node`` if all its ``children`` are constants, else None."""
     if any(child.const is None for child in children):
         return None
     with np.errstate(all="ignore"):
@@ -308,11 +303,11 @@ def _unknown_name_message(word: str) -> str:
     for function in sorted(FUNCTIONS, key=len, reverse=True):
         if name.startswith(function) and len(name) > len(function):
             return (
-                f"unknown name {_short(word)!r}: write {function}({word[len(function):]}) "
-                "with brackets"
+                f"unknown name {_short(word)!r}: write "
+                f"{function}({_short(word[len(function):])}) with brackets"
             )
     if re.fullmatch(r"[xy]\d+", name):
-        return f"unknown name {word!r}: write {name[0]}^{name[1:]} for a power"
+        return f"unknown name {_short(word)!r}: write {name[0]}^{_short(name[1:])} for a power"
     return (
         f"unknown name {_short(word)!r}; a formula may use the variables x and y, "
         f"the constants pi and e, and the functions {', '.join(FUNCTIONS)}"
@@ -330,7 +325,6 @@ class _Parser:
     """
 
     def __init__(self, text: str):
-        self.text = text
         self.tokens = _tokenize(text)
         self.i = 0
         self.depth = 0
@@ -443,7 +437,8 @@ class _Parser:
             return _Num(token.value, token.text, token.pos)
         if token.kind == "frac":
             a, b = token.value
-            numerator, denominator = _Num(float(a), str(a), token.pos), _Num(float(b), str(b), token.pos)
+            numerator = _Num(float(a), str(a), token.pos)
+            denominator = _Num(float(b), str(b), token.pos)
             return _Product([numerator, denominator], ["*", "/"])
         if token.kind == "name":
             if token.text in CONSTANTS:

@@ -1,0 +1,350 @@
+"""How fast digitnet trains, side by side with the alternatives, in one run.
+
+    python benchmarks/speed.py            # the full table (several minutes)
+    python benchmarks/speed.py --quick    # 1 epoch on 10,000 images: a minute or so
+
+Every contestant trains the same network with the same hyperparameters, data and number
+of epochs; all but scikit-learn start from the *same initial weights* (digitnet's, for
+the seed). Each run is a fresh process (so peak memory is its own and no thread pool
+outlives it), and the runs are interleaved, A B C A B C ..., so that a change in the
+machine's load hits every contestant alike. The table shows, per contestant, seconds
+per epoch (the median over the repetitions; training steps only, no evaluation), test
+accuracy after the last epoch (so that nothing is made faster by doing less), peak
+resident memory of its process, and its time as a multiple of digitnet's.
+
+Contestants (each skipped if its library is not installed; ``pip install -e .[bench]``):
+
+* digitnet: ``Trainer`` with its default, fused fast path (``digitnet.nn.fast``).
+* digitnet reference: the same with ``use_fast = False``: ``backprop`` + ``optim.SGD``,
+  a straightforward vectorised float32 NumPy loop.
+* PyTorch: float32 tensors preloaded, batches by index slicing of a ``randperm``, the
+  idiomatic ``zero_grad / backward / step`` loop, ``torch.set_num_threads(threads)``.
+* PyTorch DataLoader: the same with ``TensorDataset`` + ``DataLoader(shuffle=True)``.
+* scikit-learn: ``MLPClassifier(solver="sgd", momentum=0, alpha=0)``. The nearest it
+  comes: its output layer is always softmax with the cross-entropy (log) loss and its
+  weights start Glorot-uniform, so for the video's sigmoid / quadratic network it
+  trains a different cost (with the learning rate 0.5 instead of 3.0, at which softmax
+  + cross-entropy diverges); for the wider network it matches.
+* Nielsen per-example loop: ``benchmarks/nielsen_network.py``, a Python 3 loop with the
+  structure of Nielsen's ``network.py`` (float64, one backprop per example); only for
+  the video's sigmoid / quadratic network.
+
+Thread counts: every process gets ``--threads`` (default 1) through OMP_NUM_THREADS,
+OPENBLAS_NUM_THREADS and MKL_NUM_THREADS, and PyTorch through ``set_num_threads``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+CONFIGS = {
+    "video-b10": dict(layers=(784, 16, 16, 10), activation="sigmoid", output="sigmoid", cost="quadratic",
+                      init="scaled", batch=10, eta=3.0),
+    "video-b100": dict(layers=(784, 16, 16, 10), activation="sigmoid", output="sigmoid", cost="quadratic",
+                       init="scaled", batch=100, eta=3.0),
+    "wide-relu-b128": dict(layers=(784, 256, 128, 10), activation="relu", output="softmax", cost="cross-entropy",
+                           init="he", batch=128, eta=0.1),
+}
+CONTESTANTS = ("digitnet", "digitnet-reference", "torch", "torch-dataloader", "sklearn", "nielsen")
+
+
+# --- the worker: one contestant, one configuration, in its own process -------------------
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 if sys.platform != "darwin" else kb / 2**20
+
+
+def _data(n_train: int | None):
+    from digitnet.data.datasets import load_mnist
+
+    d = load_mnist()
+    train = d.train if n_train is None else d.train.subset(n_train)
+    return train.x, train.y, d.test.x, d.test.y
+
+
+def _initial(cfg: dict, seed: int):
+    from digitnet.config import NetworkConfig
+    from digitnet.nn.network import Network
+
+    netcfg = NetworkConfig(layers=cfg["layers"], activation=cfg["activation"], output_activation=cfg["output"],
+                           cost=cfg["cost"], init=cfg["init"])
+    return Network.create(netcfg, seed=seed)
+
+
+def run_digitnet(cfg, epochs, seed, n_train, fast=True):
+    from digitnet.config import TrainConfig
+    from digitnet.data.datasets import load_mnist
+    from digitnet.metrics import accuracy
+    from digitnet.train import Trainer
+
+    d = load_mnist()
+    train = d.train if n_train is None else d.train.subset(n_train)
+    net = _initial(cfg, seed)
+    trainer = Trainer(net, train, TrainConfig(epochs=epochs, batch_size=cfg["batch"], eta=cfg["eta"], seed=seed),
+                      test=None)
+    trainer.use_fast = fast
+    seconds = 0.0
+    while not trainer.done:
+        seconds += trainer.run_epoch().seconds  # the wall time of the epoch's gradient steps
+    return seconds / epochs, accuracy(d.test.y, net.predict(d.test.x))
+
+
+def _torch_model(cfg, seed):
+    import torch
+
+    net = _initial(cfg, seed)
+    act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}[cfg["activation"]]
+    mods = []
+    for l, p in enumerate(net.params):
+        lin = torch.nn.Linear(p["w"].shape[1], p["w"].shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(p["w"].copy()))
+            lin.bias.copy_(torch.from_numpy(p["b"].copy()))
+        mods.append(lin)
+        if l < len(net.params) - 1:
+            mods.append(act())
+    if cfg["output"] == "sigmoid":
+        mods.append(torch.nn.Sigmoid())
+    return torch.nn.Sequential(*mods)  # softmax outputs: folded into CrossEntropyLoss
+
+
+def _torch_loss(cfg):
+    import torch
+
+    if cfg["cost"] == "quadratic":
+        def quadratic(a, y):  # C = 1/n sum_x 1/2 ||a - y||^2, as digitnet's
+            return 0.5 * ((a - torch.nn.functional.one_hot(y, a.shape[1]).to(a.dtype)) ** 2).sum(1).mean()
+        return quadratic
+    return torch.nn.CrossEntropyLoss()  # log-softmax + NLL, the batch mean: softmax + cross-entropy
+
+
+def run_torch(cfg, epochs, seed, n_train, threads, dataloader=False):
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    x, y, xt, yt = _data(n_train)
+    X, Y = torch.from_numpy(x), torch.from_numpy(y)
+    model = _torch_model(cfg, seed)
+    loss_fn = _torch_loss(cfg)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg["eta"])
+    B, n = cfg["batch"], len(X)
+    loader = None
+    if dataloader:
+        ds = torch.utils.data.TensorDataset(X, Y)
+        loader = torch.utils.data.DataLoader(ds, batch_size=B, shuffle=True,
+                                             generator=torch.Generator().manual_seed(seed))
+    start = time.perf_counter()
+    for _ in range(epochs):
+        if loader is not None:
+            batches = loader
+        else:
+            perm = torch.randperm(n)
+            batches = ((X[idx], Y[idx]) for idx in (perm[i : i + B] for i in range(0, n, B)))
+        for xb, yb in batches:
+            opt.zero_grad()
+            loss_fn(model(xb), yb).backward()
+            opt.step()
+    per_epoch = (time.perf_counter() - start) / epochs
+    with torch.inference_mode():
+        acc = (model(torch.from_numpy(xt)).argmax(1).numpy() == yt).mean()
+    return per_epoch, float(acc)
+
+
+def run_sklearn(cfg, epochs, seed, n_train):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    x, y, xt, yt = _data(n_train)
+    eta = 0.5 if cfg["cost"] == "quadratic" else cfg["eta"]  # see the module docstring
+    clf = MLPClassifier(
+        hidden_layer_sizes=cfg["layers"][1:-1], activation="logistic" if cfg["activation"] == "sigmoid" else "relu",
+        solver="sgd", learning_rate="constant", learning_rate_init=eta, batch_size=cfg["batch"], momentum=0.0,
+        nesterovs_momentum=False, alpha=0.0, max_iter=epochs, shuffle=True, tol=0.0, n_iter_no_change=10**9,
+        early_stopping=False, random_state=seed,
+    )
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(x, y)
+    per_epoch = (time.perf_counter() - start) / epochs
+    return per_epoch, float((clf.predict(xt) == yt).mean())
+
+
+def run_nielsen(cfg, epochs, seed, n_train):
+    import numpy as np
+
+    sys.path.insert(0, str(HERE))
+    import nielsen_network
+
+    x, y, xt, yt = _data(n_train)
+    net0 = _initial(cfg, seed)
+    net = nielsen_network.Network(list(cfg["layers"]), [p["w"] for p in net0.params], [p["b"] for p in net0.params])
+    training, test = nielsen_network.load_data(x, y, xt, yt)
+    start = time.perf_counter()
+    with np.errstate(over="ignore"):  # exp(-z) overflows to inf for very negative z: sigmoid is 0 there
+        net.SGD(training, epochs, cfg["batch"], cfg["eta"], seed=seed)
+    per_epoch = (time.perf_counter() - start) / epochs
+    with np.errstate(over="ignore"):
+        acc = net.evaluate(test) / len(test)
+    return per_epoch, acc
+
+
+def worker(args) -> None:
+    cfg = CONFIGS[args.config]
+    name, e, s, n = args.worker, args.epochs, args.seed, args.train_size
+    if name == "digitnet":
+        per_epoch, acc = run_digitnet(cfg, e, s, n)
+    elif name == "digitnet-reference":
+        per_epoch, acc = run_digitnet(cfg, e, s, n, fast=False)
+    elif name == "torch":
+        per_epoch, acc = run_torch(cfg, e, s, n, args.threads)
+    elif name == "torch-dataloader":
+        per_epoch, acc = run_torch(cfg, e, s, n, args.threads, dataloader=True)
+    elif name == "sklearn":
+        per_epoch, acc = run_sklearn(cfg, e, s, n)
+    elif name == "nielsen":
+        per_epoch, acc = run_nielsen(cfg, e, s, n)
+    else:
+        raise SystemExit(f"unknown contestant {name!r}")
+    print(json.dumps({"seconds_per_epoch": per_epoch, "accuracy": acc, "peak_mb": _peak_rss_mb()}))
+
+
+# --- the driver -------------------------------------------------------------------------
+
+def available(name: str, config: str) -> bool:
+    import importlib.util
+
+    if name.startswith("torch"):
+        return importlib.util.find_spec("torch") is not None
+    if name == "sklearn":
+        return importlib.util.find_spec("sklearn") is not None
+    if name == "nielsen":
+        c = CONFIGS[config]
+        return c["activation"] == c["output"] == "sigmoid" and c["cost"] == "quadratic"
+    return True
+
+
+def run_one(name, config, args) -> dict:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(args.threads)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--config", config,
+           "--epochs", str(args.epochs), "--seed", str(args.seed), "--threads", str(args.threads)]
+    if args.train_size:
+        cmd += ["--train-size", str(args.train_size)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{name} on {config} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    try:
+        load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        load = "?"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, load average {load}"
+
+
+def versions() -> str:
+    parts = []
+    for mod in ("numpy", "torch", "sklearn"):
+        try:
+            parts.append(f"{mod} {__import__(mod).__version__}")
+        except ImportError:
+            parts.append(f"{mod} not installed")
+    return ", ".join(parts)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="1 epoch on 10,000 training images, 3 repetitions")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 3; --quick: 1)")
+    p.add_argument("--reps", type=int, default=3, help="repetitions of each run (median taken; at least 3)")
+    p.add_argument("--threads", type=int, default=1, help="BLAS / OpenMP / PyTorch threads of every contestant")
+    p.add_argument("--train-size", type=int, default=None, help="train on the first N images (default all 60,000)")
+    p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}")
+    p.add_argument("--only", default=",".join(CONTESTANTS), help="comma-separated contestants to run")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=1800, help="seconds before one run is given up")
+    p.add_argument("--json", type=Path, default=None, help="also write the results to this file")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--config", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.epochs is None:
+        args.epochs = 1 if args.quick else 3
+    if args.quick and args.train_size is None:
+        args.train_size = 10_000
+    if args.worker:
+        return worker(args)
+    if args.reps < 3:
+        p.error("--reps must be at least 3: the table shows medians")
+
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    for c in configs:
+        if c not in CONFIGS:
+            p.error(f"unknown configuration {c!r}; choose from {', '.join(CONFIGS)}")
+    print(f"machine: {machine()}")
+    print(f"versions: {versions()}; threads per contestant: {args.threads}")
+    print(f"epochs per run: {args.epochs}, training images: {args.train_size or 60000}, repetitions: {args.reps}\n")
+    results: dict = {}
+    for config in configs:
+        runners = [n for n in names if available(n, config)]
+        runs: dict[str, list[dict]] = {n: [] for n in runners}
+        for rep in range(args.reps):  # interleaved: A B C A B C ...
+            for name in runners:
+                r = run_one(name, config, args)
+                runs[name].append(r)
+                print(f"  {config} rep {rep + 1}: {name:20s} {r['seconds_per_epoch']:8.3f} s/epoch", file=sys.stderr)
+        results[config] = runs
+        print(table(config, runs))
+        print()
+    print(f"load average at the end: {' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "args": vars(args) | {"json": str(args.json)},
+                                         "results": results}, indent=1, default=str))
+
+
+def table(config: str, runs: dict[str, list[dict]]) -> str:
+    c = CONFIGS[config]
+    title = (f"{config}: {'-'.join(map(str, c['layers']))}, {c['activation']}/{c['output']}, {c['cost']}, "
+             f"batch {c['batch']}, eta {c['eta']}")
+    med = {n: statistics.median(r["seconds_per_epoch"] for r in rs) for n, rs in runs.items()}
+    base = med.get("digitnet")
+    lines = [title, "| contestant | s/epoch (median) | min-max | test accuracy | peak MB | x digitnet's time |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for n, rs in runs.items():
+        t = [r["seconds_per_epoch"] for r in rs]
+        ratio = f"{med[n] / base:.1f}x" if base else "-"
+        lines.append(f"| {n} | {med[n]:.3f} | {min(t):.3f}-{max(t):.3f} | {100 * rs[-1]['accuracy']:.2f}% | "
+                     f"{max(r['peak_mb'] for r in rs):.0f} | {ratio} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

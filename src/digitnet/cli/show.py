@@ -1,0 +1,385 @@
+"""``digitnet show ...``: pictures of what a trained network learned, and the numbers behind them.
+
+Every subcommand takes a MODEL file, writes one PNG (``--out``, or ``MODEL-NAME-COMMAND.png``
+in the current directory) and prints a one-line summary of its numbers, or all of them as
+one JSON object with ``--json``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from digitnet.cli import main
+from digitnet.cli.common import echo_json, pct
+
+
+def _out_option(f):
+    return click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+                        help="Where to write the PNG [default: MODEL-NAME-COMMAND.png in the current directory].")(f)
+
+
+def _json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print the numbers as one JSON object.")(f)
+
+
+def _data_option(f):
+    return click.option("--data-dir", type=click.Path(file_okay=False), envvar="DIGITNET_DATA",
+                        help="Directory with the four MNIST IDX files (default: the copy shipped with digitnet).")(f)
+
+
+def _model_argument(f):
+    return click.argument("model", type=click.Path(dir_okay=False))(f)
+
+
+def _default_out(model: str, command: str, out: str | None) -> str:
+    if out is not None:
+        return out
+    name = Path(model).name
+    stem = name[: -len(".safetensors")] if name.endswith(".safetensors") else Path(model).stem
+    return f"{stem}-{command}.png"
+
+
+def _load(model: str):
+    from digitnet.model_io import load_model
+
+    return load_model(model)
+
+
+def _data(saved, data_dir):
+    from digitnet.data.datasets import load_dataset
+
+    return load_dataset(saved.dataset, data_dir)
+
+
+def _finish(fig, out: str, as_json: bool, numbers: dict, summary: str) -> None:
+    """Save the figure, then print the numbers (JSON) or the summary and where the PNG went."""
+    from digitnet.plots import save_figure
+
+    path = save_figure(fig, out)
+    if as_json:
+        echo_json({"png": str(path), **numbers})
+    else:
+        click.echo(summary)
+        click.echo(f"Wrote {path}")
+
+
+@main.group()
+def show() -> None:
+    """Look inside a trained network: pictures and the numbers behind them.
+
+    Each command writes a PNG (--out, or MODEL-NAME-COMMAND.png) and prints a summary,
+    or its numbers as JSON with --json.
+
+    \b
+    Examples:
+      digitnet show training digitnet-model.safetensors
+      digitnet show weights digitnet-model.safetensors --out weights.png
+      digitnet show gradient digitnet-model.safetensors --image 7 --json
+    """
+
+
+@show.command()
+@_model_argument
+@_out_option
+@_json_option
+def training(model, out, as_json):
+    """The cost and the accuracies during training, from the model's saved history.
+
+    Plots the average cost over all training images after every epoch, each mini-batch's
+    cost smoothed by a moving average, and the training and test accuracy per epoch.
+    """
+    from digitnet.errors import ModelFileError
+    from digitnet.plots import training_figure
+
+    saved = _load(model)
+    h = saved.history
+    if h is None or not h.epochs:
+        raise ModelFileError(f"{model} holds no training history (it was saved without one). Train a model with "
+                             "`digitnet train` to get one.")
+    fig = training_figure(h, title=f"Training {'-'.join(map(str, saved.net.sizes))}")
+    first, last = h.epochs[0], h.epochs[-1]
+    start_cost = h.initial_cost if h.initial_cost is not None else first.cost
+    numbers = {
+        "model": model, "initial_cost": h.initial_cost, "initial_test_accuracy": h.initial_test_accuracy,
+        "best_epoch": h.best_epoch, "n_batch_costs": len(h.batch_costs),
+        "epochs": [{"epoch": e.epoch, "cost": e.cost, "train_accuracy": e.train_accuracy,
+                    "test_accuracy": e.test_accuracy, "validation_accuracy": e.validation_accuracy,
+                    "seconds": e.seconds, "eta": e.eta} for e in h.epochs],
+    }
+    test = ""
+    if last.test_accuracy is not None:
+        test = f", test accuracy {pct(h.initial_test_accuracy)} -> {pct(last.test_accuracy)}"
+    summary = (f"{len(h.epochs)} epochs: average cost {start_cost:.4f} -> {last.cost:.4f}, training accuracy "
+               f"{pct(last.train_accuracy)}{test}.")
+    _finish(fig, _default_out(model, "training", out), as_json, numbers, summary)
+
+
+@show.command()
+@_model_argument
+@_out_option
+@_json_option
+def weights(model, out, as_json):
+    """Every first-layer neuron's 784 weights as a 28x28 image, as in the video.
+
+    Beside the learned weights: the initial ones (kept in the model file, or recreated from
+    its seed) and how far each weight moved. Red is positive, blue negative, white 0.
+    """
+    from digitnet.explain import initial_network, weights_report
+    from digitnet.plots import weights_figure
+
+    saved = _load(model)
+    initial, source = initial_network(saved)
+    report = weights_report(saved.net, initial, source)
+    fig = weights_figure(report.learned, report.initial, initial_source=source)
+    s = report.summary()
+    line = f"{s['n_neurons']} first-layer neurons, mean |w| {s['learned_mean_abs']:.3g}"
+    if report.initial is not None:
+        line += (f" (initially {s['initial_mean_abs']:.3g}); the weights moved by {s['relative_move']:.3g} times "
+                 f"their initial size; correlation of learned with initial weights {s['mean_correlation_with_initial']:.2f}.")
+    else:
+        line += f"; initial weights {source}."
+    _finish(fig, _default_out(model, "weights", out), as_json, {"model": model, **s}, line)
+
+
+@show.command()
+@_model_argument
+@click.option("--count", default=24, show_default=True, type=click.IntRange(0, 200),
+              help="How many misclassified images to show.")
+@_data_option
+@_out_option
+@_json_option
+def errors(model, count, data_dir, out, as_json):
+    """The confusion matrix and the most confident mistakes on the test set.
+
+    The gallery shows misclassified test images with the true digit, the network's answer
+    and the activation of that answer, most confident mistakes first.
+    """
+    from digitnet.evaluate import evaluate
+    from digitnet.explain import misclassified
+    from digitnet.plots import errors_figure
+
+    saved = _load(model)
+    test = _data(saved, data_dir).test
+    r = evaluate(saved.net, test, saved.classes)
+    mistakes = misclassified(r.outputs, test.y)
+    idx = mistakes.index[:count]
+    fig = errors_figure(r.confusion, test.images[idx], mistakes.true[:count], mistakes.predicted[:count],
+                        mistakes.confidence[:count], saved.classes, n_total=r.n)
+    wrong = len(mistakes.index)
+    numbers = {"model": model, "n": r.n, "wrong": wrong, "accuracy": r.accuracy, "classes": list(saved.classes),
+               "confusion": r.confusion, "mistakes": mistakes.to_list(count)}
+    line = f"{wrong} of {r.n} test images misread ({wrong / max(r.n, 1):.2%})."
+    if wrong:
+        i = 0
+        line += (f" Most confident mistake: test image {int(mistakes.index[i])}, a {saved.classes[mistakes.true[i]]} "
+                 f"read as {saved.classes[mistakes.predicted[i]]} (output {mistakes.confidence[i]:.3f}).")
+    _finish(fig, _default_out(model, "errors", out), as_json, numbers, line)
+
+
+@show.command()
+@_model_argument
+@click.option("--image", "image", default=0, show_default=True, type=click.IntRange(0),
+              help="Which training image (0-based) to take the one-example gradient of.")
+@click.option("--top", "top_k", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="How many of the largest components to list.")
+@click.option("--examples", default=None, type=click.IntRange(1),
+              help="Average over the first N training images [default: all of them].")
+@_data_option
+@_out_option
+@_json_option
+def gradient(model, image, top_k, examples, data_dir, out, as_json):
+    """Which weights matter: the gradient of the cost, for one image and for the training set.
+
+    For one training image (--image) and for the average cost over the training set, shows
+    the first layer's |dC/dw| as a 28x28 image per neuron, every component's magnitude per
+    layer, the top-k weights and biases and the share of the gradient's squared norm they
+    carry, and each layer's share. Averaging over all 60,000 images takes a few seconds.
+    """
+    from digitnet.errors import ConfigError
+    from digitnet.explain import analyse_gradient, dataset_gradient, example_gradient
+    from digitnet.plots import gradient_figure
+
+    saved = _load(model)
+    train = _data(saved, data_dir).train
+    if image >= len(train):
+        raise ConfigError(f"--image {image} is out of range: the training set has images 0 to {len(train) - 1}.")
+    n = min(examples or len(train), len(train))
+    net = saved.net
+    part = train if max(n, image + 1) == len(train) else train.subset(max(n, image + 1))  # convert only what is used
+    label = int(part.y[image])
+    one = analyse_gradient(example_gradient(net, part.x[image], label), top_k,
+                           f"Training image {image} (a {saved.classes[label]})", 1)
+    avg = analyse_gradient(dataset_gradient(net, part.x[:n], part.y[:n]), top_k, f"Average over {n} training images", n)
+    fig = gradient_figure([one, avg])
+    numbers = {"model": model, "image": image, "example": one.to_dict(), "average": avg.to_dict()}
+    shares = ", ".join(f"layer {s.layer + 1} {s.share:.1%}" for s in avg.layers)
+    line = (f"One image: the top {top_k} of {one.n_components} components carry {one.top_share:.1%} of "
+            f"||gradient||^2. Training set: the top {top_k} carry {avg.top_share:.1%}, "
+            f"{avg.components_for(0.5)} carry half; per layer: {shares}.")
+    _finish(fig, _default_out(model, "gradient", out), as_json, numbers, line)
+
+
+@show.command()
+@_model_argument
+@click.argument("image", required=False, type=click.Path(dir_okay=False))
+@click.option("--test-index", type=click.IntRange(0), default=None,
+              help="Use MNIST test image N instead of an image file.")
+@_data_option
+@_out_option
+@_json_option
+def activations(model, image, test_index, data_dir, out, as_json):
+    """Every layer's activations for one image, as the video's columns of neurons.
+
+    IMAGE is a PNG or JPEG of one digit (prepared like MNIST: cropped, scaled into 20x20,
+    centred); or give --test-index N to use MNIST test image N.
+
+    \b
+    Examples:
+      digitnet show activations digitnet-model.safetensors my-seven.png
+      digitnet show activations digitnet-model.safetensors --test-index 0
+    """
+    from digitnet.errors import ConfigError
+    from digitnet.explain import activations as run_activations
+    from digitnet.plots import activations_figure
+
+    if (image is None) == (test_index is None):
+        raise ConfigError("Give either an IMAGE file or --test-index N (not both, not neither).")
+    saved = _load(model)
+    if image is not None:
+        from digitnet.images import prepare
+
+        x, what = prepare(image), image
+    else:
+        test = _data(saved, data_dir).test
+        if test_index >= len(test):
+            raise ConfigError(f"--test-index {test_index} is out of range: the test set has images 0 to {len(test) - 1}.")
+        x, what = test.x[test_index], f"test image {test_index} (a {saved.classes[int(test.y[test_index])]})"
+    a = run_activations(saved.net, x)
+    weights_ = saved.net.weights if all(k == "dense" for k in saved.net.kinds) else None
+    fig = activations_figure(a.x, a.layers, weights_, saved.classes, title=f"Activations for {what}")
+    k = a.prediction
+    numbers = {"model": model, "input": what, "label": saved.classes[k], **a.summary()}
+    outs = "  ".join(f"{c}:{v:.2f}" for c, v in zip(saved.classes, a.output))
+    line = f"{what}: read as {saved.classes[k]} (output {a.output[k]:.3f}). Outputs {outs}"
+    _finish(fig, _default_out(model, "activations", out), as_json, numbers, line)
+
+
+@show.command()
+@_model_argument
+@click.option("--count", default=1000, show_default=True, type=click.IntRange(1, 100_000),
+              help="How many random-noise images to feed the network.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed for the noise.")
+@_data_option
+@_out_option
+@_json_option
+def noise(model, count, seed, data_dir, out, as_json):
+    """Feed random noise to the network: it names a digit anyway, often confidently.
+
+    Compares the activation of the most active output ("confidence") on images whose
+    pixels are uniform random in [0, 1] with that on the real test digits.
+    """
+    from digitnet.explain import noise_experiment
+    from digitnet.plots import noise_figure
+
+    saved = _load(model)
+    test = _data(saved, data_dir).test
+    r = noise_experiment(saved.net, test.x, test.y, count, seed)
+    fig = noise_figure(r.noise, r.noise_outputs, r.real_outputs, saved.classes)
+    s = r.summary()
+    counts = s["noise_predicted_counts"]
+    top = sorted(range(len(counts)), key=lambda i: -counts[i])[:3]
+    called = ", ".join(f"{saved.classes[i]} {counts[i] / count:.0%}" for i in top if counts[i])
+    line = (f"On {count} noise images the most active output averages {s['noise_mean_confidence']:.2f} (above 0.5 for "
+            f"{s['noise_fraction_confident']:.0%}); on real test digits {s['real_mean_confidence']:.2f} "
+            f"({s['real_fraction_confident']:.0%}). The noise is read as: {called}.")
+    _finish(fig, _default_out(model, "noise", out), as_json, {"model": model, **s}, line)
+
+
+@show.command()
+@_model_argument
+@click.option("--steps", default=200, show_default=True, type=click.IntRange(0, 100_000), help="Gradient-ascent steps.")
+@click.option("--step-size", default=0.02, show_default=True, type=float,
+              help="How far each step moves the pixels (root mean square, pixels are 0..1).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed for the starting image's faint noise.")
+@_data_option
+@_out_option
+@_json_option
+def dream(model, steps, step_size, seed, data_dir, out, as_json):
+    """What the network thinks each digit looks like: gradient ascent on the input.
+
+    For each digit, starting from a black image with faint noise, repeatedly nudges the
+    pixels along the gradient of that digit's output (clipped to 0..1) so the output grows.
+    The ten images are shown beside the average real image of each digit: they look like
+    scattered specks, not like digits. Takes about a second.
+    """
+    from digitnet.explain import class_means, dream as run_dream
+    from digitnet.plots import dream_figure
+
+    saved = _load(model)
+    means = class_means(_data(saved, data_dir).train, saved.net.sizes[-1])
+    r = run_dream(saved.net, steps=steps, step_size=step_size, seed=seed, class_means=means)
+    sim = r.similarity_to_digits()
+    fig = dream_figure(r.images, r.digits, r.start_activation, r.final_activation, r.trace, r.class_means, sim,
+                       saved.classes)
+    s = r.summary()
+    line = (f"Each digit's output rose from {s['mean_start_activation']:.2f} to {s['mean_final_activation']:.2f} on "
+            f"average; the network reads {s['recognised']} of {len(r.digits)} dream images as their digit; their "
+            f"correlation with the average real digit is {s['mean_correlation_with_average_digit']:.2f}.")
+    _finish(fig, _default_out(model, "dream", out), as_json, {"model": model, **s}, line)
+
+
+@show.command()
+@_model_argument
+@click.option("--train-size", default=2000, show_default=True, type=click.IntRange(1),
+              help="How many training images (the first N) both runs train on.")
+@click.option("--epochs", default=60, show_default=True, type=click.IntRange(1, 10_000), help="Epochs of each run.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0),
+              help="Seed for the label shuffle, the initial weights and the batch order.")
+@_data_option
+@_out_option
+@_json_option
+def shuffled(model, train_size, epochs, seed, data_dir, out, as_json):
+    """Train the model's network on shuffled labels: it memorises, test accuracy stays at chance.
+
+    Trains a fresh network of the model's shape twice on the first --train-size training
+    images, from the same initial weights, with the model's learning rate, batch size and
+    optimiser: once with the true labels, once with the labels randomly permuted among
+    the images. Training accuracy climbs in both runs; test accuracy (on the true test
+    labels) climbs only with the true labels (Zhang et al. 2017). With the defaults
+    (2,000 images, 60 epochs, the video's 784-16-16-10 network) this takes about 10 to
+    20 seconds.
+    """
+    from tqdm import tqdm
+
+    from digitnet.config import TrainConfig
+    from digitnet.explain import shuffled_labels_experiment
+    from digitnet.plots import shuffled_figure
+
+    saved = _load(model)
+    data = _data(saved, data_dir)
+    train_cfg = saved.train_config or TrainConfig()
+    bar = None if as_json else tqdm(total=2 * epochs, desc="Training", unit="epoch", leave=False, file=sys.stderr,
+                                    dynamic_ncols=True, mininterval=0.5)
+
+    def on_epoch(run, rec):
+        if bar is not None:
+            bar.set_description(f"{run} labels")
+            bar.update(1)
+
+    try:
+        r = shuffled_labels_experiment(saved.net.config, train_cfg, data.train, data.test, min(train_size, len(data.train)),
+                                       epochs, seed, on_epoch)
+    finally:
+        if bar is not None:
+            bar.close()
+    fig = shuffled_figure(r.normal, r.shuffled, r.chance, n_train=r.n_train)
+    s = r.summary()
+    sh, no = s["shuffled"], s["normal"]
+    line = (f"Shuffled labels: training accuracy {pct(sh['train_accuracy'][0])} -> {pct(sh['final_train_accuracy'])}, "
+            f"test accuracy {pct(sh['final_test_accuracy'])} (chance {pct(r.chance)}). True labels: training "
+            f"{pct(no['final_train_accuracy'])}, test {pct(no['final_test_accuracy'])}. "
+            f"({r.n_train} images, {epochs} epochs, {r.seconds:.1f} s)")
+    _finish(fig, _default_out(model, "shuffled", out), as_json, {"model": model, **s}, line)

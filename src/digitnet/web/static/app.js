@@ -1,0 +1,932 @@
+/* digitnet's page: plain JavaScript, canvas and SVG; it talks to the JSON API under /api.
+ *
+ * Draw: the pad's pixels go to /api/predict as you draw (one request in flight at a time);
+ * the answer comes back with every layer's activations, drawn as the video's columns of
+ * neurons. Learn: buttons drive /api/train/*, and server-sent events from
+ * /api/train/events bring the cost and test accuracy as training goes. Look: the
+ * confusion matrix and mistakes from /api/evaluate, and gradient descent on a formula
+ * from /api/descent.
+ */
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const SEND_SIDE = 112; // the drawing is sent as 112x112 grey pixels (the server prepares it like MNIST)
+  const BLUE = [88, 196, 221], RED = [252, 98, 85];
+
+  const state = {
+    info: null,
+    net: null,          // /api/network: weights to draw
+    netShape: "",       // layers the SVG was built for
+    prediction: null,   // the last /api/predict answer
+    hasInk: false,
+    testIndex: null,    // a test image shown on the pad (predicted exactly, not redrawn)
+    selected: null,     // index of the first-layer neuron shown in detail
+    job: null,
+    status: null,
+    train: null,
+    points: [], accuracy: [], epochs: [],
+    weightsVersion: null,
+    descent: { view: null, start: [1, 1], result: null },
+  };
+
+  // --- helpers ------------------------------------------------------------------------
+  async function api(path, options = {}) {
+    const init = { method: options.method || "GET", headers: {} };
+    if (options.json !== undefined) {
+      init.method = options.method || "POST";
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(options.json);
+    }
+    const response = await fetch(path, init);
+    let body = null;
+    try { body = await response.json(); } catch (e) { body = null; }
+    if (!response.ok) {
+      const error = new Error((body && body.error) || `${response.status} ${response.statusText}`);
+      error.status = response.status;
+      error.body = body;
+      throw error;
+    }
+    return body;
+  }
+
+  let toastTimer = null;
+  function toast(message, kind = "error") {
+    const t = $("toast");
+    t.textContent = message;
+    t.className = `toast ${kind === "info" ? "info" : ""}`;
+    t.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { t.hidden = true; }, kind === "info" ? 3500 : 7000);
+  }
+
+  function bytes(b64) {
+    const s = atob(b64);
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  }
+  const floats = (b64) => new Float32Array(bytes(b64).buffer);
+  const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(1)}%`);
+  const num = (v) => Number(v).toLocaleString("en-US");
+  const clamp01 = (v) => Math.max(0, Math.min(1, v));
+
+  function svg(tag, attrs = {}, parent = null) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+    if (parent) parent.appendChild(el);
+    return el;
+  }
+
+  function greyImage(canvas, values, scale = 255) { // values: side*side numbers, 0..1 (or 0..255 with scale 1)
+    const ctx = canvas.getContext("2d");
+    const img = ctx.createImageData(canvas.width, canvas.height);
+    for (let i = 0; i < values.length; i++) {
+      const g = Math.round(values[i] * scale);
+      img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = g;
+      img.data[4 * i + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+  }
+
+  function weightImage(canvas, w, offset, count) { // blue positive, red negative, scaled to the largest |w|
+    const ctx = canvas.getContext("2d");
+    const img = ctx.createImageData(canvas.width, canvas.height);
+    let max = 1e-9;
+    for (let i = 0; i < count; i++) max = Math.max(max, Math.abs(w[offset + i]));
+    for (let i = 0; i < count; i++) {
+      const t = w[offset + i] / max;
+      const c = t >= 0 ? BLUE : RED;
+      const a = Math.abs(t);
+      img.data[4 * i] = c[0] * a; img.data[4 * i + 1] = c[1] * a; img.data[4 * i + 2] = c[2] * a;
+      img.data[4 * i + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+  }
+
+  // --- the drawing pad ----------------------------------------------------------------
+  const pad = $("pad");
+  const padCtx = pad.getContext("2d");
+  const small = document.createElement("canvas");
+  small.width = small.height = SEND_SIDE;
+  const smallCtx = small.getContext("2d", { willReadFrequently: true });
+  let drawing = false, last = null;
+
+  function clearPad() {
+    padCtx.fillStyle = "#000";
+    padCtx.fillRect(0, 0, pad.width, pad.height);
+    state.hasInk = false;
+    state.testIndex = null;
+    $("pad-note").textContent = "Draw a digit from 0 to 9 with the mouse, a pen or a finger.";
+    showBlank();
+  }
+
+  function padPoint(event) {
+    const r = pad.getBoundingClientRect();
+    return [(event.clientX - r.left) * pad.width / r.width, (event.clientY - r.top) * pad.height / r.height];
+  }
+
+  function stroke(from, to) {
+    padCtx.strokeStyle = "#fff";
+    padCtx.fillStyle = "#fff";
+    padCtx.lineWidth = 19;
+    padCtx.lineCap = "round";
+    padCtx.lineJoin = "round";
+    padCtx.beginPath();
+    padCtx.moveTo(from[0], from[1]);
+    padCtx.lineTo(to[0], to[1]);
+    padCtx.stroke();
+  }
+
+  pad.addEventListener("pointerdown", (e) => {
+    e.preventDefault();
+    pad.setPointerCapture(e.pointerId);
+    if (state.testIndex !== null) { // drawing over a test image: it becomes a drawing
+      state.testIndex = null;
+      $("pad-note").textContent = "Drawing over the test digit.";
+    }
+    drawing = true;
+    last = padPoint(e);
+    stroke(last, last);
+    state.hasInk = true;
+    requestPredict();
+  });
+  pad.addEventListener("pointermove", (e) => {
+    if (!drawing) return;
+    const p = padPoint(e);
+    stroke(last, p);
+    last = p;
+    requestPredict();
+  });
+  const stop = () => { if (drawing) { drawing = false; requestPredict(); } };
+  pad.addEventListener("pointerup", stop);
+  pad.addEventListener("pointercancel", stop);
+  $("clear").addEventListener("click", clearPad);
+
+  function padPixels() {
+    smallCtx.imageSmoothingEnabled = true;
+    smallCtx.imageSmoothingQuality = "high";
+    smallCtx.drawImage(pad, 0, 0, SEND_SIDE, SEND_SIDE);
+    const d = smallCtx.getImageData(0, 0, SEND_SIDE, SEND_SIDE).data;
+    const out = new Array(SEND_SIDE * SEND_SIDE);
+    for (let i = 0; i < out.length; i++) out[i] = d[4 * i];
+    return out;
+  }
+
+  async function showTestImage(index) {
+    const t = await api(`/api/test-image${index === undefined ? "" : `?index=${index}`}`);
+    const side = t.side;
+    const tmp = document.createElement("canvas");
+    tmp.width = tmp.height = side;
+    greyImage(tmp, bytes(t.pixels), 1);
+    padCtx.imageSmoothingEnabled = true;
+    padCtx.drawImage(tmp, 0, 0, pad.width, pad.height);
+    state.hasInk = true;
+    state.testIndex = t.index;
+    $("pad-note").textContent = `Test image #${t.index}: a ${t.label}. Draw on it to change it.`;
+    requestPredict();
+  }
+  $("random-test").addEventListener("click", () => showTestImage().catch((e) => toast(e.message)));
+
+  // --- predicting ---------------------------------------------------------------------
+  let predictBusy = false, predictAgain = false;
+  function requestPredict() {
+    if (predictBusy) { predictAgain = true; return; }
+    predictBusy = true;
+    doPredict().finally(() => {
+      predictBusy = false;
+      if (predictAgain) { predictAgain = false; requestPredict(); }
+    });
+  }
+
+  async function doPredict() {
+    if (!state.hasInk) { showBlank(); return; }
+    const body = state.testIndex !== null ? { test_index: state.testIndex }
+      : { width: SEND_SIDE, height: SEND_SIDE, pixels: padPixels() };
+    try {
+      showPrediction(await api("/api/predict", { json: body }));
+    } catch (e) {
+      if (e.status === 400 && /blank/i.test(e.message)) showBlank();
+      else toast(e.message);
+    }
+  }
+
+  function showBlank() {
+    state.prediction = null;
+    const a = $("answer");
+    a.textContent = "?";
+    a.dataset.digit = "";
+    a.classList.add("unsure");
+    $("answer-note").textContent = "its answer";
+    greyImage($("prepared"), new Float32Array(784));
+    renderBars(null);
+    updateNetworkSvg();
+  }
+
+  function showPrediction(r) {
+    state.prediction = r;
+    greyImage($("prepared"), r.input);
+    const a = $("answer");
+    a.textContent = r.label;
+    a.dataset.digit = String(r.digit);
+    const top = r.outputs[r.digit];
+    a.classList.toggle("unsure", top < 0.5);
+    $("answer-note").textContent = r.true_label === null ? `its answer (${top.toFixed(2)})`
+      : r.true_label === r.digit ? "its answer: right" : `its answer: wrong, it is a ${r.true_label}`;
+    renderBars(r.outputs, r.digit);
+    updateNetworkSvg();
+  }
+
+  function renderBars(outputs, best) {
+    const bars = $("bars");
+    if (!bars.childElementCount) {
+      for (let d = 0; d < 10; d++) {
+        const row = document.createElement("div");
+        row.className = "bar";
+        row.dataset.digit = String(d);
+        row.innerHTML = `<span class="digit">${d}</span><span class="track"><span class="fill"></span></span><span class="value"></span>`;
+        bars.appendChild(row);
+      }
+    }
+    [...bars.children].forEach((row, d) => {
+      const v = outputs ? outputs[d] : 0;
+      row.querySelector(".fill").style.width = `${(100 * clamp01(v)).toFixed(1)}%`;
+      row.querySelector(".value").textContent = outputs ? v.toFixed(2) : "";
+      row.classList.toggle("best", outputs !== null && d === best);
+    });
+  }
+
+  // --- the network's columns of neurons -------------------------------------------------
+  const netSvg = $("net-svg");
+  const MAX_SHOWN = 32; // neurons drawn per column
+  let layout = null;
+
+  function buildNetworkSvg() {
+    const layers = state.net.layers;
+    netSvg.replaceChildren();
+    const W = 640, H = 400, top = 22, bottom = 22;
+    const columns = layers.length - 1;
+    const x0 = 200, x1 = 560;
+    const cols = [];
+    for (let c = 0; c < columns; c++) {
+      const n = layers[c + 1], shown = Math.min(n, MAX_SHOWN);
+      const x = columns === 1 ? (x0 + x1) / 2 : x0 + (x1 - x0) * c / (columns - 1);
+      const gap = Math.min(34, (H - top - bottom) / shown);
+      const r = Math.max(2.5, Math.min(11, gap * 0.38));
+      const y0 = H / 2 - gap * (shown - 1) / 2;
+      cols.push({ n, shown, x, r, ys: Array.from({ length: shown }, (_, i) => y0 + i * gap) });
+    }
+    const edges = svg("g", { class: "edges" }, netSvg);
+    const fan = svg("g", { class: "fan" }, netSvg);
+    // The input: the 28x28 picture the network sees, its 784 pixels feeding the first column.
+    const img = svg("image", { x: 20, y: H / 2 - 60, width: 120, height: 120, preserveAspectRatio: "none" }, netSvg);
+    img.style.imageRendering = "pixelated";
+    svg("rect", { x: 20, y: H / 2 - 60, width: 120, height: 120, fill: "none", stroke: "#3a4656" }, netSvg);
+    svg("text", { x: 80, y: H / 2 + 80, "text-anchor": "middle" }, netSvg).textContent = `${layers[0]} inputs`;
+    const first = cols[0];
+    for (let k = 0; k < 7; k++) {
+      const ys = H / 2 - 54 + k * 18;
+      for (const y of first.ys) {
+        svg("line", { x1: 140, y1: ys, x2: first.x - first.r, y2: y, stroke: "#8b98a9", "stroke-opacity": 0.05 }, fan);
+      }
+    }
+    const edgeEls = [];
+    for (let c = 1; c < columns; c++) {
+      const a = cols[c - 1], b = cols[c], list = [];
+      for (let j = 0; j < b.shown; j++) {
+        for (let i = 0; i < a.shown; i++) {
+          list.push(svg("line", { x1: a.x + a.r, y1: a.ys[i], x2: b.x - b.r, y2: b.ys[j], "stroke-width": 1 }, edges));
+        }
+      }
+      edgeEls.push(list);
+    }
+    const neuronEls = cols.map((col, c) => col.ys.map((y, i) => {
+      const el = svg("circle", { cx: col.x, cy: y, r: col.r, class: "neuron", fill: "#000" }, netSvg);
+      el.dataset.layer = String(c);
+      el.dataset.index = String(i);
+      if (c === 0) {
+        el.classList.add("clickable");
+        el.addEventListener("click", () => selectNeuron(i));
+        svg("title", {}, el).textContent = `Hidden neuron ${i + 1}: click to see its weights`;
+      }
+      return el;
+    }));
+    cols.forEach((col, c) => {
+      const label = c === columns - 1 ? "output" : `hidden ${c + 1}`;
+      svg("text", { x: col.x, y: 14, "text-anchor": "middle" }, netSvg).textContent = label;
+      if (col.n > col.shown) {
+        svg("text", { x: col.x, y: H - 4, "text-anchor": "middle" }, netSvg).textContent = `+${col.n - col.shown} more`;
+      }
+    });
+    const out = cols[columns - 1];
+    const outLabels = out.ys.map((y, i) => {
+      const t = svg("text", { x: out.x + out.r + 10, y: y + 5, class: "out-label" }, netSvg);
+      t.textContent = state.info ? state.info.data.classes[i] : String(i);
+      return t;
+    });
+    layout = { cols, edgeEls, neuronEls, outLabels, img };
+    state.netShape = layers.join("-");
+    const params = layers.slice(1).reduce((sum, n, l) => sum + n * layers[l] + n, 0);
+    $("net-shape").textContent = `${state.netShape} · ${num(params)} weights and biases`;
+  }
+
+  function shade(a, act) { // an activation -> 0..1 brightness, as the video draws it
+    if (act === "tanh") return clamp01((a + 1) / 2);
+    return clamp01(a);
+  }
+
+  function updateNetworkSvg() {
+    if (!layout || !state.net) return;
+    const r = state.prediction;
+    const acts = r ? r.activations : null;
+    const names = state.net.layers.slice(1).map((_, c, arr) => (c === arr.length - 1 ? state.net.output_activation : state.net.activation));
+    const bright = layout.cols.map((col, c) => {
+      if (!acts) return col.ys.map(() => 0);
+      const a = acts[c].slice(0, col.shown);
+      if (names[c] === "relu" || names[c] === "identity") {
+        const m = Math.max(1e-9, ...a.map(Math.abs));
+        return a.map((v) => clamp01(v / m));
+      }
+      return a.map((v) => shade(v, names[c]));
+    });
+    layout.neuronEls.forEach((els, c) => els.forEach((el, i) => {
+      const g = Math.round(255 * bright[c][i]);
+      el.setAttribute("fill", `rgb(${g},${g},${g})`);
+    }));
+    const best = r ? r.digit : -1;
+    layout.outLabels.forEach((t, i) => t.classList.toggle("best", i === best));
+    layout.img.setAttribute("href", r ? $("prepared").toDataURL() : "");
+    // Edges: blue for positive weights, red for negative, brighter where the neuron they start from is lit.
+    state.net.deeper.forEach((layer, k) => {
+      const els = layout.edgeEls[k];
+      if (!els) return;
+      if (!layer.weights) { els.forEach((e) => e.setAttribute("stroke-opacity", 0)); return; }
+      const w = layer._w || (layer._w = floats(layer.weights));
+      const nIn = layer.shape[1], a = layout.cols[k], b = layout.cols[k + 1];
+      let max = 1e-9;
+      for (let i = 0; i < w.length; i++) max = Math.max(max, Math.abs(w[i]));
+      let e = 0;
+      for (let j = 0; j < b.shown; j++) {
+        for (let i = 0; i < a.shown; i++, e++) {
+          const v = w[j * nIn + i] / max;
+          const lit = acts ? 0.12 + 0.88 * bright[k][i] : 0.35;
+          const el = els[e];
+          el.setAttribute("stroke", v >= 0 ? "#58c4dd" : "#fc6255");
+          el.setAttribute("stroke-opacity", (Math.abs(v) * lit * 0.9).toFixed(3));
+        }
+      }
+    });
+  }
+
+  function selectNeuron(i) {
+    state.selected = i;
+    showNeuron();
+  }
+
+  function showNeuron() {
+    const i = state.selected;
+    const first = state.net && state.net.first;
+    document.querySelectorAll("#net-svg .neuron.selected, #weight-grid canvas.selected").forEach((el) => el.classList.remove("selected"));
+    if (i === null || !first || i >= first.shown || !first.side) return;
+    const w = first._w || (first._w = floats(first.weights));
+    const side = first.side;
+    const c = $("neuron-canvas");
+    c.width = c.height = side;
+    weightImage(c, w, i * side * side, side * side);
+    const a = state.prediction ? state.prediction.activations[0][i] : null;
+    $("neuron-text").textContent = `Hidden neuron ${i + 1} of ${first.neurons}: its ${side * side} incoming weights `
+      + `(blue pixels excite it, red ones inhibit it), bias ${first.biases[i].toFixed(2)}`
+      + (a === null ? "." : `, activation now ${a.toFixed(2)}.`);
+    if (layout) layout.neuronEls[0][i] && layout.neuronEls[0][i].classList.add("selected");
+    const cell = $("weight-grid").children[i];
+    if (cell) cell.classList.add("selected");
+  }
+
+  function renderWeightGrid() {
+    const first = state.net.first;
+    const grid = $("weight-grid");
+    if (!first.side) { grid.textContent = "The first layer's weights are not a square image."; return; }
+    const w = first._w || (first._w = floats(first.weights));
+    const side = first.side;
+    while (grid.childElementCount > first.shown) grid.lastChild.remove();
+    for (let i = 0; i < first.shown; i++) {
+      let c = grid.children[i];
+      if (!c) {
+        c = document.createElement("canvas");
+        c.addEventListener("click", () => { selectNeuron(i); document.getElementById("draw").scrollIntoView(); });
+        grid.appendChild(c);
+      }
+      c.width = c.height = side;
+      c.title = `Hidden neuron ${i + 1}`;
+      weightImage(c, w, i * side * side, side * side);
+    }
+  }
+
+  async function refreshNetwork() {
+    const net = await api("/api/network");
+    state.net = net;
+    if (net.layers.join("-") !== state.netShape) {
+      state.selected = null;
+      buildNetworkSvg();
+    }
+    renderWeightGrid();
+    showNeuron();
+    updateNetworkSvg();
+  }
+
+  let netTimer = null, netPending = false;
+  function scheduleNetworkRefresh() { // at most twice a second while training
+    if (netTimer) { netPending = true; return; }
+    refreshNetwork().then(() => { if (state.hasInk) requestPredict(); }).catch((e) => toast(e.message));
+    netTimer = setTimeout(() => {
+      netTimer = null;
+      if (netPending) { netPending = false; scheduleNetworkRefresh(); }
+    }, 500);
+  }
+
+  // --- learning -----------------------------------------------------------------------
+  function fillSelect(el, values, selected) {
+    el.replaceChildren(...values.map((v) => {
+      const o = document.createElement("option");
+      o.value = o.textContent = v;
+      return o;
+    }));
+    if (selected !== undefined) el.value = selected;
+  }
+
+  function showConfig(s) {
+    $("hidden").value = s.network.layers.slice(1, -1).join(",");
+    for (const k of ["activation", "output_activation", "cost"]) $(k).value = s.network[k];
+    for (const k of ["optimizer", "eta", "batch_size", "epochs", "seed"]) $(k).value = s.train[k];
+    $("train_size").value = s.train_size;
+  }
+
+  $("preset").addEventListener("change", () => {
+    const p = state.info.presets[$("preset").value];
+    showConfig({ network: p.network, train: p.train, train_size: state.info.data.train });
+  });
+
+  $("config-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const body = {
+      preset: $("preset").value,
+      hidden: $("hidden").value,
+      activation: $("activation").value,
+      output_activation: $("output_activation").value,
+      cost: $("cost").value,
+      optimizer: $("optimizer").value,
+      eta: Number($("eta").value),
+      batch_size: Number($("batch_size").value),
+      epochs: Number($("epochs").value),
+      seed: Number($("seed").value),
+      train_size: Number($("train_size").value),
+    };
+    try {
+      await api("/api/train/config", { json: body });
+      toast("A new network with random weights: press ▶ Train.", "info");
+    } catch (err) { toast(err.message); }
+  });
+
+  async function post(path, body = {}) {
+    try { return await api(path, { json: body }); } catch (e) { toast(e.message); return null; }
+  }
+  $("train-run").addEventListener("click", () => post(state.status === "running" ? "/api/train/pause" : "/api/train/start"));
+  $("train-step").addEventListener("click", () => post("/api/train/step"));
+  $("train-epoch").addEventListener("click", () => post("/api/train/start", { until: "epoch" }));
+  $("train-reset").addEventListener("click", () => post("/api/train/reset"));
+
+  function onProgress(d) {
+    const wasRunning = state.status === "running";
+    if (d.reset || d.job !== state.job) {
+      state.points = []; state.accuracy = []; state.epochs = [];
+      if (state.job !== null && d.job !== state.job) showConfig(d);
+      state.job = d.job;
+    }
+    state.points.push(...d.points);
+    state.accuracy.push(...d.accuracy);
+    state.epochs.push(...d.epoch_records);
+    state.status = d.status;
+    state.train = d;
+    renderStatus(d);
+    scheduleChart();
+    if (d.weights_version !== state.weightsVersion) {
+      state.weightsVersion = d.weights_version;
+      scheduleNetworkRefresh();
+    }
+    if (wasRunning && d.status !== "running") { evaluate(); refreshModels(); }
+  }
+
+  function renderStatus(d) {
+    const running = d.status === "running";
+    const words = { ready: "Ready", running: "Training", paused: "Paused", done: "Done", diverged: "Diverged" };
+    const parts = [
+      `<b>${words[d.status] || d.status}</b>`,
+      `epoch ${Math.min(d.epoch + (running || d.batch_in_epoch ? 1 : 0), d.epochs)} of ${d.epochs}`,
+      `mini-batch ${num(d.batch_in_epoch)} of ${num(d.batches_per_epoch)}`,
+      `cost ${d.cost === null ? "–" : d.cost.toFixed(4)}`,
+      `test accuracy ${pct(d.test_accuracy)}`,
+    ];
+    const s = $("train-status");
+    s.innerHTML = parts.join(" · ") + (d.message ? `<br><span class="muted">${escapeHtml(d.message)}</span>` : "");
+    s.dataset.status = d.status;
+    const run = $("train-run");
+    run.textContent = running ? "❚❚ Pause" : "▶ Train";
+    const finished = d.status === "done" || d.status === "diverged";
+    run.disabled = !running && finished;
+    for (const id of ["train-step", "train-epoch"]) $(id).disabled = running || finished;
+    for (const id of ["new-network", "save-model", "model-select"]) $(id).disabled = running;
+    const badge = $("model-badge");
+    badge.textContent = `${d.model || "unsaved"} · ${pct(d.test_accuracy)} test`;
+    badge.classList.toggle("good", d.test_accuracy !== null && d.test_accuracy > 0.9);
+  }
+
+  function escapeHtml(s) {
+    return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  }
+
+  let chartQueued = false;
+  function scheduleChart() {
+    if (chartQueued) return;
+    chartQueued = true;
+    requestAnimationFrame(() => { chartQueued = false; drawChart(); });
+  }
+
+  function drawChart() {
+    const chart = $("cost-chart");
+    chart.replaceChildren();
+    const W = 640, H = 260, L = 52, R = 52, T = 14, B = 34;
+    const pts = state.points, acc = state.accuracy, d = state.train;
+    chart.dataset.points = String(pts.length);
+    chart.dataset.accuracy = String(acc.length);
+    if (!d) return;
+    const per = d.batches_per_epoch;
+    const lastX = Math.max(pts.length ? pts[pts.length - 1][0] : 0, acc.length ? acc[acc.length - 1][0] : 0, d.batch);
+    const xmax = Math.max(per, Math.ceil(lastX / per) * per);
+    let ymax = 0;
+    for (const p of pts) ymax = Math.max(ymax, p[1]);
+    ymax = ymax > 0 ? niceCeil(ymax * 1.05) : 1;
+    const X = (v) => L + (W - L - R) * v / xmax;
+    const Yc = (v) => T + (H - T - B) * (1 - v / ymax);
+    const Ya = (v) => T + (H - T - B) * (1 - v);
+    for (let k = 0; k <= 4; k++) {
+      const y = T + (H - T - B) * k / 4;
+      svg("line", { x1: L, x2: W - R, y1: y, y2: y, class: "grid-line" }, chart);
+      svg("text", { x: L - 6, y: y + 4, "text-anchor": "end" }, chart).textContent = fmtTick(ymax * (1 - k / 4));
+      svg("text", { x: W - R + 6, y: y + 4 }, chart).textContent = `${100 - 25 * k}%`;
+    }
+    const epochs = Math.round(xmax / per);
+    const every = Math.max(1, Math.ceil(epochs / 10));
+    for (let e = 0; e <= epochs; e += every) {
+      const x = X(e * per);
+      if (e > 0 && e < epochs) svg("line", { x1: x, x2: x, y1: T, y2: H - B, class: "epoch-line" }, chart);
+      svg("text", { x, y: H - B + 15, "text-anchor": "middle" }, chart).textContent = String(e);
+    }
+    svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" }, chart);
+    svg("text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle" }, chart).textContent =
+      `epochs (${num(per)} mini-batches of ${d.train.batch_size} each)`;
+    svg("text", { x: 12, y: T + (H - T - B) / 2, transform: `rotate(-90 12 ${T + (H - T - B) / 2})`, "text-anchor": "middle" }, chart).textContent = "cost";
+    svg("text", { x: W - 8, y: T + (H - T - B) / 2, transform: `rotate(90 ${W - 8} ${T + (H - T - B) / 2})`, "text-anchor": "middle" }, chart).textContent = "test accuracy";
+    if (!pts.length && !acc.length) {
+      svg("text", { x: (L + W - R) / 2, y: H / 2, "text-anchor": "middle", class: "empty" }, chart).textContent = "Press ▶ Train to start descending.";
+      return;
+    }
+    if (pts.length) {
+      svg("polyline", { class: "cost-line", points: pts.map((p) => `${X(p[0]).toFixed(1)},${Yc(p[1]).toFixed(1)}`).join(" ") }, chart);
+    }
+    if (acc.length) {
+      svg("polyline", { class: "acc-line", points: acc.map((p) => `${X(p[0]).toFixed(1)},${Ya(p[1]).toFixed(1)}`).join(" ") }, chart);
+      const lastA = acc[acc.length - 1];
+      svg("circle", { cx: X(lastA[0]), cy: Ya(lastA[1]), r: 3.5, class: "acc-dot" }, chart);
+    }
+  }
+
+  function niceCeil(v) {
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  }
+  const fmtTick = (v) => (v === 0 ? "0" : v >= 10 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toPrecision(2));
+
+  function connectEvents() {
+    const es = new EventSource("/api/train/events");
+    es.addEventListener("progress", (ev) => onProgress(JSON.parse(ev.data)));
+    // EventSource reconnects by itself when the stream ends or the server restarts.
+  }
+
+  // --- models ------------------------------------------------------------------------
+  async function refreshModels() {
+    const m = await api("/api/models");
+    const select = $("model-select");
+    const options = m.models.map((x) => x.name);
+    fillSelect(select, m.current ? options : ["(unsaved network)", ...options]);
+    select.value = m.current || "(unsaved network)";
+    select.dataset.current = select.value;
+  }
+
+  $("model-select").addEventListener("change", async () => {
+    const select = $("model-select");
+    if (select.value === "(unsaved network)") return;
+    try {
+      await api("/api/models/load", { json: { name: select.value } });
+      await refreshModels();
+      evaluate();
+      toast(`Loaded ${select.value}.`, "info");
+    } catch (e) {
+      select.value = select.dataset.current;
+      toast(e.message);
+    }
+  });
+
+  async function saveModel(overwrite = false) {
+    const name = $("save-name").value.trim();
+    if (!name) { toast("Type a name for the model first."); return; }
+    try {
+      const r = await api("/api/models/save", { json: { name, overwrite } });
+      await refreshModels();
+      toast(`Saved as ${r.file} in the model folder.`, "info");
+    } catch (e) {
+      if (e.status === 409 && /exists/.test(e.message) && !overwrite && window.confirm(`${e.message}\n\nOverwrite it?`)) {
+        return saveModel(true);
+      }
+      toast(e.message);
+    }
+  }
+  $("save-model").addEventListener("click", () => saveModel());
+
+  $("save-drawing").addEventListener("click", async () => {
+    if (!state.hasInk) { toast("Draw a digit first."); return; }
+    try {
+      const r = await api("/api/drawings", { json: { label: Number($("label-select").value), width: SEND_SIDE, height: SEND_SIDE, pixels: padPixels() } });
+      toast(`Saved ${r.file}: ${r.count} drawing${r.count === 1 ? "" : "s"} of ${r.label} so far.`, "info");
+    } catch (e) { toast(e.message); }
+  });
+
+  // --- evaluation --------------------------------------------------------------------
+  async function evaluate() {
+    try { renderEvaluation(await api("/api/evaluate")); } catch (e) { toast(e.message); }
+  }
+  $("evaluate").addEventListener("click", evaluate);
+
+  function renderEvaluation(r) {
+    $("eval-summary").innerHTML = `Test accuracy <b>${pct(r.accuracy)}</b>: ${num(r.n - r.wrong)} of ${num(r.n)} test digits right.`;
+    const table = $("confusion");
+    table.replaceChildren();
+    const k = r.classes.length;
+    const head = table.insertRow();
+    const corner = document.createElement("th");
+    corner.className = "corner";
+    corner.textContent = "true↓ out→";
+    head.appendChild(corner);
+    for (const c of r.classes) { const th = document.createElement("th"); th.textContent = c; head.appendChild(th); }
+    for (let i = 0; i < k; i++) {
+      const row = table.insertRow();
+      const th = document.createElement("th");
+      th.textContent = r.classes[i];
+      row.appendChild(th);
+      const total = r.confusion[i].reduce((a, b) => a + b, 0) || 1;
+      for (let j = 0; j < k; j++) {
+        const v = r.confusion[i][j];
+        const td = row.insertCell();
+        td.textContent = String(v);
+        if (!v) td.className = "zero";
+        const share = v / total;
+        const c = i === j ? BLUE : RED;
+        const alpha = i === j ? 0.15 + 0.6 * share : Math.min(0.85, share * 6);
+        if (v) td.style.background = `rgba(${c[0]},${c[1]},${c[2]},${alpha.toFixed(3)})`;
+        td.title = `true ${r.classes[i]}, answered ${r.classes[j]}: ${v} (${(100 * share).toFixed(1)}% of the ${r.classes[i]}s)`;
+      }
+    }
+    const gallery = $("gallery");
+    gallery.replaceChildren();
+    for (const m of r.misclassified) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.title = `Test image #${m.index}: a ${m.label}, read as ${m.predicted} (${m.confidence.toFixed(2)})`;
+      const c = document.createElement("canvas");
+      c.width = c.height = 28;
+      greyImage(c, bytes(m.pixels), 1);
+      const cap = document.createElement("span");
+      cap.innerHTML = `${m.label} → <span class="wrong">${m.predicted}</span>`;
+      b.append(c, cap);
+      b.addEventListener("click", () => {
+        showTestImage(m.index).catch((e) => toast(e.message));
+        $("draw").scrollIntoView();
+      });
+      gallery.appendChild(b);
+    }
+    if (!r.misclassified.length) gallery.textContent = "No mistakes on the test set.";
+  }
+
+  // --- the gradient-descent playground -------------------------------------------------
+  const contour = $("contour");
+  const cctx = contour.getContext("2d");
+
+  async function runDescent() {
+    const d = state.descent;
+    const body = {
+      formula: $("formula").value,
+      start: d.start,
+      eta: Number($("descent-eta").value),
+      steps: Number($("descent-steps").value),
+      momentum: Number($("descent-momentum").value),
+    };
+    if (d.view) body.view = d.view;
+    try {
+      const r = await api("/api/descent", { json: body });
+      d.result = r;
+      d.view = r.view;
+      d.formula = body.formula;
+      drawDescent(r);
+      describeDescent(r);
+    } catch (e) {
+      toast(e.message);
+      if (e.body && typeof e.body.position === "number") {
+        const f = $("formula");
+        f.focus();
+        f.setSelectionRange(e.body.position, e.body.position + 1);
+      }
+    }
+  }
+
+  $("descent-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    if ($("formula").value !== state.descent.formula) state.descent.view = null; // a new formula: a fresh view
+    runDescent();
+  });
+
+  contour.addEventListener("click", (e) => {
+    const d = state.descent;
+    if (!d.view) return;
+    if ($("formula").value !== d.formula) d.view = null;
+    const r = contour.getBoundingClientRect();
+    const fx = (e.clientX - r.left) / r.width, fy = (e.clientY - r.top) / r.height;
+    const v = d.view || d.result.view;
+    const x = v[0] + fx * (v[1] - v[0]);
+    const y = v[3] - fy * (v[3] - v[2]);
+    d.start = [round4(x), round4(y)];
+    runDescent();
+  });
+  const round4 = (v) => Math.round(v * 1e4) / 1e4;
+
+  const STOPS = [[8, 14, 40], [22, 58, 99], [31, 111, 139], [88, 196, 221], [200, 230, 200], [255, 233, 168]];
+  function colormap(t) {
+    t = clamp01(t) * (STOPS.length - 1);
+    const i = Math.min(STOPS.length - 2, Math.floor(t)), f = t - i;
+    return STOPS[i].map((c, k) => c + (STOPS[i + 1][k] - c) * f);
+  }
+
+  function drawDescent(r) {
+    const W = contour.width, H = contour.height, n = r.grid.n;
+    const v = r.view;
+    const toX = (x) => (x - v[0]) / (v[1] - v[0]) * (W - 1);
+    const toY2 = (y) => (v[3] - y) / (v[3] - v[2]) * (H - 1);
+    const g = r.grid.values;
+    cctx.fillStyle = "#000";
+    cctx.fillRect(0, 0, W, H);
+    if (r.variables.length === 2) {
+      const finite = g.filter((x) => x !== null).sort((a, b) => a - b);
+      const LEVELS = 16;
+      const levels = [];
+      for (let k = 1; k < LEVELS; k++) levels.push(finite[Math.floor(k * (finite.length - 1) / LEVELS)]);
+      const level = (val) => { let lo = 0, hi = levels.length; while (lo < hi) { const m = (lo + hi) >> 1; if (levels[m] < val) lo = m + 1; else hi = m; } return lo; };
+      const img = cctx.createImageData(W, H);
+      const idx = new Float32Array(W * H);
+      for (let py = 0; py < H; py++) {
+        const fy = (H - 1 - py) / (H - 1) * (n - 1);
+        const j = Math.min(n - 2, Math.floor(fy)), ty = fy - j;
+        for (let px = 0; px < W; px++) {
+          const fx = px / (W - 1) * (n - 1);
+          const i = Math.min(n - 2, Math.floor(fx)), tx = fx - i;
+          const a = g[j * n + i], b = g[j * n + i + 1], c = g[(j + 1) * n + i], d = g[(j + 1) * n + i + 1];
+          const p = 4 * (py * W + px);
+          if (a === null || b === null || c === null || d === null) {
+            idx[py * W + px] = -1;
+            img.data[p] = img.data[p + 1] = img.data[p + 2] = ((px + py) % 8 < 2) ? 70 : 25;
+            img.data[p + 3] = 255;
+            continue;
+          }
+          const val = (a * (1 - tx) + b * tx) * (1 - ty) + (c * (1 - tx) + d * tx) * ty;
+          const l = level(val);
+          idx[py * W + px] = l;
+          const col = colormap(l / LEVELS);
+          img.data[p] = col[0] * 0.85; img.data[p + 1] = col[1] * 0.85; img.data[p + 2] = col[2] * 0.85; img.data[p + 3] = 255;
+        }
+      }
+      for (let py = 0; py < H - 1; py++) { // contour lines: where the level changes
+        for (let px = 0; px < W - 1; px++) {
+          const q = py * W + px;
+          if (idx[q] >= 0 && (idx[q] !== idx[q + 1] || idx[q] !== idx[q + W])) {
+            const p = 4 * q;
+            img.data[p] = Math.min(255, img.data[p] + 60); img.data[p + 1] = Math.min(255, img.data[p + 1] + 60); img.data[p + 2] = Math.min(255, img.data[p + 2] + 60);
+          }
+        }
+      }
+      cctx.putImageData(img, 0, 0);
+      drawAxes(toX, toY2, W, H);
+      const path = r.path.filter((p) => p.every(Number.isFinite));
+      drawPath(path.map((p) => [toX(p[0]), toY2(p[1])]));
+    } else { // one variable: the curve C(x), and the path on it
+      const ys = g.filter((x) => x !== null);
+      let lo = Math.min(...ys), hi = Math.max(...ys);
+      if (!(hi > lo)) { lo -= 1; hi += 1; }
+      const pad = (hi - lo) * 0.08;
+      lo -= pad; hi += pad;
+      const toY1 = (c) => (hi - c) / (hi - lo) * (H - 1);
+      drawAxes(toX, (y) => toY1(y), W, H, [lo, hi]);
+      cctx.strokeStyle = "#58c4dd";
+      cctx.lineWidth = 2;
+      cctx.beginPath();
+      let pen = false;
+      for (let i = 0; i < n; i++) {
+        if (g[i] === null) { pen = false; continue; }
+        const x = i / (n - 1) * (W - 1), y = toY1(g[i]);
+        if (pen) cctx.lineTo(x, y); else cctx.moveTo(x, y);
+        pen = true;
+      }
+      cctx.stroke();
+      drawPath(r.path.map((p, k) => [toX(p[0]), toY1(r.path_values[k])]).filter((p) => p.every(Number.isFinite)));
+    }
+    contour.dataset.points = String(r.path.length);
+  }
+
+  function drawAxes(toX, toY, W, H) {
+    cctx.strokeStyle = "rgba(255,255,255,0.35)";
+    cctx.lineWidth = 1;
+    cctx.beginPath();
+    const x0 = toX(0), y0 = toY(0);
+    if (x0 >= 0 && x0 <= W) { cctx.moveTo(x0, 0); cctx.lineTo(x0, H); }
+    if (y0 >= 0 && y0 <= H) { cctx.moveTo(0, y0); cctx.lineTo(W, y0); }
+    cctx.stroke();
+  }
+
+  function drawPath(pts) {
+    if (!pts.length) return;
+    cctx.strokeStyle = "#fff";
+    cctx.lineWidth = 2;
+    cctx.beginPath();
+    pts.forEach((p, i) => (i ? cctx.lineTo(p[0], p[1]) : cctx.moveTo(p[0], p[1])));
+    cctx.stroke();
+    cctx.fillStyle = "#fff";
+    const step = Math.max(1, Math.floor(pts.length / 60));
+    for (let i = 0; i < pts.length; i += step) { cctx.beginPath(); cctx.arc(pts[i][0], pts[i][1], 2.2, 0, 2 * Math.PI); cctx.fill(); }
+    const dot = (p, color, r) => { cctx.fillStyle = color; cctx.strokeStyle = "#000"; cctx.lineWidth = 1.5; cctx.beginPath(); cctx.arc(p[0], p[1], r, 0, 2 * Math.PI); cctx.fill(); cctx.stroke(); };
+    dot(pts[0], "#fff", 6);
+    dot(pts[pts.length - 1], "#ffd166", 7);
+  }
+
+  function describeDescent(r) {
+    const el = $("descent-result");
+    el.dataset.stop = r.stop_reason;
+    el.dataset.steps = String(r.steps);
+    const fmt = (p) => `(${p.map((v) => (Number.isFinite(v) ? +v.toPrecision(4) : "–")).join(", ")})`;
+    const vars = r.variables.join(", ");
+    el.innerHTML = `<dl>
+      <dt>C(${vars})</dt><dd>${escapeHtml(r.expression)}</dd>
+      <dt>start</dt><dd>${fmt(r.path[0])}</dd>
+      <dt>gradient there</dt><dd>${escapeHtml(r.gradient)}</dd>
+      <dt>end</dt><dd>${fmt(r.final)}, C = ${Number.isFinite(r.value) ? +r.value.toPrecision(5) : "–"}</dd>
+      <dt>outcome</dt><dd class="stop-${r.stop_reason}">${escapeHtml(r.explanation)}</dd>
+    </dl>`;
+    if (r.suggestion) {
+      const p = document.createElement("p");
+      p.className = "suggest";
+      p.innerHTML = `Did you mean <code>${escapeHtml(r.suggestion)}</code>? `;
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "mini";
+      b.textContent = "Try it";
+      b.addEventListener("click", () => { $("formula").value = r.suggestion; state.descent.view = null; runDescent(); });
+      p.appendChild(b);
+      el.appendChild(p);
+    }
+  }
+
+  // --- start --------------------------------------------------------------------------
+  async function start() {
+    clearPad();
+    fillSelect($("label-select"), ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    try {
+      const info = await api("/api/info");
+      state.info = info;
+      fillSelect($("preset"), Object.keys(info.presets));
+      fillSelect($("activation"), info.choices.activation);
+      fillSelect($("output_activation"), info.choices.output_activation);
+      fillSelect($("cost"), info.choices.cost);
+      fillSelect($("optimizer"), info.choices.optimizer);
+      $("train_size").max = info.data.train;
+      fillSelect($("label-select"), info.data.classes);
+      if (!info.features.drawings) $("save-drawing").hidden = true;
+      showConfig(info.state);
+      await refreshModels();
+      await refreshNetwork();
+      connectEvents();
+      evaluate();
+      runDescent();
+      document.body.dataset.ready = "1";
+    } catch (e) {
+      toast(`The app could not start: ${e.message}`);
+    }
+  }
+  start();
+})();

@@ -1,0 +1,257 @@
+"""Convolution, max-pooling and flatten layers: the math against finite differences and a
+direct definition, networks that mix them with dense layers, and model files that hold them."""
+
+import json
+
+import numpy as np
+import pytest
+
+from digitnet.config import NetworkConfig, parse_features, parse_layer_spec
+from digitnet.errors import ConfigError, ModelFileError
+from digitnet.model_io import load_model, save_model
+from digitnet.nn.layers import LAYERS, Conv2D, Flatten, MaxPool
+from digitnet.nn.network import Network, backprop, feedforward_chunk, param_shapes
+
+
+def rel_error(a, b):
+    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12)
+
+
+def numerical(f, v, eps=1e-6):
+    """Central differences of the scalar f() with respect to every entry of v (changed in place)."""
+    g = np.zeros_like(v)
+    for i in np.ndindex(v.shape):
+        old = v[i]
+        v[i] = old + eps
+        plus = f()
+        v[i] = old - eps
+        minus = f()
+        v[i] = old
+        g[i] = (plus - minus) / (2 * eps)
+    return g
+
+
+def check_layer(layer, p, a, rng):
+    """Backward of ``layer`` against finite differences of L = sum(r * forward(a)), float64."""
+    r = rng.standard_normal(layer.forward(p, a).shape)
+
+    def loss():
+        return float((r * layer.forward(p, a)).sum())
+
+    grads, g = layer.backward(p, a, r, need_input_grad=True)
+    assert g.shape == a.shape
+    assert rel_error(g, numerical(loss, a)) < 1e-6
+    for k, v in p.items():
+        assert grads[k].shape == v.shape
+        assert rel_error(grads[k], numerical(loss, v)) < 1e-6, k
+    assert set(grads) == set(p)
+
+
+@pytest.mark.parametrize("in_shape, channels, k", [((6, 6, 1), 3, 3), ((5, 4, 2), 2, 2), ((4, 4, 3), 2, 4)])
+def test_conv_layer_gradients_match_finite_differences(in_shape, channels, k):
+    rng = np.random.default_rng(0)
+    layer = Conv2D(in_shape, channels, k)
+    p = layer.init(rng, "standard", np.float64)
+    check_layer(layer, p, rng.standard_normal((3, *in_shape)), rng)
+
+
+def test_conv_layer_accepts_flat_images_and_returns_flat_gradient():
+    rng = np.random.default_rng(1)
+    layer = Conv2D((5, 5, 1), 2, 3)
+    p = layer.init(rng, "he", np.float64)
+    check_layer(layer, p, rng.standard_normal((2, 25)), rng)
+
+
+@pytest.mark.parametrize("in_shape, size", [((4, 4, 2), 2), ((5, 7, 1), 2), ((6, 6, 3), 3)])
+def test_max_pool_gradients_match_finite_differences(in_shape, size):
+    rng = np.random.default_rng(2)
+    layer = MaxPool(in_shape, size)
+    check_layer(layer, {}, rng.standard_normal((3, *in_shape)), rng)
+
+
+def test_max_pool_splits_the_gradient_between_tied_maxima():
+    layer = MaxPool((2, 2, 1), 2)
+    a = np.array([[[[1.0], [3.0]], [[3.0], [0.0]]]])  # two maxima of 3
+    _, g = layer.backward({}, a, np.array([[[[4.0]]]]))
+    assert g.ravel().tolist() == [0.0, 2.0, 2.0, 0.0]
+
+
+def test_flatten_gradients_match_finite_differences():
+    rng = np.random.default_rng(3)
+    check_layer(Flatten((3, 2, 2)), {}, rng.standard_normal((2, 3, 2, 2)), rng)
+
+
+def test_conv_forward_matches_the_definition():
+    """z[x, i, j, o] = sum_{u, v, c} a[x, i + u, j + v, c] w[o, c, u, v] + b[o], summed by loops."""
+    rng = np.random.default_rng(4)
+    layer = Conv2D((6, 5, 2), 3, 3)
+    p = layer.init(rng, "standard", np.float64)
+    a = rng.standard_normal((2, 6, 5, 2))
+    z = layer.forward(p, a)
+    assert z.shape == (2, 4, 3, 3)
+    want = np.zeros_like(z)
+    for x in range(2):
+        for i in range(4):
+            for j in range(3):
+                for o in range(3):
+                    want[x, i, j, o] = (a[x, i : i + 3, j : j + 3, :] * p["w"][o].transpose(1, 2, 0)).sum() + p["b"][o]
+    np.testing.assert_allclose(z, want, rtol=1e-12, atol=1e-12)
+
+
+def test_max_pool_forward_by_hand_drops_ragged_edge():
+    a = np.arange(25.0).reshape(1, 5, 5, 1)
+    z = MaxPool((5, 5, 1), 2).forward({}, a)
+    assert z[0, :, :, 0].tolist() == [[6.0, 8.0], [16.0, 18.0]]
+
+
+CONV_NET = dict(layers=(36, 5, 3), features=("conv:3:3", "pool:2", "conv:2:2", "flatten", "dense:4"))
+
+
+@pytest.mark.parametrize("act, out, cost", [
+    ("tanh", "softmax", "cross-entropy"),
+    ("sigmoid", "sigmoid", "quadratic"),
+    ("relu", "softmax", "cross-entropy"),
+])
+def test_network_with_conv_layers_backprop_matches_finite_differences(act, out, cost):
+    rng = np.random.default_rng(5)
+    net = Network.create(seed=1, activation=act, output_activation=out, cost=cost, init="xavier", dtype="float64",
+                         **CONV_NET)
+    assert net.kinds == ["conv", "pool", "conv", "flatten", "dense", "dense", "dense"]
+    x = rng.uniform(0, 1, (4, 36))
+    y = rng.integers(0, 3, 4)
+    g = backprop(net, x, y)
+    assert len(g.nabla_w) == len(net.weights) == 5
+    for p, gl in zip(net.params, g.layers):
+        for k, v in p.items():
+            assert rel_error(gl[k], numerical(lambda: net.cost(x, y), v)) < 1e-6, k
+    assert g.cost == pytest.approx(net.cost(x, y), rel=1e-12)
+
+
+def test_dropout_gradient_is_that_of_the_thinned_network():
+    """With the same rng, forward draws the same mask: finite differences of that network's cost."""
+    rng = np.random.default_rng(6)
+    net = Network.create((36, 6, 5, 3), seed=2, activation="tanh", output_activation="softmax",
+                         cost="cross-entropy", dtype="float64", features=("conv:2:3",))
+    x, y = rng.uniform(0, 1, (5, 36)), rng.integers(0, 3, 5)
+
+    def cost():
+        from digitnet.nn.network import forward, total_cost
+
+        return total_cost(net, forward(net, x, 0.5, np.random.default_rng(9)).output, y) / len(y)
+
+    g = backprop(net, x, y, 0.5, np.random.default_rng(9))
+    assert g.cost == pytest.approx(cost(), rel=1e-12)
+    assert g.cost != pytest.approx(net.cost(x, y), rel=1e-6)  # something was dropped
+    for p, gl in zip(net.params, g.layers):
+        for k, v in p.items():
+            assert rel_error(gl[k], numerical(cost, v)) < 1e-6, k
+
+
+def test_dropout_drops_about_p_and_keeps_the_expected_input():
+    from digitnet.nn.network import forward
+
+    net = Network.create((20, 400, 3), seed=0, activation="relu")
+    fw = forward(net, np.ones((50, 20), np.float32), 0.25, np.random.default_rng(0))
+    mask = fw.masks[1]
+    assert fw.masks[0] is None  # the input pixels are never dropped
+    assert (mask == 0).mean() == pytest.approx(0.25, abs=0.01)
+    assert set(np.unique(mask)) == {0.0, np.float32(1 / 0.75)}
+    assert fw.inputs[1].mean() == pytest.approx(fw.activations[1].mean(), rel=0.02)
+
+
+def test_plain_dense_networks_are_unchanged():
+    """Same weights for a seed as before feature layers existed, and no new key in the config."""
+    net = Network.create((784, 16, 16, 10), seed=0)
+    rng = np.random.default_rng(0)
+    assert np.array_equal(net.params[0]["w"], (rng.standard_normal((16, 784)) / np.sqrt(784)).astype(np.float32))
+    assert net.kinds == ["dense"] * 3
+    assert "features" not in net.config.to_dict()
+    assert param_shapes(net.config) == [{"w": (16, 784), "b": (16,)}, {"w": (16, 16), "b": (16,)}, {"w": (10, 16), "b": (10,)}]
+
+
+def test_conv_network_shapes_and_feedforward_in_chunks():
+    cfg = NetworkConfig(layers=(784, 20, 10), features=("conv:4:5", "pool:2", "conv:6:3", "pool:2"), activation="relu")
+    assert [p[:1] + p[2:] for p in cfg.plan()][:4] == [
+        ("conv", (28, 28, 1), (24, 24, 4)), ("pool", (24, 24, 4), (12, 12, 4)),
+        ("conv", (12, 12, 4), (10, 10, 6)), ("pool", (10, 10, 6), (5, 5, 6)),
+    ]
+    assert cfg.describe() == "784-conv:4:5-pool:2-conv:6:3-pool:2-20-10"
+    net = Network.create(cfg, seed=0)
+    assert [p["w"].shape for p in net.params if p] == [(4, 1, 5, 5), (6, 4, 3, 3), (20, 150), (10, 20)]
+    x = np.random.default_rng(0).random((7, 784), dtype=np.float32)
+    out = net.feedforward(x)
+    assert out.shape == (7, 10) and out.dtype == np.float32
+    from digitnet.nn import network
+
+    np.testing.assert_allclose(np.concatenate([network.feedforward(net, x[i : i + 2]) for i in range(0, 7, 2)]), out,
+                               rtol=1e-5)
+    assert feedforward_chunk(net) < 10_000  # conv patches bound the chunk size
+
+
+def test_layers_registry_names_every_kind():
+    assert set(LAYERS) == {"dense", "conv", "pool", "flatten"}
+    assert all(LAYERS[k].kind == k for k in LAYERS)
+
+
+@pytest.mark.parametrize("features, message", [
+    (("conv:32",), "Cannot read the layer 'conv:32'"),
+    (("maxpool:2",), "Cannot read the layer 'maxpool:2'"),
+    (("conv:0:5",), "must be whole numbers from 1"),
+    (("dense:10", "conv:4:3"), "A conv layer needs a picture"),
+    (("conv:4:29",), "does not fit its 28x28 input"),
+    (("pool:2", "pool:2", "pool:2", "pool:2", "pool:2"), "does not fit"),
+])
+def test_bad_feature_layers_are_refused(features, message):
+    with pytest.raises(ConfigError, match=message):
+        NetworkConfig(layers=(784, 10), features=features)
+
+
+def test_conv_needs_square_images():
+    with pytest.raises(ConfigError, match="need square images"):
+        NetworkConfig(layers=(785, 10), features=("conv:2:3",))
+
+
+def test_parse_specs():
+    assert parse_layer_spec("Conv:32:5") == ("conv", (32, 5))
+    assert parse_features("conv:8:5, pool:2") == ("conv:8:5", "pool:2")
+    assert parse_features("none") == ()
+    assert NetworkConfig(layers=(784, 10), features="conv:2:3,pool:2").features == ("conv:2:3", "pool:2")
+
+
+def test_model_file_round_trip_of_a_conv_network(tmp_path):
+    cfg = NetworkConfig(layers=(36, 5, 3), features=("conv:3:3", "pool:2"), activation="relu",
+                        output_activation="softmax", cost="cross-entropy", init="he")
+    net = Network.create(cfg, seed=3)
+    path = save_model(tmp_path / "c.safetensors", net, initial=Network.create(cfg, seed=4))
+    saved = load_model(path)
+    assert saved.net.config == cfg and saved.net.kinds == ["conv", "pool", "flatten", "dense", "dense"]
+    assert all(np.array_equal(v, saved.net.params[l][k]) for l, p in enumerate(net.params) for k, v in p.items())
+    assert saved.initial is not None and not np.array_equal(saved.initial.params[0]["w"], net.params[0]["w"])
+    x = np.random.default_rng(0).random((4, 36), dtype=np.float32)
+    np.testing.assert_array_equal(saved.net.feedforward(x), net.feedforward(x))
+
+
+def test_model_file_with_kinds_that_contradict_the_config_is_refused(tmp_path):
+    from safetensors import safe_open
+    from safetensors.numpy import save
+
+    net = Network.create(NetworkConfig(layers=(16, 3), features=("conv:2:3",)), seed=0)
+    path = save_model(tmp_path / "c.safetensors", net)
+    with safe_open(str(path), framework="numpy") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    meta["kinds"] = json.dumps(["conv", "dense", "dense"])
+    (tmp_path / "bad.safetensors").write_bytes(save(tensors, metadata=meta))
+    with pytest.raises(ModelFileError, match="do not match the network config"):
+        load_model(tmp_path / "bad.safetensors")
+
+
+def test_old_dense_model_files_still_load(tmp_path):
+    """A file written before feature layers existed: no 'features' in its network JSON."""
+    net = Network.create((12, 5, 3), seed=0)
+    path = save_model(tmp_path / "old.safetensors", net)
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        assert "features" not in json.loads(f.metadata()["network"])
+    saved = load_model(path)
+    assert saved.net.kinds == ["dense", "dense"] and saved.net.config.features == ()

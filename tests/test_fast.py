@@ -1,0 +1,218 @@
+"""The fused training path (nn/fast.py) against the reference: backprop + optim.SGD.
+
+Tolerances: in float64 the two paths differ only in the order of float operations, so
+they agree to 1e-10 after several steps; in float32 to 1e-4 relative (float32 rounding,
+amplified a little by each step). The fast path is bit-reproducible for a seed.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from digitnet.config import TrainConfig
+from digitnet.data.datasets import Split
+from digitnet.errors import ConfigError, DivergenceError
+from digitnet.model_io import load_model, save_model
+from digitnet.nn import fast
+from digitnet.nn.fast import FastSGD
+from digitnet.nn.network import Network, backprop
+from digitnet.optim import SGD
+from digitnet.train import Trainer, train
+
+HIDDEN = ("sigmoid", "tanh", "relu")
+OUTPUT = ("sigmoid", "softmax", "tanh", "relu", "identity")
+COMBOS = [
+    (h, o, c)
+    for h in HIDDEN
+    for o in OUTPUT
+    for c in ("quadratic", "cross-entropy")
+    if c == "quadratic" or o in ("sigmoid", "softmax")
+]
+SIZES = (12, 9, 7, 5)
+
+
+def _data(dtype, n=60, seed=7):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, SIZES[0])).astype(dtype), rng.integers(0, SIZES[-1], n)
+
+
+def _reference_step(net, x, y, idx, eta, decay=0.0):
+    """One step the reference way, exactly as Trainer.step does it without the fast path."""
+    g = backprop(net, x[idx], y[idx])
+    grads = [{"w": gw, "b": gb} for gw, gb in zip(g.nabla_w, g.nabla_b)]
+    if decay:
+        for gr, p in zip(grads, net.params):
+            gr["w"] = gr["w"] + np.asarray(decay, p["w"].dtype) * p["w"]
+    SGD(net.params).step(net.params, grads, eta)
+    return g.cost
+
+
+def _run_both(hidden, output, cost, dtype, steps=6, eta=0.5, decay=0.0):
+    x, y = _data(dtype)
+    net = Network.create(SIZES, seed=3, activation=hidden, output_activation=output, cost=cost, dtype=dtype)
+    ref = net.copy()
+    path = FastSGD(net, x, y)
+    order = np.random.default_rng(11).permutation(len(x))
+    costs = []
+    for s in range(steps):
+        # Batches of 10, and a last one of 7 (a partial batch uses its own buffers).
+        idx = order[10 * s : 10 * s + (10 if s < steps - 1 else 7)]
+        costs.append((path.step(idx, eta, decay), _reference_step(ref, x, y, idx, eta, decay)))
+    return net, ref, np.array(costs)
+
+
+@pytest.mark.parametrize("hidden,output,cost", COMBOS)
+def test_agrees_with_reference_float64(hidden, output, cost):
+    net, ref, costs = _run_both(hidden, output, cost, "float64")
+    np.testing.assert_allclose(costs[:, 0], costs[:, 1], rtol=1e-10, atol=1e-12)
+    for p, q in zip(net.params, ref.params):
+        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(p["b"], q["b"], rtol=1e-10, atol=1e-12)
+    # The steps really moved the weights (so the comparison is not vacuous).
+    assert not np.allclose(net.params[0]["w"], Network.create(SIZES, seed=3, dtype="float64").params[0]["w"])
+
+
+@pytest.mark.parametrize("hidden,output,cost", COMBOS)
+def test_agrees_with_reference_float32(hidden, output, cost):
+    net, ref, costs = _run_both(hidden, output, cost, "float32", steps=4)
+    np.testing.assert_allclose(costs[:, 0], costs[:, 1], rtol=1e-4, atol=1e-6)
+    for p, q in zip(net.params, ref.params):
+        assert p["w"].dtype == np.float32
+        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(p["b"], q["b"], rtol=1e-4, atol=1e-5)
+
+
+def test_weight_decay_agrees_with_reference():
+    net, ref, costs = _run_both("sigmoid", "sigmoid", "quadratic", "float64", decay=0.05)
+    np.testing.assert_allclose(costs[:, 0], costs[:, 1], rtol=1e-10)
+    for p, q in zip(net.params, ref.params):
+        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-10, atol=1e-12)
+
+
+def test_one_step_by_hand():
+    """A 2-1 sigmoid network, quadratic cost, one example: the update worked out on paper."""
+    net = Network.create((2, 1), seed=0, dtype="float64")
+    net.params[0]["w"][...] = [[0.5, -1.0]]
+    net.params[0]["b"][...] = [0.25]
+    x, y = np.array([[1.0, 2.0]]), np.array([0])
+    path = FastSGD(net, x, y)
+    cost = path.step(np.array([0]), eta=2.0)
+    z = 0.5 * 1 - 1.0 * 2 + 0.25  # -1.25
+    a = 1 / (1 + np.exp(-z))
+    delta = (a - 1) * a * (1 - a)  # BP1 with the label 0 as the one-hot target [1]
+    assert cost == pytest.approx(0.5 * (a - 1) ** 2, rel=1e-12)
+    np.testing.assert_allclose(net.params[0]["w"], [[0.5 - 2 * delta * 1, -1.0 - 2 * delta * 2]], rtol=1e-12)
+    np.testing.assert_allclose(net.params[0]["b"], [0.25 - 2 * delta], rtol=1e-12)
+
+
+def _split(n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    return Split(rng.integers(0, 256, (n, 4, 4), dtype=np.uint8), rng.integers(0, 5, n).astype(np.int64))
+
+
+def test_trainer_is_bit_reproducible_and_uses_the_fast_path():
+    runs = []
+    for _ in range(2):
+        net = Network.create((16, 8, 5), seed=4)
+        trainer = Trainer(net, _split(), TrainConfig(epochs=3, batch_size=7, eta=1.0, seed=4))
+        while not trainer.done:
+            trainer.run_epoch()
+        assert isinstance(trainer._fast[1], FastSGD)
+        runs.append((net, trainer.history.batch_costs))
+    (a, ca), (b, cb) = runs
+    assert ca == cb and len(ca) == 3 * 12  # 80 images in batches of 7: 12 a epoch
+    for p, q in zip(a.params, b.params):
+        assert p["w"].tobytes() == q["w"].tobytes() and p["b"].tobytes() == q["b"].tobytes()
+
+
+def test_trainer_fast_and_reference_agree():
+    """Whole epochs through Trainer, fast against use_fast=False, in float64."""
+    nets, costs = [], []
+    for use_fast in (True, False):
+        net = Network.create((16, 8, 5), seed=2, dtype="float64")
+        trainer = Trainer(net, _split(), TrainConfig(epochs=2, batch_size=10, eta=0.8, lmbda=0.1, seed=2))
+        trainer.use_fast = use_fast
+        while not trainer.done:
+            trainer.run_epoch()
+        assert (trainer._fast is not None) == use_fast
+        nets.append(net)
+        costs.append([e.cost for e in trainer.history.epochs] + trainer.history.batch_costs)
+    np.testing.assert_allclose(costs[0], costs[1], rtol=1e-10)
+    for p, q in zip(nets[0].params, nets[1].params):
+        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-10, atol=1e-12)
+
+
+def test_fast_path_is_skipped_for_options_it_does_not_implement():
+    net = Network.create((16, 8, 5), seed=0)
+    assert fast.unsupported_reason(net, TrainConfig()) is None
+    assert "momentum" in fast.unsupported_reason(net, TrainConfig(optimizer="momentum"))
+    trainer = Trainer(net, _split(), TrainConfig(optimizer="adam", eta=0.01))
+    trainer.step()
+    assert trainer._fast[1] is None
+    # An option added to TrainConfig later (dropout, augmentation, ...) turns the fast path
+    # off whenever it is not at its default, until fast.py learns it.
+    Extended = dataclasses.make_dataclass("Extended", [("shiny", float, 0.0)], bases=(TrainConfig,), frozen=True)
+    assert fast.supports(net, Extended())
+    assert fast.unsupported_reason(net, Extended(shiny=0.5)) == "the option 'shiny' is set"
+    for name, value in (("dropout", 0.5), ("patience", 3), ("augment", ("shift",))):
+        if name in {f.name for f in dataclasses.fields(TrainConfig)}:
+            config = TrainConfig(**{name: value, "validation": name == "patience"})
+            assert fast.unsupported_reason(net, config) == f"the option {name!r} is set"
+
+
+def test_replaced_parameters_are_noticed():
+    """Trainer restores the last good epoch with ``net.params[:] = good.params``: the fast
+    path must train those values, not its stale copy."""
+    x, y = _data("float64")
+    net = Network.create(SIZES, seed=1, dtype="float64")
+    path = FastSGD(net, x, y)
+    assert np.shares_memory(net.params[0]["w"], path.W[0])
+    idx = np.arange(10)
+    path.step(idx, 0.5)
+    other = Network.create(SIZES, seed=9, dtype="float64")
+    net.params[:] = other.copy().params
+    path.step(idx, 0.5)
+    _reference_step(other, x, y, idx, 0.5)
+    for p, q in zip(net.params, other.params):
+        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-12)
+    assert np.shares_memory(net.params[0]["w"], path.W[0])
+
+
+def test_non_finite_cost_changes_nothing_and_trainer_raises():
+    x, y = _data("float32")
+    net = Network.create(SIZES, seed=1)
+    path = FastSGD(net, x, y)
+    net.params[1]["w"][0, 0] = np.nan
+    before = [p["w"].copy() for p in net.params]
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(path.step(np.arange(10), 1.0))
+    for p, w in zip(net.params, before):
+        np.testing.assert_array_equal(p["w"], w)
+    net = Network.create((16, 8, 5), seed=0, output_activation="identity")
+    trainer = Trainer(net, _split(), TrainConfig(eta=1e6))
+    with pytest.raises(DivergenceError, match="Training diverged in epoch 1"):
+        trainer.run_epoch()
+    assert isinstance(trainer._fast[1], FastSGD)
+    fresh = Network.create((16, 8, 5), seed=0, output_activation="identity")
+    for p, q in zip(net.params, fresh.params):  # the last good (here: initial) weights are back
+        np.testing.assert_array_equal(p["w"], q["w"])
+
+
+def test_model_trained_fast_saves_and_loads(tmp_path):
+    net = Network.create((16, 8, 5), seed=0)
+    h = train(net, _split(), TrainConfig(epochs=1, seed=0))
+    assert not net.params[0]["w"].flags.c_contiguous  # a view into [w | b]
+    save_model(tmp_path / "m.safetensors", net, h)
+    loaded = load_model(tmp_path / "m.safetensors").net
+    for p, q in zip(net.params, loaded.params):
+        np.testing.assert_array_equal(p["w"], q["w"])
+        np.testing.assert_array_equal(p["b"], q["b"])
+
+
+def test_rejects_non_dense_layers():
+    net = Network.create((16, 8, 5), seed=0)
+    net.kinds = ["dense", "conv"]
+    with pytest.raises(ConfigError, match="dense layers only"):
+        FastSGD(net, np.zeros((3, 16), np.float32), np.zeros(3, np.int64))
+    assert "other than dense" in fast.unsupported_reason(net, TrainConfig())

@@ -1,0 +1,174 @@
+"""The tweaks beyond the video, in training: dropout, augmentation, early stopping, conv
+networks through the Trainer, train_metrics, the mlp and cnn presets and their CLI flags."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from digitnet.cli import main
+from digitnet.config import NetworkConfig, TrainConfig
+from digitnet.data.datasets import Dataset
+from digitnet.errors import ConfigError
+from digitnet.model_io import load_model
+from digitnet.nn.network import Network
+from digitnet.presets import PRESETS, get_preset
+from digitnet.run import checkpoint_path, run_training
+from digitnet.train import History, Trainer, train
+
+TINY_CNN = NetworkConfig(layers=(784, 10), features=("conv:4:5", "pool:4"), activation="relu",
+                         output_activation="softmax", cost="cross-entropy", init="he")
+
+
+@pytest.fixture(scope="module")
+def small(mnist):
+    return Dataset("mnist", mnist.classes, mnist.train.subset(1000), mnist.test.subset(500))
+
+
+def weights_after(small, net_cfg, cfg):
+    net = Network.create(net_cfg, seed=cfg.seed)
+    train(net, small.train, cfg)
+    return net
+
+
+@pytest.mark.parametrize("optimizer, eta", [("momentum", 0.05), ("adam", 0.003)])
+def test_conv_network_learns_through_the_trainer(small, optimizer, eta):
+    net = Network.create(TINY_CNN, seed=0)
+    cfg = TrainConfig(epochs=2, batch_size=20, eta=eta, optimizer=optimizer, lmbda=0.1)
+    history = train(net, small.train, cfg, test=small.test)
+    assert history.epochs[-1].test_accuracy > 0.7
+    assert history.epochs[-1].cost < history.initial_cost
+
+
+def test_dropout_and_augmentation_are_seeded_and_change_training(small):
+    base = TrainConfig(epochs=1, batch_size=50, eta=0.5, train_metrics="batches")
+    net_cfg = NetworkConfig(layers=(784, 20, 10))
+    plain = weights_after(small, net_cfg, base)
+    for tweak in (dict(dropout=0.3), dict(augment=("shift", "rotate", "elastic"))):
+        a = weights_after(small, net_cfg, base.replace(**tweak))
+        b = weights_after(small, net_cfg, base.replace(**tweak))
+        c = weights_after(small, net_cfg, base.replace(seed=1, **tweak))
+        assert all(np.array_equal(u, v) for u, v in zip(a.weights, b.weights)), tweak
+        assert not np.allclose(a.weights[0], plain.weights[0]), tweak
+        assert not np.allclose(a.weights[0], c.weights[0]), tweak
+
+
+def test_dropout_is_not_used_when_predicting(small):
+    net = Network.create((784, 20, 10), seed=0)
+    train(net, small.train, TrainConfig(epochs=1, batch_size=50, eta=0.5, dropout=0.5))
+    x = small.test.x[:50]
+    np.testing.assert_array_equal(net.feedforward(x), net.feedforward(x))
+
+
+def test_early_stopping_stops_when_validation_accuracy_stalls(mnist):
+    data = Dataset("mnist", mnist.classes, mnist.train.subset(300), mnist.test.subset(100))
+    cfg = TrainConfig(epochs=10, batch_size=50, eta=1e-9, patience=2, validation=True)  # eta ~ 0: nothing improves
+    trainer = Trainer(Network.create((784, 10), seed=0), data.train, cfg, validation=mnist.test.subset(200))
+    while not trainer.done:
+        trainer.run_epoch()
+    assert len(trainer.history.epochs) == 3 and trainer.history.stopped_epoch == 3
+    assert History.from_dict(json.loads(json.dumps(trainer.history.to_dict()))).stopped_epoch == 3
+
+
+def test_early_stopping_waits_while_validation_accuracy_improves(mnist):
+    data = Dataset("mnist", mnist.classes, mnist.train.subset(1000), mnist.test.subset(100))
+    cfg = TrainConfig(epochs=3, batch_size=10, eta=3.0, patience=1, validation=True)
+    trainer = Trainer(Network.create((784, 16, 10), seed=0), data.train, cfg, validation=mnist.test.subset(300))
+    while not trainer.done:
+        trainer.run_epoch()
+    accs = [e.validation_accuracy for e in trainer.history.epochs]
+    if trainer.history.stopped_epoch is None:
+        assert len(accs) == 3 and accs[1] > accs[0]
+    else:
+        assert accs[-1] <= max(accs[:-1])
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(patience=3), "Early stopping .* turn on validation"),
+    (dict(dropout=1.0), "The 'dropout' parameter must be in \\[0, 1\\)"),
+    (dict(patience=-1, validation=True), "The 'patience' parameter must be a whole number >= 0"),
+    (dict(max_shift=-1.0), "The 'max_shift' parameter must be >= 0"),
+    (dict(elastic_sigma=0.0), "The 'elastic_sigma' parameter must be > 0"),
+    (dict(train_metrics="some"), "The 'train_metrics' parameter must be one of full, batches"),
+])
+def test_bad_tweak_settings_are_refused(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**kw)
+
+
+def test_augmentation_needs_square_inputs(small):
+    from digitnet.data.datasets import Split
+
+    split = Split(np.zeros((10, 5, 6), np.uint8), np.zeros(10, np.int64))
+    with pytest.raises(ConfigError, match="Augmentation moves pixels of square images"):
+        Trainer(Network.create((30, 10)), split, TrainConfig(augment=("shift",)))
+
+
+def test_batch_train_metrics_report_the_mean_batch_cost(small):
+    cfg = TrainConfig(epochs=2, batch_size=100, eta=1.0, train_metrics="batches")
+    history = train(Network.create((784, 10), seed=0), small.train, cfg)
+    assert history.epochs[1].cost == pytest.approx(np.mean(history.batch_costs[10:20]))
+    assert math.isnan(history.epochs[1].train_accuracy)
+
+
+def test_conv_network_checkpoint_resume_is_bit_identical(small, tmp_path):
+    cfg = TrainConfig(epochs=2, batch_size=50, eta=0.003, optimizer="adam", train_size=300, dropout=0.2,
+                      augment=("shift",))
+    full = run_training(TINY_CNN, cfg, tmp_path / "full.safetensors", small)
+
+    class Stop(Exception):
+        pass
+
+    def on_epoch(rec):
+        raise Stop
+
+    part = tmp_path / "part.safetensors"
+    with pytest.raises(Stop):
+        run_training(TINY_CNN, cfg, part, small, on_epoch=on_epoch)
+    resumed = run_training(TINY_CNN, cfg, part, small, resume=checkpoint_path(part))
+    assert all(np.array_equal(a, b) for a, b in zip(full.net.weights, resumed.net.weights))
+    assert load_model(tmp_path / "full.safetensors").net.kinds == ["conv", "pool", "flatten", "dense"]
+
+
+def test_presets_mlp_and_cnn():
+    assert list(PRESETS)[:3] == ["video", "mlp", "cnn"]
+    mlp_net, mlp_train = get_preset("mlp")
+    cnn_net, cnn_train = get_preset("cnn")
+    assert not mlp_net.features and mlp_net.activation == "relu" and mlp_net.cost == "cross-entropy"
+    assert [k for k, *_ in cnn_net.plan()][:4] == ["conv", "pool", "conv", "pool"]
+    assert mlp_train.dropout > 0 and cnn_train.augment
+    assert get_preset("video") == (NetworkConfig(), TrainConfig())
+    with pytest.raises(ConfigError, match="Unknown preset 'big'; choose one of: video, mlp, cnn"):
+        get_preset("big")
+
+
+def test_train_help_describes_the_presets_and_new_flags():
+    out = " ".join(CliRunner().invoke(main, ["train", "--help"]).output.split())
+    for words in ("mlp: the best plain", "cnn: a convolutional network", "--features",
+                  "--dropout", "--patience", "--augment", "--max-shift", "--elastic-alpha", "--keep-best"):
+        assert words in out, words
+
+
+def test_cli_trains_a_small_conv_network(tmp_path):
+    out = tmp_path / "c.safetensors"
+    r = CliRunner().invoke(main, [
+        "train", "--preset", "cnn", "--features", "conv:2:5,pool:4", "--layers", "784,10", "--epochs", "1",
+        "--train-size", "200", "--augment", "shift,elastic", "--dropout", "0.1", "--out", str(out), "--json",
+    ])
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.output)
+    assert result["network"]["features"] == ["conv:2:5", "pool:4"]
+    assert result["train"]["augment"] == ["shift", "elastic"] and result["train"]["dropout"] == 0.1
+    assert load_model(out).net.kinds == ["conv", "pool", "flatten", "dense"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--features", "conv:2"], "Error: Cannot read the layer 'conv:2'"),
+    (["--patience", "2"], "Error: Early stopping (patience) watches the validation accuracy"),
+    (["--augment", "flip"], "Error: The 'augment' parameter must be one of shift, rotate, elastic"),
+])
+def test_cli_refuses_bad_tweaks(args, message, tmp_path):
+    r = CliRunner().invoke(main, ["train", "--epochs", "1", "--out", str(tmp_path / "m.safetensors"), *args])
+    assert r.exit_code == 1 and message in r.output, r.output
