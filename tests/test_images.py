@@ -73,3 +73,41 @@ def test_not_an_image(tmp_path):
         prepare(tmp_path / "missing.png")
     with pytest.raises(ImageError, match="NaN"):
         prepare(np.full((5, 5), np.nan))
+
+
+def test_deskew_straightens_a_slanted_stroke():
+    from digitnet.images import deskew
+
+    img = np.zeros((28, 28), np.float32)
+    for r in range(4, 24):  # a stroke leaning right by 0.5 px per row
+        img[r, int(round(8 + 0.5 * (r - 4))) : int(round(8 + 0.5 * (r - 4))) + 3] = 1
+    out = deskew(img[None])[0]
+    cols = [(out[r] * np.arange(28)).sum() / out[r].sum() for r in range(5, 23)]
+    before = [(img[r] * np.arange(28)).sum() / img[r].sum() for r in range(5, 23)]
+    assert np.ptp(before) > 8 and np.ptp(cols) < 1.5  # the slant is gone
+    assert centre_of_mass(out) == pytest.approx(centre_of_mass(img), abs=0.3)
+    assert deskew(np.zeros((2, 28, 28)))[0].sum() == 0  # blank images pass through
+
+
+def test_deskew_in_chunks_equals_at_once(mnist):
+    from digitnet import images
+
+    a = images.deskew(mnist.test.images[:100])
+    old = images.DESKEW_CHUNK
+    try:
+        images.DESKEW_CHUNK = 7
+        b = images.deskew(mnist.test.images[:100])
+    finally:
+        images.DESKEW_CHUNK = old
+    np.testing.assert_array_equal(a, b)
+
+
+def test_network_applies_its_preprocessing(mnist):
+    from digitnet.images import deskew_inputs
+    from digitnet.nn.network import Network, feedforward
+
+    net = Network.create((784, 16, 10), seed=0, preprocess="deskew")
+    x = mnist.test.x[:50]
+    np.testing.assert_array_equal(net.feedforward(x), feedforward(net, deskew_inputs(x)))
+    plain = Network(net.config.__class__(layers=(784, 16, 10)), net.params)
+    assert not np.array_equal(plain.feedforward(x), net.feedforward(x))
