@@ -123,10 +123,14 @@ def test_save_into_missing_directory(tmp_path):
         save_model(tmp_path / "nope" / "m.safetensors", Network.create((784, 10)))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only directories")
-def test_save_into_read_only_directory(tmp_path):
-    d = tmp_path / "ro"
-    d.mkdir()
-    d.chmod(0o500)
-    with pytest.raises(ModelFileError, match="Cannot save"):
-        save_model(d / "m.safetensors", Network.create((784, 10)))
+def test_save_into_read_only_directory(tmp_path, monkeypatch):
+    """As root every directory is writable, so the refusal is injected where the OS gives it."""
+    import tempfile
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(ModelFileError, match="Cannot save to .*Permission denied.*writable"):
+        save_model(tmp_path / "m.safetensors", Network.create((784, 10)))
+    assert not (tmp_path / "m.safetensors").exists()

@@ -171,3 +171,45 @@ def test_trainer_checks_data_against_network(small):
         Trainer(Network.create((100, 10)), small.train)
     with pytest.raises(ConfigError, match="output layer has only 5 neurons"):
         Trainer(Network.create((784, 5)), small.train)
+
+
+def test_failed_checkpoint_write_keeps_the_last_good_one(small, tmp_path, monkeypatch):
+    import os
+
+    from digitnet.errors import ModelFileError
+
+    out = tmp_path / "m.safetensors"
+    ckpt = checkpoint_path(out)
+    real_replace = os.replace
+    calls = []
+
+    def flaky_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # the second epoch's checkpoint: the disk fills up
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky_replace)
+    with pytest.raises(ModelFileError, match="No space left on device"):
+        run_training(NetworkConfig(layers=(784, 10)), TrainConfig(epochs=3, train_size=300), out, small)
+    assert load_model(ckpt).epoch == 1  # the last good checkpoint is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.name]  # no temporary files left
+
+
+def test_interrupted_save_leaves_previous_model(tmp_path, monkeypatch):
+    import os
+
+    from digitnet.model_io import save_model
+
+    out = tmp_path / "m.safetensors"
+    save_model(out, Network.create((784, 10), seed=1))
+    before = out.read_bytes()
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(out, Network.create((784, 10), seed=2))
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
