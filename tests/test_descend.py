@@ -10,6 +10,7 @@ import pytest
 
 from digitnet.errors import ConfigError, ExpressionError
 from digitnet.playground import (
+    bounded_alternative,
     descend,
     descend_many,
     describe_gradient,
@@ -100,6 +101,15 @@ def test_notes_literal_formula_is_unbounded_and_stops_quickly():
     assert "as y decreases" in explain_stop(run)
 
 
+def test_the_notes_probable_meaning_is_offered_for_the_literal_formula():
+    other = bounded_alternative(descend("3/2x^2 + ½y", (1, 1)))
+    assert other.expression == "3/2*x^2 + 1/2*y^2"
+    assert other.stop_reason == "converged"
+    np.testing.assert_allclose(other.final, [0.0, 0.0], atol=1e-5)
+    assert bounded_alternative(descend("3/2x^2 + 1/2y^2", (1, 1))) is None
+    assert bounded_alternative(descend("-x^2", 1.0)) is None  # nothing linear to square
+
+
 @pytest.mark.parametrize(
     "formula, start, kwargs",
     [
@@ -146,6 +156,11 @@ def test_leaving_the_domain_is_undefined():
     assert np.isfinite(run.values).all()  # the undefined point is not on the path
     with pytest.raises(ExpressionError, match=r"undefined at the start \(x = -1\)"):
         descend("log(x)", -1.0)
+
+
+def test_a_far_start_is_not_mistaken_for_a_blow_up():
+    run = descend("x^2 + y^2", (1e14, 1.0), steps=5000)
+    assert run.stop_reason == "converged"
 
 
 def test_starting_on_a_minimum_converges_at_once():

@@ -19,6 +19,7 @@ from digitnet.playground import (
     MAX_STEPS,
     Descent,
     MultiDescent,
+    bounded_alternative,
     descend as descend_from,
     descend_many,
     describe_gradient,
@@ -29,7 +30,6 @@ from digitnet.playground import (
     plot_descent,
     random_starts,
     save_png,
-    square_linear_terms,
 )
 
 
@@ -98,7 +98,7 @@ def descend(
     else:
         result = descend_many(expr, starts, **settings)
 
-    hint = _bounded_hint(expr, result, settings)
+    hint = _bounded_hint(result)
     if out:
         figure = plot_descent(expr, result, surface=surface)
         try:
@@ -130,20 +130,13 @@ def _numbers(text: str, count: int, option: str, form: str) -> list[float]:
     return values
 
 
-def _bounded_hint(expr, result, settings) -> dict | None:
-    """For an unbounded single run: the same formula with its linear terms squared."""
-    if not isinstance(result, Descent) or result.stop_reason != "unbounded":
+def _bounded_hint(result) -> dict | None:
+    if not isinstance(result, Descent):
         return None
-    alternative = square_linear_terms(expr)
-    if alternative is None:
+    run = bounded_alternative(result)
+    if run is None:
         return None
-    try:
-        run = descend_from(alternative, result.start, **settings)
-    except ExpressionError:
-        return None
-    if run.stop_reason != "converged":
-        return None
-    return {"expression": str(alternative), "final": run.final, "value": run.value}
+    return {"expression": run.expression, "final": run.final, "value": run.value}
 
 
 # --- text -------------------------------------------------------------------------------
@@ -193,8 +186,8 @@ def _print_many(expr, result: MultiDescent, box, seed, settings) -> None:
     runs, n = result.runs, len(result.runs)
     click.echo(f"Read as: C({', '.join(expr.variables)}) = {expr}")
     where = (
-        f"drawn uniformly from [{_num(box[0])}, {_num(box[1])}] in each of "
-        f"{' and '.join(expr.variables)} (seed {seed})"
+        f"drawn uniformly from [{_num(box[0])}, {_num(box[1])}] in "
+        f"{'each of x and y' if expr.dim == 2 else expr.variables[0]} (seed {seed})"
         if box is not None
         else "given with --start"
     )

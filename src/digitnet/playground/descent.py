@@ -15,11 +15,12 @@ A run stops for one of :data:`STOP_REASONS`:
 
 - ``converged``: ``|grad C| < tol`` (and the last step was as small as such a gradient
   makes it), so ``p`` is a stationary point, usually a minimum.
-- ``diverged``: the values blew up, or rose above the start's for many steps in a row:
-  the step is too large for the curvature (for ``x^2``, any ``eta > 1``).
-- ``unbounded``: C kept falling, and looking ahead along ``-grad C`` as far as 10^6 it
-  falls at least half as fast as its slope says, or it reached -10^15: there is no
-  minimum that way (the notes' literal ``3/2x^2 + 1/2y`` falls without end as y -> -inf).
+- ``diverged``: C or the point grew 10^12-fold, or C rose above its start value for
+  20 steps in a row: the step is too large for the curvature (for ``x^2``, ``eta > 1``).
+- ``unbounded``: C kept falling, and looking ahead along ``-grad C`` as far as
+  10^6 (1 + |p|) it falls at least half as fast as its slope says (or it fell
+  10^12-fold): there is no minimum that way (the notes' literal ``3/2x^2 + 1/2y`` falls
+  without end as y -> -inf).
 - ``undefined``: C or its gradient is nan at the next point (``log`` of a negative
   number, ``sqrt`` below 0, a division by zero).
 - ``max_steps``: none of the above within the step budget.
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitnet.errors import ConfigError, ExpressionError
-from digitnet.playground.expr import Expression, parse
+from digitnet.playground.expr import Expression, parse, square_linear_terms
 
 __all__ = [
     "MAX_STARTS",
@@ -45,6 +46,7 @@ __all__ = [
     "Descent",
     "Minimum",
     "MultiDescent",
+    "bounded_alternative",
     "descend",
     "descend_many",
     "describe_gradient",
@@ -59,10 +61,10 @@ MAX_STEPS = 100_000  # most steps one run may take
 MAX_STARTS = 1_000  # most starts one call may run
 _MAX_POINTS = 2_000_000  # starts * (steps + 1): the path arrays are kept in memory
 
-_BLOWUP = 1e15  # |C| or a coordinate beyond this has blown up
+_BLOWUP = 1e12  # |C| or a coordinate this many times its size at the start has blown up
 _RISE_STEPS = 20  # C above its start value and rising this many steps in a row: diverged
 _FALL_STEPS = 10  # C falling this many steps in a row: look ahead for a bottom
-_LOOK_AHEAD = 10.0 ** np.arange(7)  # distances 1 .. 1e6 probed along -grad C
+_LOOK_AHEAD = 10.0 ** np.arange(7)  # distances 1 .. 1e6 (times 1 + |p|) along -grad C
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +80,7 @@ class Descent:
     eta: float  # learning rate
     momentum: float  # mu; 0 is plain gradient descent
     tol: float  # |grad C| under which the run has converged
+    max_steps: int  # the step budget it had
 
     @property
     def steps(self) -> int:
@@ -200,6 +203,28 @@ def descend_many(
     return MultiDescent(str(expr), expr.variables, tuple(runs), find_minima(expr, runs))
 
 
+def bounded_alternative(run: Descent) -> Descent | None:
+    """For an ``unbounded`` run: the formula with its linear terms squared, descended.
+
+    The notes' ``3/2x^2 + ½y`` has no minimum; ``3/2x^2 + ½y^2`` is most likely what was
+    meant. Returns the run of that formula from the same start with the same settings if
+    it converges, else None (also for runs that were not unbounded).
+    """
+    if run.stop_reason != "unbounded":
+        return None
+    squared = square_linear_terms(parse(run.expression))
+    if squared is None:
+        return None
+    try:
+        other = descend(
+            squared, run.start, eta=run.eta, steps=run.max_steps, momentum=run.momentum,
+            tol=run.tol,
+        )  # fmt: skip
+    except ExpressionError:  # undefined at the start
+        return None
+    return other if other.stop_reason == "converged" else None
+
+
 def _as_starts(starts, expr: Expression) -> np.ndarray:
     p = np.asarray(starts, dtype=float)
     if p.ndim != 2 or p.shape[1] != expr.dim:
@@ -248,6 +273,7 @@ def _run(
     rises = np.zeros(n, dtype=int)  # (m,) steps in a row on which C went up
     falls = np.zeros(n, dtype=int)  # (m,) steps in a row on which C went down
     C_prev = C0 = None  # (m,) C one step ago, and at the starts
+    far = _BLOWUP * (1.0 + np.abs(starts).max(axis=1))  # (m,) coordinates beyond are huge
     # A step no longer than a gradient at the tolerance gives (10x slack, and the
     # momentum's 1 / (1 - mu) gain) tells a settled run from one rushing through.
     settled_step = 10.0 * eta * tol / (1.0 - momentum)
@@ -267,8 +293,8 @@ def _run(
         mark = functools.partial(_mark, code)
 
         # Blown up (nan never compares, so a nan C at a sane point is "undefined").
-        huge = (np.abs(p).max(axis=1) > _BLOWUP) | ~np.isfinite(p).all(axis=1)
-        huge |= np.abs(C) > _BLOWUP
+        huge = (np.abs(p).max(axis=1) > far) | ~np.isfinite(p).all(axis=1)
+        huge |= np.abs(C) > _BLOWUP * (1.0 + np.abs(C0))
         falling_away = C < C0
         mark(huge & falling_away, "unbounded")
         mark(huge, "diverged")
@@ -296,6 +322,7 @@ def _run(
             break
         active, p, velocity, g = active[going], p[going], velocity[going], g[going]
         C_prev, C0, rises, falls = C[going], C0[going], rises[going], falls[going]
+        far = far[going]
         velocity = momentum * velocity - eta * g
         p = p + velocity
 
@@ -310,6 +337,7 @@ def _run(
             eta=eta,
             momentum=momentum,
             tol=tol,
+            max_steps=steps,
         )
         for i in range(n)
     ]
@@ -325,15 +353,17 @@ def _falls_without_end(
 ) -> np.ndarray:
     """``(m,)`` True where C falls without end along ``-grad C`` from ``p`` ``(m, d)``.
 
-    Looks ahead at distances t = 1 .. 1e6 along the unit downhill direction u and asks
-    that C(p + t u) <= C(p) - t |grad C| / 2 at every t: C keeps falling at least half as
-    fast as its slope says. A function with a minimum anywhere that way rises again.
+    Looks ahead at distances t = s, 10 s, ..., 10^6 s along the unit downhill direction
+    u, with s = 1 + |p| so a far start looks far enough, and asks that
+    C(p + t u) <= C(p) - t |grad C| / 2 at every t: C keeps falling at least half as fast
+    as its slope says. A function with a minimum anywhere that way rises again.
     """
     norm = np.linalg.norm(g, axis=1)  # (m,)
     u = -g / norm[:, None]  # (m, d)
-    ahead = p[:, None, :] + _LOOK_AHEAD[None, :, None] * u[:, None, :]  # (m, T, d)
+    t = _LOOK_AHEAD[None, :] * (1.0 + np.linalg.norm(p, axis=1))[:, None]  # (m, T)
+    ahead = p[:, None, :] + t[:, :, None] * u[:, None, :]  # (m, T, d)
     C_ahead = expr.value(ahead)  # (m, T)
-    required = C[:, None] - 0.5 * _LOOK_AHEAD[None, :] * norm[:, None]
+    required = C[:, None] - 0.5 * t * norm[:, None]
     with np.errstate(invalid="ignore"):
         return (C_ahead <= required).all(axis=1)  # nan never counts as falling
 
@@ -473,4 +503,6 @@ def _fmt(value: float) -> str:
 
 
 def _fmt_ratio(ratio: float) -> str:
-    return f"{ratio:.0f}" if ratio >= 10 else f"{ratio:.2g}"
+    if ratio < 10:
+        return f"{ratio:.2g}"
+    return f"{ratio:.0f}" if ratio < 1e4 else f"{ratio:.1e}"
