@@ -205,11 +205,26 @@ def test_initial_weights_are_recreated_from_the_seed(trained):
     assert r.initial is None and r.moved is None and "initial_mean_abs" not in r.summary()
 
 
-def test_weight_images_refuse_other_layer_kinds(trained):
-    net, _ = trained
-    other = Network(net.config, net.params, ["conv", "dense"])
-    with pytest.raises(ConfigError, match="needs a dense first layer .* is 'conv'"):
-        weight_images(other)
+def test_weight_images_refuse_a_first_layer_without_pixel_weights():
+    net = Network.create(NetworkConfig(layers=(784, 10), features=("pool:2",)), seed=0)
+    with pytest.raises(ConfigError, match="needs a dense first layer .* is 'pool'"):
+        weight_images(net)
+
+
+def test_convolution_filters_are_images_and_input_gradients_pass_through_them():
+    net = Network.create(NetworkConfig(layers=(784, 10), features=("conv:3:5", "pool:2"), dtype="float64"), seed=0)
+    imgs = weight_images(net)
+    assert imgs.shape == (3, 5, 5)
+    np.testing.assert_array_equal(imgs[2], net.params[0]["w"][2, 0])
+    x = np.random.default_rng(0).random((1, 784))
+    y = np.array([4])
+    g = input_gradient(net, x, y)
+    assert gradient_images(net.gradient(x, y)).shape == (3, 5, 5)
+    for k in (0, 300, 410):  # spot-check the conv/pool backward pass against finite differences
+        xp, xm = x.copy(), x.copy()
+        xp[0, k] += 1e-6
+        xm[0, k] -= 1e-6
+        assert g[0, k] == pytest.approx((net.cost(xp, y) - net.cost(xm, y)) / 2e-6, rel=1e-4, abs=1e-9)
 
 
 # --- experiments ------------------------------------------------------------------------
@@ -268,7 +283,8 @@ def test_class_means_are_the_average_images():
     imgs[0, 0, 0] = 255
     imgs[2, 0, 0] = 51
     m = class_means(Split(imgs, np.array([1, 2, 1])), k=3)
-    np.testing.assert_allclose(m[1], [0.5, 0, 0, 0])
+    np.testing.assert_allclose(m[1], [0.6, 0, 0, 0], rtol=1e-6)  # (1.0 + 0.2) / 2
+    np.testing.assert_allclose(m[2], 0)
     np.testing.assert_allclose(m[0], 0)
 
 

@@ -74,9 +74,7 @@ def mosaic(images: np.ndarray, cols: int | None = None, gap: int = 1) -> np.ndar
 def _cmap(name: str, bad: str = "white"):
     import matplotlib
 
-    cmap = matplotlib.colormaps[name].copy()
-    cmap.set_bad(bad)
-    return cmap
+    return matplotlib.colormaps[name].with_extremes(bad=bad)
 
 
 def _symmetric_limit(*arrays: np.ndarray, q: float = 99.5) -> float:
@@ -289,7 +287,6 @@ def _gradient_row(fig, axes, report, show_colorbar_label: str) -> None:
     imgs = report.first_layer_images()
     vmax = float(np.percentile(imgs, 99.5)) or float(imgs.max()) or 1.0
     im = _mosaic_panel(ax_img, imgs, MAGNITUDE, 0.0, vmax, "first layer |dC/dw|, one image per neuron")
-    im.cmap.set_bad("white")
     fig.colorbar(im, ax=ax_img, shrink=0.85, extend="max", label=show_colorbar_label)
 
     # Every component's magnitude, one column per layer's weights and biases.

@@ -27,7 +27,7 @@ from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Split
 from digitnet.errors import ConfigError
 from digitnet.explain.gradients import input_gradient
-from digitnet.nn.network import Network
+from digitnet.nn.network import Network, feedforward
 from digitnet.train import EpochRecord, History, Trainer
 
 
@@ -169,8 +169,9 @@ def dream(
     :func:`~digitnet.explain.gradients.input_gradient`), scaled so that the pixels move by
     ``step_size`` on average (root mean square): a sigmoid output's gradient shrinks as it
     saturates, and a normalised step keeps climbing at the same pace. Pixels are then
-    clipped to [0, 1], the range of real images. ``class_means`` (k, n_in), the average real
-    image of each class, is kept to compare the dreams with.
+    clipped to [0, 1], the range of real images. The images are what the first layer sees
+    (for a network that deskews its inputs, after deskewing). ``class_means`` (k, n_in),
+    the average real image of each class, is kept to compare the dreams with.
     """
     k = net.config.layers[-1]
     n_in = net.config.layers[0]
@@ -186,16 +187,16 @@ def dream(
     start = np.clip(np.abs(0.05 * rng.standard_normal(n_in)), 0, 1).astype(dtype)  # (n_in,)
     x = np.repeat(start[None, :], len(digits), axis=0)  # (m, n_in): one image per target
     rows = np.arange(len(digits))
-    trace = [net.feedforward(x)[rows, digits]]
+    trace = [feedforward(net, x)[rows, digits]]
     tiny = np.finfo(dtype).tiny
     for _ in range(steps):
-        g = input_gradient(net, x, output=digits).astype(dtype)  # (m, n_in) d a_j / dx
+        g = input_gradient(net, x, output=digits, prepared=True).astype(dtype)  # (m, n_in) d a_j / dx
         rms = np.sqrt((g * g).mean(axis=1, keepdims=True))  # (m, 1)
         x = np.clip(x + np.asarray(step_size, dtype) * g / np.maximum(rms, tiny), 0, 1).astype(dtype)
-        trace.append(net.feedforward(x)[rows, digits])
+        trace.append(feedforward(net, x)[rows, digits])
     return DreamResult(
-        digits=digits, start=start, images=x, start_outputs=net.feedforward(start[None, :])[0],
-        outputs=net.feedforward(x), trace=np.asarray(trace), steps=steps, step_size=float(step_size), seed=seed,
+        digits=digits, start=start, images=x, start_outputs=feedforward(net, start[None, :])[0],
+        outputs=feedforward(net, x), trace=np.asarray(trace), steps=steps, step_size=float(step_size), seed=seed,
         class_means=None if class_means is None else np.asarray(class_means),
     )
 

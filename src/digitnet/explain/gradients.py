@@ -25,7 +25,6 @@ import numpy as np
 from digitnet.errors import ConfigError
 from digitnet.nn.activations import BACKWARD
 from digitnet.nn.network import Gradient, Network, backprop, forward, output_delta
-from digitnet.nn.layers import LAYERS
 
 
 def image_shape(n: int) -> tuple[int, int]:
@@ -40,13 +39,28 @@ def image_shape(n: int) -> tuple[int, int]:
 
 
 def require_dense_first_layer(net: Network, what: str) -> None:
-    """Raise a clear error if ``what`` needs a dense first layer and the network has another kind."""
-    if not net.kinds or net.kinds[0] != "dense":
+    """Raise a clear error if ``what`` needs a first layer with weights on the pixels
+    (dense or convolutional) and the network starts with another kind."""
+    if not net.kinds or net.kinds[0] not in ("dense", "conv"):
         kind = net.kinds[0] if net.kinds else "none"
         raise ConfigError(
-            f"{what} needs a dense first layer (one weight per input pixel per neuron); this network's first "
-            f"layer is {kind!r}."
+            f"{what} needs a dense first layer (one weight per input pixel per neuron) or a convolutional one "
+            f"(one small filter per channel); this network's first layer is {kind!r}."
         )
+
+
+def first_layer_images(w: np.ndarray) -> np.ndarray:
+    """A first layer's weights (or their gradient) as pictures, (n, h, w).
+
+    Dense ``w`` (n_neurons, n_in): row j reshaped to (side, side), neuron j's weight on
+    every pixel. Convolutional ``w`` (c_out, c_in, k, k): each filter's k x k slice.
+    """
+    if w.ndim == 2:
+        return w.reshape(w.shape[0], *image_shape(w.shape[1]))  # (n_neurons, 28, 28): row j is neuron j
+    if w.ndim == 4:
+        return w.reshape(-1, w.shape[2], w.shape[3])  # (c_out c_in, k, k): one picture per filter slice
+    raise ConfigError(f"The first layer's weights have shape {w.shape}; only dense (2-D) and convolutional (4-D) "
+                      "weights can be drawn as images.")
 
 
 # --- gradient with respect to the input -----------------------------------------------
@@ -54,22 +68,32 @@ def _backward_to_input(net: Network, fw, delta: np.ndarray) -> np.ndarray:
     """Carry the output error ``delta`` (n, n_out) back to the input: (n, n_in).
 
     BP2 moves delta back one layer at a time; at the first layer g = delta^1 w^1 is dC/dx.
-    Each layer kind supplies its own dC/da of its input, so this works for any kind that
-    :mod:`digitnet.nn.layers` knows.
+    Each layer object supplies its own dC/da of its input, so this works for every kind
+    the network is built from (dense, conv, pool, flatten); layers without an activation
+    are "identity", whose backward pass hands g on unchanged.
     """
     acts = net.activation_names
     g = delta
     for l in range(len(net.params) - 1, -1, -1):
-        _, g = LAYERS[net.kinds[l]].backward(net.params[l], fw.activations[l], delta, need_input_grad=True)
+        _, g = net.modules[l].backward(net.params[l], fw.activations[l], delta, need_input_grad=True)
         if l > 0:
             delta = BACKWARD[acts[l - 1]](fw.zs[l - 1], fw.activations[l], g)  # BP2
     return g
 
 
 def input_gradient(
-    net: Network, x: np.ndarray, y: np.ndarray | None = None, *, output: int | np.ndarray | None = None
+    net: Network,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    output: int | np.ndarray | None = None,
+    prepared: bool = False,
 ) -> np.ndarray:
-    """The gradient with respect to the input pixels, one row per example: (n, n_in).
+    """The gradient with respect to the input, one row per example: (n, n_in).
+
+    The input is what the first layer sees: ``net.prepare_input(x)`` (pixels / 255, and
+    deskewed if the network's config asks for it); with ``prepared=True`` ``x`` is taken to
+    be that already, (n, n_in) in the network's dtype.
 
     With labels ``y`` (n,) it is dC_x/dx, the gradient of each example's own cost; with
     ``output=j`` it is d a^L_j / dx, how each pixel would raise output neuron j's activation
@@ -78,7 +102,8 @@ def input_gradient(
     """
     if (y is None) == (output is None):
         raise ConfigError("input_gradient needs either labels y (the cost's gradient) or output=j (an output's gradient).")
-    x = net._input(x)
+    if not prepared:
+        x = net.prepare_input(x)
     fw = forward(net, x)
     z, a = fw.zs[-1], fw.activations[-1]
     if y is not None:
@@ -100,7 +125,7 @@ def dataset_gradient(net: Network, x: np.ndarray, y: np.ndarray, chunk: int = 10
     Computed in chunks of ``chunk`` examples (to bound memory) and averaged with each
     chunk's size as its weight, so it equals ``net.gradient(x, y)`` up to rounding.
     """
-    x = net._input(x)
+    x = net.prepare_input(x)
     y = np.asarray(y)
     n = len(x)
     if n == 0:
@@ -212,15 +237,12 @@ class GradientReport:
 
 
 def gradient_images(grad: Gradient, absolute: bool = True) -> np.ndarray:
-    """The first layer's dC/dw as images: row j of ``nabla_w[0]`` reshaped to (side, side).
+    """The first layer's dC/dw as images: row j of ``nabla_w[0]`` reshaped to (side, side)
+    (for a convolutional first layer, each filter's k x k gradient).
 
     Returns (n_neurons, side, side); with ``absolute`` the magnitudes |dC/dw|.
     """
-    w = grad.nabla_w[0]
-    if w.ndim != 2:
-        raise ConfigError(f"The first layer's gradient has shape {w.shape}, not (neurons, inputs); it cannot be drawn as images.")
-    side = image_shape(w.shape[1])
-    g = w.reshape(w.shape[0], *side)  # (n_neurons, 28, 28): row j is neuron j's 784 weights
+    g = first_layer_images(grad.nabla_w[0])
     return np.abs(g) if absolute else g.copy()
 
 

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitnet.errors import ModelFileError
-from digitnet.explain.gradients import image_shape, require_dense_first_layer
+from digitnet.explain.gradients import first_layer_images, require_dense_first_layer
 from digitnet.nn.network import Network
 
 
 def weight_images(net: Network) -> np.ndarray:
-    """The first layer's weights as images: (n_neurons, side, side), row j reshaped."""
+    """The first layer's weights as images: (n_neurons, side, side), row j of ``w`` reshaped
+    (for a convolutional first layer: its filters, (channels, k, k))."""
     require_dense_first_layer(net, "Drawing the first-layer weights")
-    w = net.params[0]["w"]  # (n_neurons, 784)
-    return w.reshape(w.shape[0], *image_shape(w.shape[1])).copy()  # (n_neurons, 28, 28)
+    return first_layer_images(net.params[0]["w"]).copy()
 
 
 def initial_network(saved) -> tuple[Network | None, str]:
