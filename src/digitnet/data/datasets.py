@@ -50,7 +50,7 @@ class Split:
         n = len(self.images)
         # One pass into one new array (astype then / would allocate and traverse twice).
         x = np.empty((n, int(np.prod(self.images.shape[1:]))), np.float32)
-        return np.divide(self.images.reshape(n, -1), np.float32(255), out=x, dtype=np.float32)
+        return np.divide(self.images.reshape(x.shape), np.float32(255), out=x, dtype=np.float32)
 
     @property
     def y(self) -> np.ndarray:
