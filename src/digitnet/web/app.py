@@ -53,6 +53,9 @@ from digitnet.images import prepare
 from digitnet.presets import PRESETS
 from digitnet.web.lab import Busy, Lab, NotFound, check_model_name
 
+# The page sets up fully connected networks (its picture is the video's columns of neurons);
+# presets with convolutional features are for the command line.
+DENSE_PRESETS = [name for name, (_, net, _) in PRESETS.items() if not net.features]
 MAX_BODY = 2 * 1024 * 1024  # bytes: a 1024x1024 drawing as JSON does not fit, a 512x512 one does
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 LIMITS = {
@@ -202,7 +205,7 @@ def _grey_pixels(obj: dict) -> np.ndarray:
     if not isinstance(pixels, list) or len(pixels) != w * h:
         got = f"{len(pixels)} values" if isinstance(pixels, list) else type(pixels).__name__
         raise ApiError(400, f"'pixels' must be a list of width x height = {w * h} grey levels, row by row; got {got}.")
-    if not all(type(v) is int or type(v) is float for v in pixels):
+    if not set(map(type, pixels)) <= {int, float}:  # not bool, str or nested lists
         raise ApiError(400, "Every pixel must be a number from 0 (black) to 255 (white).")
     grey = np.asarray(pixels, dtype=np.float32).reshape(h, w)
     if not np.isfinite(grey).all() or grey.min() < 0 or grey.max() > 255:
@@ -239,7 +242,8 @@ def create_app(
 
     async def info(request: Request) -> Response:
         return _json({
-            "presets": {k: {"description": d, "network": n.to_dict(), "train": t.to_dict()} for k, (d, n, t) in PRESETS.items()},
+            "presets": {k: {"description": d, "network": n.to_dict(), "train": t.to_dict()}
+                        for k, (d, n, t) in PRESETS.items() if k in DENSE_PRESETS},
             "choices": {"activation": ["sigmoid", "tanh", "relu"], "output_activation": list(ACTIVATION_NAMES),
                         "cost": list(COST_NAMES), "init": list(INIT_NAMES), "optimizer": list(OPTIMIZER_NAMES)},
             "limits": {**LIMITS, "train_size": (1, len(data.train)), "max_body": max_body},
@@ -279,8 +283,10 @@ def create_app(
                     "digit": k,
                     "label": data.classes[k] if k < len(data.classes) else str(k),
                     "outputs": _rounded(out),
-                    "activations": [_rounded(a) for a in acts[1:]],
-                    "input": _rounded(x, 3),
+                    # the fully connected layers' activations: the columns of neurons on the page
+                    "activations": [_rounded(a) for a in acts[len(acts) - len(net.config.layers) + 1:]],
+                    "input": _rounded(x, 3),  # the prepared 28x28, as `digitnet predict` makes it
+                    "seen": _rounded(acts[0], 3),  # what the first layer sees (deskewed if the network does that)
                     "test_index": test_index,
                     "true_label": int(data.test.y[test_index]) if test_index is not None else None,
                     "weights_version": lab.snapshot_version,
@@ -291,9 +297,13 @@ def create_app(
     async def network(request: Request) -> Response:
         def work():
             net, version = lab.snapshot, lab.snapshot_version
-            w0 = net.weights[0]
+            dense = [p for p, kind in zip(net.params, net.kinds) if kind == "dense"]
+            weights, biases = [p["w"] for p in dense], [p["b"] for p in dense]
+            w0 = weights[0]
             shown = min(len(w0), SHOWN_FIRST_LAYER)
-            square = int(math.isqrt(w0.shape[1]))
+            # Row j of the first layer's w is neuron j's weights on the pixels: a picture when
+            # the pixels feed it directly (no convolutional features in between).
+            square = int(math.isqrt(w0.shape[1])) if not net.config.features else 0
             return {
                 "weights_version": version,
                 "layers": list(net.config.layers),
@@ -301,13 +311,13 @@ def create_app(
                 "output_activation": net.config.output_activation,
                 "first": {
                     "neurons": int(len(w0)), "shown": shown,
-                    "side": square if square * square == w0.shape[1] else None,
-                    "weights": _b64(w0[:shown]), "biases": _rounded(net.biases[0][:shown]),
+                    "side": square if square and square * square == w0.shape[1] else None,
+                    "weights": _b64(w0[:shown]), "biases": _rounded(biases[0][:shown]),
                 },
                 "deeper": [
                     {"shape": list(w.shape), "weights": _b64(w) if w.size <= MAX_EDGE_WEIGHTS else None,
                      "biases": _rounded(b)}
-                    for w, b in zip(net.weights[1:], net.biases[1:])
+                    for w, b in zip(weights[1:], biases[1:])
                 ],
             }
 
@@ -360,7 +370,7 @@ def create_app(
 
     async def train_config(request: Request) -> Response:
         obj = await _json_body(request, max_body, train_fields)
-        preset = _choice(obj, "preset", list(PRESETS), "video")
+        preset = _choice(obj, "preset", DENSE_PRESETS, "video")
         base_net, base_train = PRESETS[preset][1], PRESETS[preset][2]
         n_in, n_out = data.train.x.shape[1], len(data.classes)
         hidden = obj.get("hidden", list(base_net.layers[1:-1]))
@@ -393,7 +403,8 @@ def create_app(
         train_size = _number(obj, "train_size", 1, len(data.train), len(data.train), integer=True)
         net_cfg = NetworkConfig.from_dict({**base_net.to_dict(), **net_changes})
         train_cfg = TrainConfig.from_dict({**base_train.to_dict(), **train_changes, "validation": False,
-                                           "keep_best": False})
+                                           "keep_best": False,
+                                           "train_size": train_size if train_size < len(data.train) else None})
         return _json(await run_in_threadpool(lab.configure, net_cfg, train_cfg, train_size))
 
     async def train_start(request: Request) -> Response:

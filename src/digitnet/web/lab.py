@@ -45,7 +45,8 @@ CHECKPOINT_SUFFIX = ".ckpt.safetensors"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 POINTS_PER_EPOCH = 100  # cost points kept per epoch (each the mean of its mini-batches)
 SNAPSHOT_SECONDS = 0.2  # how often the training thread publishes its weights
-ACCURACY_SECONDS = 1.0  # how often it measures test accuracy while running
+ACCURACY_SECONDS = 0.5  # how often it measures test accuracy while running, at least...
+ACCURACY_PER_EPOCH = 10  # ...and at least this many times per epoch
 PRIORITY_WAIT = 0.05  # the longest the training thread waits for requests between batches
 
 
@@ -120,6 +121,8 @@ class Lab:
         self.snapshot_version = 0  # bumped when the published weights change
         self.snapshot: Network
         self._eval_cache: tuple[int, dict] | None = None
+        self._splits: dict[tuple[bool, int], Split] = {}
+        self._splits_validation: dict[str, tuple[Split, Split]] = {}
         models = self.list_models()
         if models:
             newest = max(models, key=lambda m: m["modified"])
@@ -147,8 +150,19 @@ class Lab:
         job.accuracy.append((0, job.history.initial_test_accuracy))
 
     def _train_split(self, job: Job) -> Split:
-        train = self.data.with_validation()[0] if job.train_config.validation else self.data.train
-        return train.subset(min(job.train_size, len(train)))
+        train = self._validation_splits()[0] if job.train_config.validation else self.data.train
+        n = min(job.train_size, len(train))
+        if n == len(train):
+            return train
+        key = (job.train_config.validation, n)
+        if key not in self._splits:  # a Split converts its pixels to floats once: keep it
+            self._splits = {key: train.subset(n)}
+        return self._splits[key]
+
+    def _validation_splits(self) -> tuple[Split, Split]:
+        if "validation" not in self._splits_validation:
+            self._splits_validation["validation"] = self.data.with_validation()
+        return self._splits_validation["validation"]
 
     def _job_from_file(self, name: str) -> Job:
         saved = load_model(self.model_path(name))
@@ -160,7 +174,7 @@ class Lab:
         train_cfg = saved.train_config or TrainConfig()
         self._next_id += 1
         job = Job(self._next_id, saved.net, saved.initial or saved.net.copy(), train_cfg,
-                  len(self.data.train) - (10_000 if train_cfg.validation else 0), name=name)
+                  train_cfg.train_size or len(self.data.train), name=name)
         job.train_size = len(self._train_split(job))
         history = saved.history or History()
         job.history = history
@@ -188,7 +202,7 @@ class Lab:
         job = self.job
         if job.trainer is None:
             t = Trainer(job.net, self._train_split(job), job.train_config, test=self.data.test,
-                        validation=self.data.with_validation()[1] if job.train_config.validation else None)
+                        validation=self._validation_splits()[1] if job.train_config.validation else None)
             t.history = job.history
             t.epoch = job.epoch
             job.trainer = t
@@ -230,6 +244,10 @@ class Lab:
             trainer = self._trainer()
             try:
                 self._one_batch(trainer, measure=True)
+                job = self.job
+                if job.pending:  # a single step shows on the cost curve at once
+                    job.points.append((job.batches, float(np.mean(job.pending))))
+                    job.pending.clear()
             except DivergenceError as e:
                 self._diverged(e)
             else:
@@ -290,12 +308,13 @@ class Lab:
     # --- the training thread ----------------------------------------------------------
     def _run(self, job: Job, trainer: Trainer, one_epoch: bool) -> None:
         last_snapshot = last_accuracy = time.perf_counter()
+        accuracy_every = max(1, trainer.batches_per_epoch // ACCURACY_PER_EPOCH)
         try:
             while not self._stop.is_set() and not trainer.done:
                 if self._one_batch(trainer) and one_epoch:
                     break
                 now = time.perf_counter()
-                if now - last_accuracy >= ACCURACY_SECONDS:
+                if now - last_accuracy >= ACCURACY_SECONDS or job.batches % accuracy_every == 0:
                     self._measure_accuracy(job)
                     last_accuracy = now
                 if now - last_snapshot >= SNAPSHOT_SECONDS:

@@ -134,6 +134,11 @@
     padCtx.lineCap = "round";
     padCtx.lineJoin = "round";
     padCtx.beginPath();
+    if (from[0] === to[0] && from[1] === to[1]) { // a dot: a zero-length line draws nothing in some browsers
+      padCtx.arc(from[0], from[1], padCtx.lineWidth / 2, 0, 2 * Math.PI);
+      padCtx.fill();
+      return;
+    }
     padCtx.moveTo(from[0], from[1]);
     padCtx.lineTo(to[0], to[1]);
     padCtx.stroke();
@@ -192,11 +197,12 @@
   // --- predicting ---------------------------------------------------------------------
   let predictBusy = false, predictAgain = false;
   function requestPredict() {
+    pad.dataset.pending = "1"; // "0" once the answer for the latest drawing is shown (tests wait for it)
     if (predictBusy) { predictAgain = true; return; }
     predictBusy = true;
     doPredict().finally(() => {
       predictBusy = false;
-      if (predictAgain) { predictAgain = false; requestPredict(); }
+      if (predictAgain) { predictAgain = false; requestPredict(); } else pad.dataset.pending = "0";
     });
   }
 
@@ -226,7 +232,7 @@
 
   function showPrediction(r) {
     state.prediction = r;
-    greyImage($("prepared"), r.input);
+    greyImage($("prepared"), r.seen.length === 784 ? r.seen : r.input);
     const a = $("answer");
     a.textContent = r.label;
     a.dataset.digit = String(r.digit);
@@ -500,7 +506,7 @@
     const wasRunning = state.status === "running";
     if (d.reset || d.job !== state.job) {
       state.points = []; state.accuracy = []; state.epochs = [];
-      if (state.job !== null && d.job !== state.job) showConfig(d);
+      if (state.job !== null && d.job !== state.job) { showConfig(d); refreshModels().catch((e) => toast(e.message)); }
       state.job = d.job;
     }
     state.points.push(...d.points);
@@ -528,7 +534,8 @@
       `test accuracy ${pct(d.test_accuracy)}`,
     ];
     const s = $("train-status");
-    s.innerHTML = parts.join(" · ") + (d.message ? `<br><span class="muted">${escapeHtml(d.message)}</span>` : "");
+    const note = d.message || (d.status === "done" ? "All epochs are done: set up a new network (or Reset) to train again." : "");
+    s.innerHTML = parts.join(" · ") + (note ? `<br><span class="muted">${escapeHtml(note)}</span>` : "");
     s.dataset.status = d.status;
     const run = $("train-run");
     run.textContent = running ? "❚❚ Pause" : "▶ Train";
@@ -565,7 +572,8 @@
     const xmax = Math.max(per, Math.ceil(lastX / per) * per);
     let ymax = 0;
     for (const p of pts) ymax = Math.max(ymax, p[1]);
-    ymax = ymax > 0 ? niceCeil(ymax * 1.05) : 1;
+    const tick = niceStep(ymax > 0 ? ymax * 1.02 / 4 : 0.25);
+    ymax = 4 * tick;
     const X = (v) => L + (W - L - R) * v / xmax;
     const Yc = (v) => T + (H - T - B) * (1 - v / ymax);
     const Ya = (v) => T + (H - T - B) * (1 - v);
@@ -601,12 +609,12 @@
     }
   }
 
-  function niceCeil(v) {
+  function niceStep(v) { // the smallest round number (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 x 10^k) at least v
     const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
+    for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v * (1 - 1e-9)) return m * p;
     return 10 * p;
   }
-  const fmtTick = (v) => (v === 0 ? "0" : v >= 10 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toPrecision(2));
+  const fmtTick = (v) => (v === 0 ? "0" : String(+v.toPrecision(3)));
 
   function connectEvents() {
     const es = new EventSource("/api/train/events");

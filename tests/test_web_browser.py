@@ -1,0 +1,233 @@
+"""The web page in a real browser: Playwright drives Debian's Chromium against ``digitnet serve``'s app.
+
+The server runs in a thread on a free 127.0.0.1 port with a model trained here for one
+epoch on MNIST. Digits are drawn with mouse strokes that replay the ink of MNIST test
+images, row by row; training is started from the page and its cost curve watched; the
+descent playground is clicked. Screenshots go to ``$DIGITNET_SCREENSHOTS`` (or a temporary
+folder). Skipped, with the reason, when Playwright or Chromium is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = os.environ.get("DIGITNET_CHROMIUM", "/usr/bin/chromium")
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
+if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+    pytest.skip(f"Chromium is not at {CHROMIUM}: apt-get install -y chromium", allow_module_level=True)
+
+pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+
+@pytest.fixture(scope="module")
+def trained(mnist, tmp_path_factory):
+    """A model directory holding one model trained for one epoch (about 90% right)."""
+    from digitnet.config import TrainConfig
+    from digitnet.model_io import save_model
+    from digitnet.nn.network import Network
+    from digitnet.train import train
+
+    models = tmp_path_factory.mktemp("models")
+    net = Network.create((784, 30, 10), seed=1)
+    initial = net.copy()
+    config = TrainConfig(epochs=1, eta=3.0)
+    history = train(net, mnist.train, config, test=mnist.test)
+    save_model(models / "quick.safetensors", net, history, config, initial)
+    return models, net
+
+
+@pytest.fixture(scope="module")
+def server(trained, mnist):
+    import uvicorn
+
+    from digitnet.web import create_app
+
+    models, _ = trained
+    app = create_app(models, dataset=mnist)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert srv.started, "the server did not start"
+    yield f"http://127.0.0.1:{port}/", app
+    srv.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    where = os.environ.get("DIGITNET_SCREENSHOTS")
+    if where:
+        Path(where).mkdir(parents=True, exist_ok=True)
+        return Path(where)
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture
+def page(browser, server):
+    url, _ = server
+    # bypass_csp lets Playwright evaluate its wait conditions; the policy itself is tested over HTTP.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    pg = context.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(url)
+    pg.wait_for_selector("body[data-ready='1']", timeout=15_000)
+    yield pg
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def draw(page, image: np.ndarray, threshold: int = 100) -> None:
+    """Replay an MNIST image's ink as mouse strokes: one stroke per run of inked pixels in every
+    other row (the pen is two pixels wide)."""
+    box = page.locator("#pad").bounding_box()
+    s = box["width"] / image.shape[1]
+    for r in range(0, image.shape[0], 2):
+        row = np.maximum(image[r], image[r + 1]) if r + 1 < image.shape[0] else image[r]
+        c = 0
+        while c < len(row):
+            if row[c] <= threshold:
+                c += 1
+                continue
+            start = c
+            while c < len(row) and row[c] > threshold:
+                c += 1
+            y = box["y"] + (r + 1.0) * s
+            page.mouse.move(box["x"] + (start + 0.5) * s, y)
+            page.mouse.down()
+            page.mouse.move(box["x"] + (c - 0.5) * s, y)
+            page.mouse.up()
+    page.wait_for_selector("#pad[data-pending='0']", timeout=10_000)
+
+
+def test_drawn_digits_are_read_and_shown(page, trained, mnist, shots):
+    _, net = trained
+    out = net.feedforward(mnist.test.x[:200])
+    confident = [i for i in range(200) if out[i].argmax() == mnist.test.y[i] and out[i].max() > 0.8]
+    chosen, seen = [], set()
+    for i in confident:  # five different digits the model reads with confidence
+        if int(mnist.test.y[i]) not in seen:
+            chosen.append(i)
+            seen.add(int(mnist.test.y[i]))
+        if len(chosen) == 5:
+            break
+    answers = []
+    for i in chosen:
+        page.click("#clear")
+        draw(page, mnist.test.images[i])
+        answers.append(int(page.get_attribute("#answer", "data-digit")))
+    labels = [int(mnist.test.y[i]) for i in chosen]
+    right = sum(a == y for a, y in zip(answers, labels))
+    assert right >= 4, f"read {answers} for drawn {labels}"
+    # The prepared 28x28 is shown, the output bars follow the answer, the neurons are lit.
+    ink = page.evaluate("() => { const c = document.getElementById('prepared');"
+                        " const d = c.getContext('2d').getImageData(0, 0, 28, 28).data;"
+                        " let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i]; return s; }")
+    assert ink > 255 * 20
+    best = page.locator("#bars .bar.best").get_attribute("data-digit")
+    assert best == page.get_attribute("#answer", "data-digit")
+    assert page.locator("#net-svg circle.neuron").count() == 30 + 10
+    page.locator("#net-svg circle.clickable").nth(2).click()
+    assert "Hidden neuron 3 of 30" in page.inner_text("#neuron-text")
+    page.screenshot(path=str(shots / "draw.png"))
+    page.click("#clear")
+    assert page.get_attribute("#answer", "data-digit") == ""
+
+
+def test_a_random_test_digit_and_a_mistake_from_the_gallery(page):
+    page.click("#random-test")
+    page.wait_for_selector("#pad[data-pending='0']")
+    assert "Test image #" in page.inner_text("#pad-note")
+    assert page.get_attribute("#answer", "data-digit") != ""
+    page.wait_for_selector("#gallery button")
+    page.locator("#gallery button").first.click()
+    page.wait_for_function("document.getElementById('answer-note').textContent.includes('wrong')")
+    assert "Evaluate" in page.inner_text(".confusion-card")
+    assert page.locator("#confusion td").count() == 100
+    assert "Test accuracy" in page.inner_text("#eval-summary")
+
+
+def test_training_from_the_page_grows_the_cost_curve(page, shots):
+    page.fill("#hidden", "16")
+    page.fill("#epochs", "2")
+    page.fill("#train_size", "20000")
+    page.click("#new-network")
+    page.wait_for_function("document.getElementById('train-status').dataset.status === 'ready'"
+                           " && document.getElementById('cost-chart').dataset.points === '1'")
+    page.click("#train-step")
+    page.wait_for_function("document.getElementById('cost-chart').dataset.points === '2'")
+    page.click("#train-run")
+    page.wait_for_function("Number(document.getElementById('cost-chart').dataset.points) > 40", timeout=20_000)
+    page.wait_for_function("Number(document.getElementById('cost-chart').dataset.accuracy) > 1", timeout=20_000)
+    assert page.locator("#weight-grid canvas").count() == 16
+    page.locator("#learn").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "learn.png"))
+    if page.get_attribute("#train-status", "data-status") == "running":
+        page.click("#train-run")  # pause
+    page.wait_for_function("document.getElementById('train-status').dataset.status !== 'running'")
+    page.fill("#save-name", "from-the-page")
+    page.click("#save-model")
+    page.wait_for_function("[...document.querySelectorAll('#model-select option')].some(o => o.value === 'from-the-page')")
+    page.click("#train-reset")
+    page.wait_for_function("document.getElementById('cost-chart').dataset.points === '1'")
+
+
+def test_the_descent_playground(page, shots):
+    page.fill("#formula", "3/2x^2 + 1/2y^2")
+    page.click("#descent-form button[type=submit]")
+    box = page.locator("#contour").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.25)
+    page.wait_for_selector("#descent-result[data-stop='converged']")
+    assert "x matters" in page.inner_text("#descent-result") or "matter" in page.inner_text("#descent-result")
+    page.fill("#formula", "3/2x^2 + ½y")
+    page.click("#descent-form button[type=submit]")
+    page.wait_for_selector("#descent-result[data-stop='unbounded']")
+    page.click("#descent-result .suggest button")
+    page.wait_for_selector("#descent-result[data-stop='converged']")
+    page.locator(".playground-card").screenshot(path=str(shots / "playground.png"))
+    page.fill("#formula", "x + import(y)")
+    page.click("#descent-form button[type=submit]")
+    page.wait_for_selector("#toast:not([hidden])")
+    assert "unknown name" in page.inner_text("#toast")
+
+
+def test_the_page_fits_a_phone(browser, server, shots, mnist):
+    url, _ = server
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, has_touch=True,
+                                  bypass_csp=True)
+    pg = context.new_page()
+    pg.goto(url)
+    pg.wait_for_selector("body[data-ready='1']", timeout=15_000)
+    draw(pg, mnist.test.images[0])
+    assert pg.get_attribute("#answer", "data-digit") != ""
+    overflow = pg.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the page is {overflow}px wider than a phone"
+    pg.screenshot(path=str(shots / "phone.png"))
+    context.close()
