@@ -8,6 +8,8 @@ import threading
 import webbrowser
 from pathlib import Path
 
+import sys
+
 import click
 
 from digitnet.cli import main
@@ -74,6 +76,10 @@ def serve(port, host, open_browser, model_dir, data_dir):
       digitnet serve --open --model-dir models
     """
     import uvicorn
+
+    # Hand the interpreter lock over every millisecond (not every 5): the training thread
+    # then cannot keep a request waiting for long between two of its NumPy calls.
+    sys.setswitchinterval(0.001)
 
     from digitnet.web import create_app
 

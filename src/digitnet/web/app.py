@@ -582,7 +582,13 @@ class _Guard:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        if scope.get("path") == "/api/predict":
+            # The training thread waits between mini-batches while a prediction is anywhere in
+            # flight (reading the body, preparing, answering), so predictions stay fast.
+            with self.state.lab.priority():
+                await self.app(scope, receive, send_with_headers)
+        else:
+            await self.app(scope, receive, send_with_headers)
 
 
 def _host_name(header: str) -> str:

@@ -47,6 +47,8 @@ POINTS_PER_EPOCH = 100  # cost points kept per epoch (each the mean of its mini-
 SNAPSHOT_SECONDS = 0.2  # how often the training thread publishes its weights
 ACCURACY_SECONDS = 0.5  # how often it measures test accuracy while running, at least...
 ACCURACY_PER_EPOCH = 10  # ...and at least this many times per epoch
+BUSY_SECONDS = 0.5  # requests this recent mean someone is using the page...
+BUSY_PAUSE = 0.002  # ...and the training thread pauses this long after each mini-batch
 PRIORITY_WAIT = 0.05  # the longest the training thread waits for requests between batches
 
 
@@ -115,6 +117,7 @@ class Lab:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._waiting = 0  # requests that asked the training thread to wait
+        self._last_request = float("-inf")  # when the last prediction request ended
         self._waiting_lock = threading.Lock()
         self._next_id = 0
         self.version = 0  # bumped on every change the page may want to redraw
@@ -304,6 +307,7 @@ class Lab:
         finally:
             with self._waiting_lock:
                 self._waiting -= 1
+            self._last_request = time.perf_counter()
 
     # --- the training thread ----------------------------------------------------------
     def _run(self, job: Job, trainer: Trainer, one_epoch: bool) -> None:
@@ -330,7 +334,11 @@ class Lab:
             self._publish()
 
     def _yield(self) -> None:
-        time.sleep(0)  # let request threads take the interpreter lock between mini-batches
+        # While people are using the page, give the server's threads the interpreter lock
+        # between mini-batches for a moment: without that a busy training thread would keep
+        # them waiting for it (a "convoy"), and predictions would take hundreds of ms.
+        busy = time.perf_counter() - self._last_request < BUSY_SECONDS
+        time.sleep(BUSY_PAUSE if busy else 0)
         deadline = time.perf_counter() + PRIORITY_WAIT
         while self._waiting and time.perf_counter() < deadline:
             time.sleep(0.0005)
