@@ -39,17 +39,5 @@ def main() -> None:
     """
 
 
-def _register() -> None:
-    # Each module adds its commands to ``main``; a module that is missing (not yet
-    # written, or removed) simply contributes nothing.
-    import importlib
-
-    for name in ("train", "descend", "show", "serve"):
-        try:
-            importlib.import_module(f"digitnet.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"digitnet.cli.{name}":
-                raise
-
-
-_register()
+# Each module adds its commands to ``main`` when imported.
+from digitnet.cli import descend, serve, show, train  # noqa: E402,F401
