@@ -7,7 +7,8 @@ Each figure has a title, labelled axes, colour bars where colour carries a numbe
 caption line that says what to look at.
 
 Input images are drawn as ink on paper (dark = 1, white = 0); weights and gradients that
-can be negative use a diverging map centred on 0 (red positive, blue negative).
+can be negative use a diverging map centred on 0 (blue positive, red negative, as on
+the web page).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 INK = "gray_r"  # input pixels: 0 white paper, 1 black ink
-DIVERGING = "RdBu_r"  # signed values: blue negative, white 0, red positive
+DIVERGING = "RdBu"  # signed values: red negative, white 0, blue positive (as on the web page)
 MAGNITUDE = "viridis"  # non-negative magnitudes
 C_TRAIN, C_TEST, C_VAL = "tab:blue", "tab:orange", "tab:green"
 
@@ -215,11 +216,11 @@ def weights_figure(learned: np.ndarray, initial: np.ndarray | None = None, *, ti
     for ax, (images, name, label) in zip(axes, panels):
         m = _symmetric_limit(images)
         im = _mosaic_panel(ax, images, DIVERGING, -m, m, name, cols=cols)
-        fig.colorbar(im, ax=ax, shrink=0.8, extend="both", label=f"{label} (red +, blue -)", location="bottom")
+        fig.colorbar(im, ax=ax, shrink=0.8, extend="both", label=f"{label} (blue +, red -)", location="bottom")
     fig.suptitle(f"{title}: each of the {n} neurons' {learned.shape[1] * learned.shape[2]} weights as a "
                  f"{learned.shape[1]}x{learned.shape[2]} image", fontweight="bold")
     if caption is None:
-        caption = ("Red pixels push the neuron's weighted sum up, blue pull it down. The learned patterns are "
+        caption = ("Blue pixels push the neuron's weighted sum up, red pull it down. The learned patterns are "
                    "blotchy and noisy, not the clean edges and loops one might hope for.")
     _caption(fig, caption)
     return fig
@@ -428,7 +429,7 @@ def activations_figure(x: np.ndarray, layers: Sequence[np.ndarray], weights: Seq
     ax_net.set_xlim(-0.75, n_layers - 0.5)
     ax_net.set_ylim(-0.3, 1.05)
     ax_net.set_axis_off()
-    ax_net.set_title("activations: black 0 ... white 1" + ("; lines: weights (red +, blue -)" if weights is not None else ""))
+    ax_net.set_title("activations: black 0 ... white 1" + ("; lines: weights (blue +, red -)" if weights is not None else ""))
     fig.colorbar(sc, ax=ax_net, shrink=0.6, label="neuron activation", location="right")
     if weights is not None:
         ax_net.legend(handles=[Line2D([], [], color=(0.85, 0.2, 0.2), label="positive weight"),
