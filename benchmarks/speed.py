@@ -30,7 +30,9 @@ Contestants (each skipped if its library is not installed; ``pip install -e .[be
   the video's sigmoid / quadratic network.
 
 Thread counts: every process gets ``--threads`` (default 1) through OMP_NUM_THREADS,
-OPENBLAS_NUM_THREADS and MKL_NUM_THREADS, and PyTorch through ``set_num_threads``.
+OPENBLAS_NUM_THREADS and MKL_NUM_THREADS, and PyTorch through ``set_num_threads``;
+``--threads 0`` leaves every library at its own default (digitnet's fast path still runs
+its BLAS calls on one thread: see ``digitnet.nn.fast``).
 """
 
 from __future__ import annotations
@@ -134,7 +136,8 @@ def _torch_loss(cfg):
 def run_torch(cfg, epochs, seed, n_train, threads, dataloader=False):
     import torch
 
-    torch.set_num_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(seed)
     x, y, xt, yt = _data(n_train)
     X, Y = torch.from_numpy(x), torch.from_numpy(y)
@@ -242,8 +245,9 @@ def available(name: str, config: str) -> bool:
 
 def run_one(name, config, args) -> dict:
     env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(args.threads)
+    if args.threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(args.threads)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--config", config,
            "--epochs", str(args.epochs), "--seed", str(args.seed), "--threads", str(args.threads)]
     if args.train_size:
@@ -277,6 +281,17 @@ def versions() -> str:
             parts.append(f"{mod} {__import__(mod).__version__}")
         except ImportError:
             parts.append(f"{mod} not installed")
+    try:
+        from threadpoolctl import threadpool_info
+
+        import numpy  # noqa: F401  (loads its BLAS so that threadpoolctl sees it)
+
+        parts += [f"{i['internal_api']} {i['version']} ({i.get('architecture', '?')} kernels, "
+                  f"{i['num_threads']} threads by default)" for i in threadpool_info() if i["user_api"] == "blas"]
+    except ImportError:
+        pass
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        parts.append(f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}")
     return ", ".join(parts)
 
 
@@ -285,7 +300,8 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="1 epoch on 10,000 training images, 3 repetitions")
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 3; --quick: 1)")
     p.add_argument("--reps", type=int, default=3, help="repetitions of each run (median taken; at least 3)")
-    p.add_argument("--threads", type=int, default=1, help="BLAS / OpenMP / PyTorch threads of every contestant")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS / OpenMP / PyTorch threads of every contestant (0: each library's default)")
     p.add_argument("--train-size", type=int, default=None, help="train on the first N images (default all 60,000)")
     p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}")
     p.add_argument("--only", default=",".join(CONTESTANTS), help="comma-separated contestants to run")
@@ -310,7 +326,7 @@ def main(argv=None) -> None:
         if c not in CONFIGS:
             p.error(f"unknown configuration {c!r}; choose from {', '.join(CONFIGS)}")
     print(f"machine: {machine()}")
-    print(f"versions: {versions()}; threads per contestant: {args.threads}")
+    print(f"versions: {versions()}; threads per contestant: {args.threads or 'library defaults'}")
     print(f"epochs per run: {args.epochs}, training images: {args.train_size or 60000}, repetitions: {args.reps}\n")
     results: dict = {}
     for config in configs:

@@ -143,6 +143,26 @@ def test_trainer_fast_and_reference_agree():
         np.testing.assert_allclose(p["w"], q["w"], rtol=1e-10, atol=1e-12)
 
 
+def test_trainer_fast_and_reference_agree_on_deskewed_mnist_with_batch_metrics(mnist):
+    """The video preset's input preparation (deskew) and the per-epoch cost taken from the
+    mini-batches: the fast path sees Trainer.x, so both paths train on the same inputs."""
+    from digitnet.config import NetworkConfig
+
+    split = mnist.train.subset(400)
+    results = []
+    for use_fast in (True, False):
+        net = Network.create(NetworkConfig(layers=(784, 16, 10), preprocess="deskew", dtype="float64"), seed=0)
+        trainer = Trainer(net, split, TrainConfig(epochs=2, seed=0, schedule="linear", train_metrics="batches"))
+        trainer.use_fast = use_fast
+        while not trainer.done:
+            trainer.run_epoch()
+        results.append(([e.cost for e in trainer.history.epochs], net))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-10)
+    assert results[0][0][1] < results[0][0][0]  # it learned
+    for p, q in zip(results[0][1].params, results[1][1].params):
+        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-9, atol=1e-12)
+
+
 def test_fast_path_is_skipped_for_options_it_does_not_implement():
     net = Network.create((16, 8, 5), seed=0)
     assert fast.unsupported_reason(net, TrainConfig()) is None
@@ -216,3 +236,72 @@ def test_rejects_non_dense_layers():
     with pytest.raises(ConfigError, match="dense layers only"):
         FastSGD(net, np.zeros((3, 16), np.float32), np.zeros(3, np.int64))
     assert "other than dense" in fast.unsupported_reason(net, TrainConfig())
+
+
+def test_blas_runs_on_one_thread_during_large_steps_only():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    x = np.random.default_rng(0).random((64, 784), dtype=np.float32)
+    path = FastSGD(Network.create((784, 64, 10), seed=0), x, np.zeros(64, np.int64))
+    assert path._threads_for(2) is None  # 2 * 784 * 64 multiply-adds: BLAS stays on one thread anyway
+    limit = path._threads_for(32)
+    assert limit is not None and limit.n == 1
+    before = [lib.get_num_threads() for lib in limit.libs]
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        with limit:
+            assert all(lib.get_num_threads() == 1 for lib in limit.libs)
+        assert all(lib.get_num_threads() == 2 for lib in limit.libs)
+    assert [lib.get_num_threads() for lib in limit.libs] == before
+    path.blas_threads = None
+    assert path._threads_for(32) is None
+    assert np.isfinite(path.step(np.arange(32), 0.1))
+
+
+def _benchmark_module(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_nielsen_style_loop_takes_the_same_step():
+    """The benchmark's per-example loop computes the same update as digitnet (float64)."""
+    nielsen = _benchmark_module("nielsen_network")
+    x, y = _data("float64", n=20)
+    net = Network.create(SIZES, seed=5, dtype="float64")
+    other = nielsen.Network(list(SIZES), [p["w"] for p in net.params], [p["b"] for p in net.params])
+    eye = np.eye(SIZES[-1])
+    training = [(xi.reshape(-1, 1), eye[j].reshape(-1, 1)) for xi, j in zip(x, y)]  # its data format
+    path = FastSGD(net, x, y)
+    path.step(np.arange(7), 3.0)
+    other.update_mini_batch(training[:7], 3.0)
+    for p, w, b in zip(net.params, other.weights, other.biases):
+        np.testing.assert_allclose(p["w"], w, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(p["b"], b.ravel(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("config", ["video-b10", "wide-relu-b128"])
+def test_pytorch_contestant_takes_the_same_step(config):
+    """The benchmark's PyTorch model, loss and optimiser make the same SGD step as
+    digitnet from the same weights (float32, to float32 rounding)."""
+    torch = pytest.importorskip("torch")
+    speed = _benchmark_module("speed")
+    cfg = speed.CONFIGS[config]
+    net = speed._initial(cfg, seed=3)
+    model, loss_fn = speed._torch_model(cfg, seed=3), speed._torch_loss(cfg)
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 16)
+    cost = FastSGD(net, x, y).step(np.arange(16), cfg["eta"])
+    opt = torch.optim.SGD(model.parameters(), lr=cfg["eta"])
+    loss = loss_fn(model(torch.from_numpy(x)), torch.from_numpy(y))
+    loss.backward()
+    opt.step()
+    assert cost == pytest.approx(loss.item(), rel=1e-5)
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    for p, lin in zip(net.params, linears):
+        np.testing.assert_allclose(p["w"], lin.weight.detach().numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(p["b"], lin.bias.detach().numpy(), rtol=1e-4, atol=1e-6)

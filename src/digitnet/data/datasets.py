@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -176,6 +175,8 @@ def load_idx_dataset(
     sums = checksums or {}
     what = TITLES.get(name, name)
     # zlib and hashlib release the GIL: the four files decompress and hash in parallel.
+    from concurrent.futures import ThreadPoolExecutor  # here, not at the top: import digitnet stays quick
+
     with ThreadPoolExecutor(max_workers=4) as pool:
         jobs = {key: pool.submit(_read_file, directory, stem, sums.get(stem), what) for key, stem in FILES.items()}
         arrays = {key: job.result() for key, job in jobs.items()}

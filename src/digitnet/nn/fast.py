@@ -12,11 +12,20 @@ So this path
   trailing column of ones, so ``z = [a | 1] W^T`` is one BLAS call, and BP3 + BP4
   together are one more: ``nabla_W = delta^T [a | 1]``;
 * folds the step ``-eta / n`` into the output delta: the deltas below it (BP2) and the
-  gradients (BP3, BP4) are linear in it, so they come out already scaled and the update
-  is a single ``W += nabla_W`` per layer;
+  gradients (BP3, BP4) are linear in it, so they come out already scaled; all layers'
+  ``W`` live in one flat array, so the update of the whole network is one ``W += nabla_W``;
 * keeps one-hot targets of the whole training set, so a batch's targets are one gather;
 * computes activation derivatives from the activations (a(1 - a), 1 - a^2, a > 0), so
-  the weighted inputs z need not be kept.
+  the weighted inputs z need not be kept;
+* writes the step out once per batch size as a list of NumPy calls with bound arguments
+  (positional ``out``, 0-d array constants: the cheapest way to call a ufunc);
+* runs the BLAS calls of a step on one thread where BLAS would otherwise split them
+  (see :class:`_BlasThreads`).
+
+At batch size 10 a step of the video's network is then about 35 NumPy calls and, by
+callgrind's count, 0.48 million instructions against 0.71 million for
+:func:`~digitnet.nn.network.backprop` + :class:`~digitnet.optim.SGD`; at batch 100 and
+for wider networks the time is in the matrix products, which both paths share.
 
 The network's ``params[l]["w"]`` and ``["b"]`` become views into ``W`` (``w`` is
 ``W[:, :n_in]``, ``b`` is ``W[:, n_in]``): code that reads them, or writes into them in
@@ -31,6 +40,7 @@ both for every activation and cost this path supports.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -45,7 +55,7 @@ from digitnet.nn.network import Network, total_cost
 _HANDLED = frozenset(
     {
         "epochs", "batch_size", "eta", "seed", "schedule", "eta_min", "step_every", "step_factor",
-        "warmup_epochs", "lmbda", "validation", "keep_best", "record_batch_cost", "train_size",
+        "warmup_epochs", "lmbda", "validation", "keep_best", "record_batch_cost", "train_size", "train_metrics",
         "optimizer", "momentum", "beta2",
         # read only when `augment` names a distortion, and `augment` itself turns this path off
         "max_shift", "max_rotation", "elastic_alpha", "elastic_sigma",
@@ -77,29 +87,138 @@ def supports(net: Network, config: TrainConfig) -> bool:
     return unsupported_reason(net, config) is None
 
 
-class _Plan:
-    """The buffers for one batch size ``m``: activations with a ones column, deltas,
-    gradients and scratch space, all allocated once."""
+# OpenBLAS splits a matrix product over threads once m * n * k reaches about 4 * 65536
+# multiply-adds; below that it uses one thread anyway.
+BLAS_THREADING_THRESHOLD = 4 * 65536
 
-    def __init__(self, sizes: tuple[int, ...], m: int, dtype: np.dtype):
-        L = len(sizes) - 1
-        # acts[l] is [a^l | 1], (m, n_l + 1), for every layer that feeds another one.
-        self.acts = [np.ones((m, n + 1), dtype) for n in sizes[:-1]]
-        self.a_views = [a[:, :-1] for a in self.acts]  # (m, n_l)
-        self.zs = [np.empty((m, n), dtype) for n in sizes[1:]]  # z^{l+1}, (m, n_{l+1})
-        self.out = self.zs[-1]  # the output layer works in place: a^L overwrites z^L
+
+@functools.lru_cache(maxsize=1)
+def _blas_controllers() -> tuple:
+    """The BLAS libraries loaded in this process, as threadpoolctl controllers (none
+    without threadpoolctl). Looked up once: it scans the loaded shared libraries."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return ()
+    return tuple(c for c in ThreadpoolController().lib_controllers if c.user_api == "blas")
+
+
+class _BlasThreads:
+    """Runs a step's BLAS calls on ``n`` threads and puts the previous count back after.
+
+    Products of this size are too small to share: on a 2-core machine shared with other
+    work, two BLAS threads spin-waiting for each other made a batch-100 epoch of the
+    video's network 6-8x slower than one thread (README, "Speed"). Setting the count is
+    a function call into the library (about 1 us), so it is done around every step.
+    """
+
+    def __init__(self, n: int):
+        self.n = n
+        self.libs = _blas_controllers()
+        self.saved: list[int] = []
+
+    def __enter__(self) -> None:
+        self.saved = [lib.get_num_threads() for lib in self.libs]
+        for lib, k in zip(self.libs, self.saved):
+            if k != self.n:
+                lib.set_num_threads(self.n)
+
+    def __exit__(self, *exc) -> None:
+        for lib, k in zip(self.libs, self.saved):
+            if k != self.n:
+                lib.set_num_threads(k)
+
+
+class _Plan:
+    """Everything one batch size ``m`` needs: buffers allocated once, and the step written
+    out as two lists of NumPy calls with their arguments bound (``forward`` and
+    ``backward``), so a step is little more than ``for f, args in ops: f(*args)``.
+
+    Positional ``out`` arguments and 0-d array constants are used throughout: they are
+    the cheapest ways to call a ufunc on a small array.
+    """
+
+    def __init__(self, fast: "FastSGD", m: int):
+        sizes, dtype, L = fast.sizes, fast.dtype, len(fast.sizes) - 1
+        const = lambda v: np.array(v, dtype)  # noqa: E731
+        one, half, zero = const(1), const(0.5), const(0)
+        self.c = const(0)  # -eta / m, set before each backward pass
+        # acts[l] = [a^l | 1], (m, n_l + 1), for every layer that feeds another one.
+        acts = [np.ones((m, n + 1), dtype) for n in sizes[:-1]]
+        a_views = [a[:, :-1] for a in acts]  # (m, n_l)
+        zs = [np.empty((m, n), dtype) for n in sizes[1:]]  # z^{l+1}
+        self.x_in = a_views[0]
+        self.out = zs[-1]  # the output layer works in place: a^L overwrites z^L
         self.targets = np.empty((m, sizes[-1]), dtype)  # one-hot targets of the batch
         self.r = np.empty((m, sizes[-1]), dtype)  # a^L - y
-        self.deltas = [np.empty((m, n), dtype) for n in sizes[1:]]  # delta^{l+1}
-        # dC/da of each hidden layer, with one extra column: it is delta [w | b], one BLAS
-        # call on the contiguous W (a strided view of w would be copied first); the last
+        deltas = [np.empty((m, n), dtype) for n in sizes[1:]]  # delta^{l+1}
+        # dC/da of each hidden layer with one extra column: delta [w | b] is one BLAS call
+        # on the contiguous W (a strided view of w would be copied first); the extra
         # column is never read.
-        self.gs = [np.empty((m, n + 1), dtype) for n in sizes[1:-1]]
-        self.g_views = [g[:, :-1] for g in self.gs]
-        self.scratch = [np.empty((m, n), dtype) for n in sizes[1:]]
-        self.masks = [np.empty((m, n), bool) for n in sizes[1:]]
-        self.rowsum = np.empty((m, 1), dtype)  # softmax's per-row sums
-        self.L = L
+        gs = [np.empty((m, n + 1), dtype) for n in sizes[1:-1]]
+        scratch = [np.empty((m, n), dtype) for n in sizes[1:]]
+        masks = [np.empty((m, n), bool) for n in sizes[1:]]
+        rowsum = np.empty((m, 1), dtype)
+        f: list = []
+        for l in range(L):
+            z = zs[l]
+            f.append((np.dot, (acts[l], fast.W[l].T, z)))  # z = [a | 1] [w | b]^T = a w^T + b
+            a, act = (a_views[l + 1], fast.hidden) if l < L - 1 else (z, fast.output)
+            if act == "sigmoid":
+                # (1 + tanh(z/2)) / 2, as nn.activations.sigmoid computes it: never overflows.
+                f += [(np.multiply, (z, half, z)), (np.tanh, (z, z)), (np.add, (z, one, z)),
+                      (np.multiply, (z, half, a))]
+            elif act == "tanh":
+                f.append((np.tanh, (z, a)))
+            elif act == "relu":
+                f.append((functools.partial(np.maximum, out=a), (z, zero)))  # out= by keyword for maximum
+            elif act == "softmax":
+                # The row maximum is subtracted first so exp never overflows.
+                f += [(np.maximum.reduce, (z, 1, None, rowsum, True)), (np.subtract, (z, rowsum, z)),
+                      (np.exp, (z, z)), (np.add.reduce, (z, 1, None, rowsum, True)), (np.divide, (z, rowsum, z))]
+            elif act == "identity":
+                if a is not z:
+                    f.append((np.copyto, (a, z)))
+            else:
+                raise ConfigError(f"The fast training path does not know the activation {act!r}.")
+        self.forward = f
+
+        b: list = []
+        out, r, c, d, s = self.out, self.r, self.c, deltas[-1], scratch[-1]
+        # BP1: delta^L = c dC/dz^L with c = -eta/m: every gradient below comes out scaled.
+        if fast.cost_name == "cross-entropy":
+            b.append((np.multiply, (r, c, d)))  # sigmoid or softmax outputs: sigma' cancels, delta = a - y
+        elif fast.output == "sigmoid":
+            b += [(np.subtract, (one, out, s)), (np.multiply, (s, out, s)),  # sigma'(z) = a (1 - a)
+                  (np.multiply, (s, c, s)), (np.multiply, (r, s, d))]
+        elif fast.output == "tanh":
+            b += [(np.multiply, (out, out, s)), (np.subtract, (one, s, s)),  # 1 - a^2
+                  (np.multiply, (s, c, s)), (np.multiply, (r, s, d))]
+        elif fast.output == "relu":
+            b += [(np.greater, (out, zero, masks[-1])),  # a > 0 exactly where z > 0
+                  (np.multiply, (r, c, d)), (np.multiply, (d, masks[-1], d))]
+        elif fast.output == "identity":
+            b.append((np.multiply, (r, c, d)))
+        elif fast.output == "softmax":
+            # J^T g = a (g - sum_k g_k a_k), row by row.
+            b += [(np.multiply, (r, out, s)), (np.add.reduce, (s, 1, None, rowsum, True)),
+                  (np.subtract, (r, rowsum, d)), (np.multiply, (d, out, d)), (np.multiply, (d, c, d))]
+        for l in range(L - 1, -1, -1):
+            d = deltas[l]
+            b.append((np.dot, (d.T, acts[l], fast.grads[l])))  # BP3 + BP4: delta^T [a | 1]
+            if l == 0:
+                break
+            g, a, below, s = gs[l - 1], a_views[l], deltas[l - 1], scratch[l - 1]
+            b.append((np.dot, (d, fast.W[l], g)))  # dC/da^l = delta^{l+1} [w | b]: the w part
+            g = g[:, :-1]
+            # BP2: delta^l = (delta^{l+1} w^{l+1}) (.) sigma'(z^l), sigma' from a^l.
+            if fast.hidden == "sigmoid":
+                b += [(np.subtract, (one, a, s)), (np.multiply, (s, a, s)), (np.multiply, (g, s, below))]
+            elif fast.hidden == "tanh":
+                b += [(np.multiply, (a, a, s)), (np.subtract, (one, s, s)), (np.multiply, (g, s, below))]
+            else:  # relu
+                b += [(np.greater, (a, zero, masks[l - 1])), (np.multiply, (g, masks[l - 1], below))]
+        self.backward = b
 
 
 class FastSGD:
@@ -116,34 +235,54 @@ class FastSGD:
         if any(kind != "dense" for kind in net.kinds):
             raise ConfigError("The fast training path handles dense layers only.")
         cfg: NetworkConfig = net.config
+        if cfg.activation not in ("sigmoid", "tanh", "relu"):
+            raise ConfigError(f"The fast training path does not know the activation {cfg.activation!r}.")
         self.net = net
         self.dtype = np.dtype(cfg.dtype)
         self.sizes = cfg.layers
-        self.x = np.ascontiguousarray(x, dtype=self.dtype)
-        self.y = np.asarray(y)
-        k = self.sizes[-1]
-        # One-hot targets of every training example, so a batch's are one gather.
-        self.onehot = np.zeros((len(self.y), k), self.dtype)
-        self.onehot[np.arange(len(self.y)), self.y] = 1
-        # W[l] = [w | b], (n_out, n_in + 1); net.params[l] holds views into it.
-        self.W = [np.empty((n_out, n_in + 1), self.dtype) for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
-        self.w_views = [W[:, :-1] for W in self.W]
-        self.b_views = [W[:, -1] for W in self.W]
-        self.grads = [np.empty_like(W) for W in self.W]  # -eta nabla_W, (n_out, n_in + 1)
-        self._bound: list[tuple[dict, np.ndarray, np.ndarray]] = []
-        self._adopt()
-        self._plans: dict[int, _Plan] = {}
         self.hidden = cfg.activation
         self.output = cfg.output_activation
         self.cost_name = cfg.cost
-        self.one = self.dtype.type(1)
-        self.half = self.dtype.type(0.5)
-        self.zero = self.dtype.type(0)
+        self.x = np.ascontiguousarray(x, dtype=self.dtype)  # no copy for Trainer.x
+        self.y = np.asarray(y)
+        # One-hot targets of every training example, so a batch's are one gather.
+        self.onehot = np.zeros((len(self.y), self.sizes[-1]), self.dtype)
+        self.onehot[np.arange(len(self.y)), self.y] = 1
+        # W[l] = [w | b], (n_out, n_in + 1), all in one flat array so that the update of
+        # every layer is one call; net.params[l] holds views into it.
+        shapes = [(n_out, n_in + 1) for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
+        total = sum(a * b for a, b in shapes)
+        self.W_flat = np.empty(total, self.dtype)
+        self.grads_flat = np.empty(total, self.dtype)  # -eta nabla_W of every layer
+        self.W, self.grads, off = [], [], 0
+        for shape in shapes:
+            size = shape[0] * shape[1]
+            self.W.append(self.W_flat[off : off + size].reshape(shape))
+            self.grads.append(self.grads_flat[off : off + size].reshape(shape))
+            off += size
+        self.w_views = [W[:, :-1] for W in self.W]
+        self.b_views = [W[:, -1] for W in self.W]
+        self._bound: list[tuple[dict, np.ndarray, np.ndarray]] = []
+        self._adopt()
+        self._plans: dict[int, _Plan] = {}
+        self._blas_threads: _BlasThreads | None = None
+        self._widest = max(n_in * n_out for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]))
+        self.blas_threads = 1  # BLAS threads during a step; None leaves the library's setting alone
+
+    def _threads_for(self, m: int) -> "_BlasThreads | None":
+        """The thread limit for batches of ``m``: only where BLAS would otherwise use threads."""
+        if self.blas_threads is None or m * self._widest < BLAS_THREADING_THRESHOLD:
+            return None
+        if self._blas_threads is None or self._blas_threads.n != self.blas_threads:
+            self._blas_threads = _BlasThreads(self.blas_threads)
+        return self._blas_threads
 
     # --- the parameters ---------------------------------------------------------
     def _adopt(self) -> None:
         """Copy the network's current parameters into W and point the network at views of W."""
-        for W, wv, bv, p in zip(self.W, self.w_views, self.b_views, self.net.params):
+        if len(self.net.params) != len(self.W):
+            raise ConfigError("The network's layers changed during training; start a new Trainer.")
+        for wv, bv, p in zip(self.w_views, self.b_views, self.net.params):
             wv[...] = p["w"]
             bv[...] = p["b"]
             p["w"], p["b"] = wv, bv
@@ -152,59 +291,26 @@ class FastSGD:
     def _check_bound(self) -> None:
         params = self.net.params
         if len(params) != len(self._bound):
-            raise ConfigError("The network's layers changed during training; start a new Trainer.")
+            self._adopt()
+            return
         for p, (q, w, b) in zip(params, self._bound):
             if p is not q or p.get("w") is not w or p.get("b") is not b:
                 self._adopt()
                 return
 
-    def _plan(self, m: int) -> _Plan:
-        plan = self._plans.get(m)
-        if plan is None:
-            plan = self._plans[m] = _Plan(self.sizes, m, self.dtype)
-        return plan
-
     # --- one step -----------------------------------------------------------------
     def forward(self, idx: np.ndarray) -> _Plan:
         """Gather the batch ``idx`` and run it forward; the output is ``plan.out``."""
         self._check_bound()
-        plan = self._plan(len(idx))
+        m = len(idx)
+        plan = self._plans.get(m)
+        if plan is None:
+            plan = self._plans[m] = _Plan(self, m)
         # 'clip' skips the bounds-checked (buffered) path of take: idx comes from a permutation.
-        np.take(self.x, idx, 0, plan.a_views[0], "clip")
+        np.take(self.x, idx, 0, plan.x_in, "clip")
         np.take(self.onehot, idx, 0, plan.targets, "clip")
-        L = plan.L
-        one, half = self.one, self.half
-        for l in range(L):
-            z = plan.zs[l]
-            np.dot(plan.acts[l], self.W[l].T, out=z)  # z = [a | 1] [w | b]^T = a w^T + b
-            if l < L - 1:
-                a = plan.a_views[l + 1]
-                act = self.hidden
-            else:
-                a = z  # the output layer's activation overwrites its z
-                act = self.output
-            if act == "sigmoid":
-                # (1 + tanh(z/2)) / 2, as in nn.activations.sigmoid: never overflows.
-                np.multiply(z, half, out=z)
-                np.tanh(z, out=z)
-                np.add(z, one, out=z)
-                np.multiply(z, half, out=a)
-            elif act == "tanh":
-                np.tanh(z, out=a)
-            elif act == "relu":
-                np.maximum(z, self.zero, out=a)
-            elif act == "softmax":
-                # The row maximum is subtracted first so exp never overflows.
-                s = plan.rowsum
-                np.max(z, axis=1, keepdims=True, out=s)
-                np.subtract(z, s, out=z)
-                np.exp(z, out=z)
-                np.sum(z, axis=1, keepdims=True, out=s)
-                np.divide(z, s, out=z)
-            elif act != "identity":
-                raise ConfigError(f"The fast training path does not know the activation {act!r}.")
-            elif a is not z:
-                np.copyto(a, z)
+        for f, args in plan.forward:
+            f(*args)
         return plan
 
     def step(self, idx: np.ndarray, eta: float, decay: float = 0.0) -> float:
@@ -213,82 +319,29 @@ class FastSGD:
         If that cost is not finite, nothing is changed and the cost (NaN or inf) is
         returned: the caller decides what divergence means.
         """
+        limit = self._threads_for(len(idx))
+        if limit is None:
+            return self._step(idx, eta, decay)
+        with limit:
+            return self._step(idx, eta, decay)
+
+    def _step(self, idx: np.ndarray, eta: float, decay: float) -> float:
         plan = self.forward(idx)
         m = len(idx)
-        a_out = plan.out
         r = plan.r
-        np.subtract(a_out, plan.targets, out=r)  # a^L - y
+        np.subtract(plan.out, plan.targets, r)  # a^L - y
         if self.cost_name == "quadratic":
             cost = 0.5 * float(np.vdot(r, r)) / m  # as nn.costs.QuadraticCost.fn
         else:
-            cost = total_cost(self.net, a_out, self.y[idx]) / m
+            cost = total_cost(self.net, plan.out, self.y[idx]) / m
         if not math.isfinite(cost):
             return cost
-        c = self.dtype.type(-eta / m)  # the step, folded into delta^L
-        self._backward(plan, c)
+        plan.c[...] = -eta / m
+        for f, args in plan.backward:
+            f(*args)
         if decay:
             shrink = self.dtype.type(1 - eta * decay)
             for wv in self.w_views:
                 np.multiply(wv, shrink, out=wv)
-        for W, G in zip(self.W, self.grads):
-            np.add(W, G, out=W)  # W <- W - eta nabla_W
+        np.add(self.W_flat, self.grads_flat, self.W_flat)  # W <- W - eta nabla_W, every layer
         return cost
-
-    def _backward(self, plan: _Plan, c) -> None:
-        """Fill ``self.grads`` with -eta nabla_W of every layer (BP1-BP4); W is not touched."""
-        L = plan.L
-        one = self.one
-        a_out, r = plan.out, plan.r
-        d = plan.deltas[L - 1]
-        s = plan.scratch[L - 1]
-        # BP1: delta^L = c dC/dz^L.
-        if self.cost_name == "cross-entropy":
-            # Sigmoid or softmax outputs: sigma'(z) cancels and delta = a - y.
-            np.multiply(r, c, out=d)
-        elif self.output == "sigmoid":
-            np.subtract(one, a_out, out=s)
-            np.multiply(s, a_out, out=s)  # sigma'(z) = a (1 - a)
-            np.multiply(s, c, out=s)
-            np.multiply(r, s, out=d)
-        elif self.output == "tanh":
-            np.multiply(a_out, a_out, out=s)
-            np.subtract(one, s, out=s)  # 1 - a^2
-            np.multiply(s, c, out=s)
-            np.multiply(r, s, out=d)
-        elif self.output == "relu":
-            mask = plan.masks[L - 1]
-            np.greater(a_out, self.zero, out=mask)  # a > 0 exactly where z > 0
-            np.multiply(r, c, out=d)
-            np.multiply(d, mask, out=d)
-        elif self.output == "identity":
-            np.multiply(r, c, out=d)
-        elif self.output == "softmax":
-            # J^T g = a (g - sum_k g_k a_k), row by row.
-            np.multiply(r, a_out, out=s)
-            np.sum(s, axis=1, keepdims=True, out=plan.rowsum)
-            np.subtract(r, plan.rowsum, out=d)
-            np.multiply(d, a_out, out=d)
-            np.multiply(d, c, out=d)
-        for l in range(L - 1, -1, -1):
-            d = plan.deltas[l]
-            np.dot(d.T, plan.acts[l], out=self.grads[l])  # BP3 + BP4: delta^T [a | 1]
-            if l == 0:
-                break
-            np.dot(d, self.W[l], out=plan.gs[l - 1])  # dC/da^l = delta^{l+1} w^{l+1}
-            g = plan.g_views[l - 1]
-            a = plan.a_views[l]
-            d_below = plan.deltas[l - 1]
-            s = plan.scratch[l - 1]
-            # BP2: delta^l = (delta^{l+1} w^{l+1}) (.) sigma'(z^l), sigma' from a^l.
-            if self.hidden == "sigmoid":
-                np.subtract(one, a, out=s)
-                np.multiply(s, a, out=s)
-                np.multiply(g, s, out=d_below)
-            elif self.hidden == "tanh":
-                np.multiply(a, a, out=s)
-                np.subtract(one, s, out=s)
-                np.multiply(g, s, out=d_below)
-            else:  # relu
-                mask = plan.masks[l - 1]
-                np.greater(a, self.zero, out=mask)
-                np.multiply(g, mask, out=d_below)
