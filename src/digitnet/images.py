@@ -190,6 +190,27 @@ def deskew(images: np.ndarray) -> np.ndarray:
     return left * (1 - f) + right * f
 
 
+def deskew_images(images: np.ndarray) -> np.ndarray:
+    """uint8 images (n, h, w) -> deskewed network inputs (n, h*w) float32 in [0, 1].
+
+    Works chunk by chunk straight into the result, so a whole data set costs one float32
+    copy. A data set's result is remembered (see :func:`deskew_inputs`).
+    """
+    for src, out in _DESKEW_CACHE:
+        if src is images:
+            return out
+    n = len(images)
+    d = int(np.prod(images.shape[1:]))
+    out = np.empty((n, d), np.float32)
+    for i in range(0, n, DESKEW_CHUNK):
+        chunk = deskew(images[i : i + DESKEW_CHUNK])
+        np.multiply(chunk.reshape(len(chunk), d), np.float32(1 / 255), out=out[i : i + DESKEW_CHUNK])
+    if n >= 1000:
+        _DESKEW_CACHE.append((images, out))
+        del _DESKEW_CACHE[:-6]
+    return out
+
+
 _DESKEW_CACHE: list[tuple[np.ndarray, np.ndarray]] = []
 
 

@@ -115,10 +115,11 @@ class Trainer:
     ):
         if len(train) == 0:
             raise ConfigError("The training set is empty.")
-        if train.x.shape[1] != net.config.layers[0]:
+        n_pixels = int(np.prod(train.images.shape[1:]))
+        if n_pixels != net.config.layers[0]:
             raise ConfigError(
                 f"The network's first layer has {net.config.layers[0]} inputs but the images have "
-                f"{train.x.shape[1]} pixels. Use --layers {train.x.shape[1]},...,10."
+                f"{n_pixels} pixels. Use --layers {n_pixels},...,10."
             )
         if int(train.y.max()) >= net.config.layers[-1]:
             raise ConfigError(
@@ -132,9 +133,9 @@ class Trainer:
         self.validation = validation
         self.dtype = np.dtype(net.config.dtype)
         # Inputs as the first layer sees them (deskewed if the network says so), once.
-        self.x = net.prepare_input(train.x)
-        self._test_x = net.prepare_input(test.x) if test is not None else None
-        self._validation_x = net.prepare_input(validation.x) if validation is not None else None
+        self.x = net.prepare_split(train)
+        self._test_x = net.prepare_split(test) if test is not None else None
+        self._validation_x = net.prepare_split(validation) if validation is not None else None
         self.y = train.y
         self.optimizer = make_optimizer(config.optimizer, net.params, config.momentum, config.beta2)
         self.history = History()
@@ -146,10 +147,10 @@ class Trainer:
         self._noise: np.random.Generator | None = None  # dropout masks and augmentation, per epoch
         self._cost_sum = 0.0  # sum of this epoch's mini-batch costs (train_metrics="batches")
         if config.augment:
-            side = math.isqrt(train.x.shape[1])
-            if side * side != train.x.shape[1]:
+            side = math.isqrt(n_pixels)
+            if side * side != n_pixels:
                 raise ConfigError(
-                    f"Augmentation moves pixels of square images, but the inputs have {train.x.shape[1]} "
+                    f"Augmentation moves pixels of square images, but the inputs have {n_pixels} "
                     "values. Turn augmentation off for this data."
                 )
         self.use_fast = True  # False forces the reference path (backprop + optimizer) for every step
