@@ -139,7 +139,7 @@ def test_presets_mlp_and_cnn():
     assert not mlp_net.features and mlp_net.activation == "relu" and mlp_net.cost == "cross-entropy"
     assert [k for k, *_ in cnn_net.plan()][:4] == ["conv", "pool", "conv", "pool"]
     assert mlp_train.dropout > 0 and cnn_train.augment
-    assert get_preset("video") == (NetworkConfig(), TrainConfig())
+    assert get_preset("video")[0].features == () and get_preset("video")[1].dropout == 0
     with pytest.raises(ConfigError, match="Unknown preset 'big'; choose one of: video, mlp, cnn"):
         get_preset("big")
 
@@ -172,3 +172,31 @@ def test_cli_trains_a_small_conv_network(tmp_path):
 def test_cli_refuses_bad_tweaks(args, message, tmp_path):
     r = CliRunner().invoke(main, ["train", "--epochs", "1", "--out", str(tmp_path / "m.safetensors"), *args])
     assert r.exit_code == 1 and message in r.output, r.output
+
+
+@pytest.mark.parametrize("name, want", [
+    # w = 1, constant gradient g = 0.5, eta = 0.1, mu = 0.9; worked by hand:
+    ("momentum", [0.95, 0.855]),  # v = -0.05, then v = 0.9 (-0.05) - 0.05 = -0.095
+    ("nesterov", [0.905, 0.7695]),  # w += (1 + mu) v - mu v_old: -0.095, then -0.1805 + 0.045
+    ("adam", [0.9, 0.8]),  # with a constant gradient m_hat / sqrt(v_hat) = 1: steps of eta
+])
+def test_optimizer_steps_by_hand(name, want):
+    from digitnet.optim import make_optimizer
+
+    params = [{"w": np.array([1.0]), "b": np.array([0.0])}, {}]
+    opt = make_optimizer(name, params, momentum=0.9)
+    got = []
+    for _ in range(2):
+        opt.step(params, [{"w": np.array([0.5]), "b": np.array([0.0])}, {}], 0.1)
+        got.append(float(params[0]["w"][0]))
+    assert got == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("init, std", [("he", np.sqrt(2 / 75)), ("scaled", np.sqrt(1 / 75))])
+def test_conv_initialisation_uses_the_filter_fan_in(init, std):
+    from digitnet.nn.layers import Conv2D
+
+    w = Conv2D((12, 12, 3), 400, 5).init(np.random.default_rng(0), init, np.float64)["w"]
+    assert w.shape == (400, 3, 5, 5) and w.std() == pytest.approx(std, rel=0.02)
+    x = Conv2D((12, 12, 3), 400, 5).init(np.random.default_rng(0), "xavier", np.float64)["w"]
+    assert np.abs(x).max() <= np.sqrt(6 / (75 + 400 * 25))

@@ -229,7 +229,8 @@ class TrainConfig:
     elastic_alpha: float = 34.0  # augment "elastic": strength of the smoothed random displacement (Simard 2003)
     elastic_sigma: float = 4.0  # augment "elastic": smoothness (Gaussian width in pixels) of the displacement
     # After each epoch: "full" measures cost and accuracy on the whole training set (as in the
-    # video); "batches" reports the mean cost of the epoch's mini-batches, no extra pass.
+    # video); "batches" reports the mean cost of the epoch's mini-batches, no extra pass (and
+    # estimates the cost before training on the first 10,000 training examples).
     train_metrics: str = "full"
 
     def __post_init__(self) -> None:

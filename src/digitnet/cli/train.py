@@ -151,7 +151,9 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
             what = "Resuming" if resume else "Training"
             click.echo(
                 f"{what} {cfg.describe()} ({cfg.activation}/{cfg.output_activation}, {cfg.cost} cost, "
-                f"{cfg.init} init) with {tc.optimizer}, batch {tc.batch_size}, eta {tc.eta:g}, {tc.epochs} epochs, seed {tc.seed}"
+                f"{cfg.init} init{', deskewed input' if cfg.preprocess == 'deskew' else ''}) with {tc.optimizer}, batch "
+                f"{tc.batch_size}, eta {tc.eta:g}{'' if tc.schedule == 'constant' else ' (' + tc.schedule + ' schedule)'}, "
+                f"{tc.epochs} epochs, seed {tc.seed}"
                 + (f", from epoch {trainer.epoch}" if resume else "")
             )
             if trainer.history.initial_cost is not None:

@@ -14,6 +14,11 @@ Shape convention, used everywhere in digitnet: a batch is rows. For a dense laye
   neuron j of this one, as in the video, so row ``j`` is neuron j's incoming weights
   (for the first layer, a 28x28 image when reshaped)
 * ``b`` (n_out,)
+
+For pictures there are also :class:`Conv2D`, :class:`MaxPool` and :class:`Flatten`, which
+work on channels-last feature maps (n, h, w, c); a network's ``NetworkConfig.features``
+says which of them come before its dense layers, and ``LAYERS`` maps each kind's name to
+its class.
 """
 
 from __future__ import annotations
@@ -190,9 +195,11 @@ class MaxPool:
         h_out, w_out, c = self.out_shape
         s = self.size
         is_max = (blocks == blocks.max(axis=(2, 4), keepdims=True)).astype(delta.dtype)
-        share = delta[:, :, None, :, None, :] / is_max.sum(axis=(2, 4), keepdims=True)
+        is_max *= delta[:, :, None, :, None, :] / is_max.sum(axis=(2, 4), keepdims=True)
+        if (h_out * s, w_out * s) == self.in_shape[:2]:  # the blocks tile the map: no ragged edge
+            return {}, is_max.reshape(a.shape)
         g = np.zeros((len(a), *self.in_shape), dtype=delta.dtype)
-        g[:, : h_out * s, : w_out * s] = (is_max * share).reshape(len(a), h_out * s, w_out * s, c)
+        g[:, : h_out * s, : w_out * s] = is_max.reshape(len(a), h_out * s, w_out * s, c)
         return {}, g.reshape(a.shape)
 
 
