@@ -83,7 +83,8 @@ def epoch_eta(config: TrainConfig, epoch: int) -> float:
         return eta / config.step_factor ** (e // config.step_every)
     if config.schedule in ("cosine", "linear"):
         w = config.warmup_epochs
-        t = (e - w) / max(n - w - 1, 1)  # 0 at the first epoch after warm-up, 1 at the last
+        # 0 at the first epoch after warm-up, 1 just after the last: every epoch still learns.
+        t = (e - w) / max(n - w, 1)
         if config.schedule == "cosine":
             return config.eta_min + (eta - config.eta_min) * 0.5 * (1 + math.cos(math.pi * t))
         return eta + (config.eta_min - eta) * t
