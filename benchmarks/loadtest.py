@@ -13,8 +13,8 @@ answers by status, and checks that
 * every good request got 200 and a digit,
 * training kept going (more mini-batches done after the load than before) and did not fail.
 
-Each client waits ``--interval`` seconds between its requests (0: back to back, the
-harshest case; 0.1: a person drawing, whose page sends a predict every 100 ms or so).
+Each client starts at a random moment and waits about ``--interval`` seconds (0.5 to 1.5
+times it, at random) between its requests; 0 sends them back to back, the harshest case.
 Everything is bounded: at most ``--requests`` requests and ``--timeout`` seconds.
 
     python benchmarks/loadtest.py --requests 10000 --clients 50 --interval 0.1
@@ -92,8 +92,9 @@ async def run(args) -> int:
                 print("the server did not start", file=sys.stderr)
                 return 2
             await c.post("/api/train/config", json={"preset": "video"})
-            start = await c.post("/api/train/start", json={})
-            assert start.status_code == 200, start.text
+            if not args.no_training:
+                start = await c.post("/api/train/start", json={})
+                assert start.status_code == 200, start.text
             await asyncio.sleep(1.0)
             before = (await c.get("/api/train/status")).json()
 
@@ -117,7 +118,12 @@ async def run(args) -> int:
             limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
             async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as lc:
 
-                async def client():
+                async def client(k: int):
+                    # Clients start at random moments and wait a random 0.5-1.5 x interval between
+                    # requests, as people do; started in lockstep they would arrive in waves.
+                    jitter = random.Random(k)
+                    if args.interval:
+                        await asyncio.sleep(jitter.uniform(0, args.interval))
                     for kind, ctype, body in queue:
                         if time.perf_counter() > deadline:
                             return
@@ -145,10 +151,10 @@ async def run(args) -> int:
                             if not ok:
                                 problems.append(f"{kind} request answered {resp.status_code}: {resp.text[:100]}")
                         if args.interval:
-                            await asyncio.sleep(args.interval)
+                            await asyncio.sleep(args.interval * jitter.uniform(0.5, 1.5))
 
                 t0 = time.perf_counter()
-                await asyncio.gather(*(client() for _ in range(args.clients)))
+                await asyncio.gather(*(client(k) for k in range(args.clients)))
                 elapsed = time.perf_counter() - t0
 
             after = (await c.get("/api/train/status")).json()
@@ -170,7 +176,7 @@ async def run(args) -> int:
     trained = after["batch"] - before["batch"]
     print(f"training during the load: {trained} mini-batches ({before['batch']} -> {after['batch']}), "
           f"status {after['status']!r}")
-    if trained <= 0 or after["status"] in ("failed", "diverged"):
+    if not args.no_training and (trained <= 0 or after["status"] in ("failed", "diverged")):
         problems.append("training made no progress or failed during the load")
     fives = sum(v for k, v in statuses.items() if isinstance(k, int) and k >= 500) + statuses["no answer"]
     print(f"5xx or no answer: {fives}; problems: {len(problems)}")
@@ -187,6 +193,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
     ap.add_argument("--interval", type=float, default=0.1, help="seconds each client waits between requests")
     ap.add_argument("--timeout", type=float, default=300, help="stop sending after this many seconds")
+    ap.add_argument("--no-training", action="store_true", help="measure without a training job (a baseline)")
     ap.add_argument("--p99-target", type=float, default=50, help="report whether p99 latency (ms) is under this")
     return asyncio.run(run(ap.parse_args()))
 

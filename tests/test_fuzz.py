@@ -204,3 +204,97 @@ def test_image_arrays_with_nan_inf_and_odd_values(rows):
     except ImageError:
         return
     assert np.isfinite(x).all() and 0 <= x.min() and x.max() <= 1
+
+
+# --- formulas (the descent playground; the web page sends them too) -------------------
+
+_FORMULAS = ["3/2x^2 + ½y", "x**4 - 3*x**2 + y**2", "sin(x)*cos(y) + exp(-x^2)", "max(abs(x), y) / (1 + y^2)",
+             "log(1 + x^2) - sqrt(y^2 + 1)", "tanh(3x) + 2pi y"]
+_FORMULA_ALPHABET = "xy0123456789.+-*/^()½ ,eπpisnctaqrlgmd_[]{}'\"=<>!@#$%&|;:~`\\"
+
+
+@FUZZ
+@given(st.data())
+def test_formula_reader(data):
+    import time
+
+    from digitnet.errors import ExpressionError
+    from digitnet.playground import parse
+
+    COUNTS["formula"] += 1
+    if data.draw(st.booleans()):
+        text = mutate(data, data.draw(st.sampled_from(_FORMULAS)).encode()).decode("utf-8", "replace")
+    else:
+        text = data.draw(st.text(alphabet=_FORMULA_ALPHABET, max_size=60))
+    t = time.perf_counter()
+    try:
+        e = parse(text)
+    except ExpressionError as err:
+        assert err.position is None or 0 <= err.position <= len(text)
+        assert time.perf_counter() - t < 1.0
+        return
+    assert time.perf_counter() - t < 1.0
+    points = np.array([[0.3, -0.7], [1.5, 2.0], [-2.0, 0.1]])[:, : e.dim]
+    with np.errstate(all="ignore"):
+        v, g = e.value_and_gradient(points)
+        v2 = parse(str(e)).value(points)  # the echoed form means the same function
+    assert v.shape == (3,) and g.shape == (3, e.dim)
+    np.testing.assert_allclose(v, v2, rtol=1e-9, equal_nan=True)
+
+
+# --- JSON bodies of the web API --------------------------------------------------------
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=10), inner, max_size=6),
+    max_leaves=20,
+)
+_WEB_FIELDS = {
+    "/api/predict": ["width", "height", "pixels", "test_index"],
+    "/api/train/config": ["preset", "hidden", "activation", "output_activation", "cost", "init", "optimizer", "eta",
+                          "lmbda", "momentum", "batch_size", "epochs", "seed", "train_size"],
+    "/api/descent": ["formula", "start", "eta", "steps", "momentum", "view"],
+    "/api/models/load": ["name"],
+    "/api/drawings": ["label", "width", "height", "pixels"],
+}
+
+
+@pytest.fixture(scope="module")
+def web_client(tmp_path_factory):
+    import warnings
+
+    from starlette.testclient import TestClient
+
+    from digitnet.web import create_app
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    app = create_app(tmp_path_factory.mktemp("web"))
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=True) as c:
+        yield c
+
+
+def test_web_json_bodies(web_client):
+    import json
+
+    @FUZZ
+    @given(st.data())
+    def run(data):
+        COUNTS["web-json"] += 1
+        path = data.draw(st.sampled_from(sorted(_WEB_FIELDS)))
+        fields = _WEB_FIELDS[path]
+        obj = data.draw(st.dictionaries(st.sampled_from(fields + ["evil", "__proto__"]), _JSON_VALUES, max_size=5))
+        if path == "/api/predict" and data.draw(st.booleans()):  # often a drawing of plausible shape
+            side = data.draw(st.integers(1, 40))
+            obj = {"width": side, "height": side,
+                   "pixels": data.draw(st.lists(st.one_of(st.integers(-300, 300), st.floats()), min_size=side * side,
+                                                max_size=side * side))}
+        body = json.dumps(obj, allow_nan=True).encode()
+        if data.draw(st.booleans()):
+            body = mutate(data, body)
+        r = web_client.post(path, content=body, headers={"content-type": "application/json"})
+        assert r.status_code < 500, (path, body[:200], r.text[:200])
+        if r.status_code >= 400:
+            assert r.json()["error"]  # a clear message, as JSON
+
+    run()

@@ -207,10 +207,10 @@ def _grey_pixels(obj: dict) -> np.ndarray:
         raise ApiError(400, f"'pixels' must be a list of width x height = {w * h} grey levels, row by row; got {got}.")
     if not set(map(type, pixels)) <= {int, float}:  # not bool, str or nested lists
         raise ApiError(400, "Every pixel must be a number from 0 (black) to 255 (white).")
-    grey = np.asarray(pixels, dtype=np.float32).reshape(h, w)
+    grey = np.asarray(pixels, dtype=np.float64).reshape(h, w)  # float64 first: 1e300 must not overflow
     if not np.isfinite(grey).all() or grey.min() < 0 or grey.max() > 255:
         raise ApiError(400, "Every pixel must be a number from 0 (black) to 255 (white).")
-    return grey
+    return grey.astype(np.float32)
 
 
 # --- the app -----------------------------------------------------------------------------
