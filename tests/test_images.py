@@ -111,3 +111,14 @@ def test_network_applies_its_preprocessing(mnist):
     np.testing.assert_array_equal(net.feedforward(x), feedforward(net, deskew_inputs(x)))
     plain = Network(net.config.__class__(layers=(784, 16, 10)), net.params)
     assert not np.array_equal(plain.feedforward(x), net.feedforward(x))
+
+
+def test_deskew_images_matches_deskew_inputs(mnist):
+    from digitnet import images
+
+    imgs = mnist.test.images[:5000]
+    a = images.deskew_images(imgs)
+    b = images.deskew_inputs(imgs.reshape(5000, 784).astype(np.float32) / np.float32(255))
+    assert a.shape == (5000, 784) and a.dtype == np.float32
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert images.deskew_images(imgs) is a  # a data set is deskewed once per process

@@ -202,9 +202,21 @@ def deskew_images(images: np.ndarray) -> np.ndarray:
     n = len(images)
     d = int(np.prod(images.shape[1:]))
     out = np.empty((n, d), np.float32)
-    for i in range(0, n, DESKEW_CHUNK):
+
+    def work(i: int) -> None:
         chunk = deskew(images[i : i + DESKEW_CHUNK])
         np.multiply(chunk.reshape(len(chunk), d), np.float32(1 / 255), out=out[i : i + DESKEW_CHUNK])
+
+    starts = range(0, n, DESKEW_CHUNK)
+    if len(starts) > 1:
+        # NumPy releases the interpreter lock in these large array operations, so chunks
+        # deskew in parallel on the machine's cores.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            list(pool.map(work, starts))
+    else:
+        work(0)
     if n >= 1000:
         _DESKEW_CACHE.append((images, out))
         del _DESKEW_CACHE[:-6]
