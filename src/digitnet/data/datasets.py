@@ -99,33 +99,11 @@ def _read_sums(directory: Path) -> dict[str, str]:
 MNIST_SHA256 = _read_sums(_shipped_dir())
 
 
-def _known_gz(directory: Path) -> dict[str, str]:
-    """SHA-256 of each shipped ``.gz`` file -> SHA-256 of its decompressed bytes."""
-    raw = _read_sums(directory)
-    known: dict[str, str] = {}
-    f = directory / "SHA256SUMS"
-    if f.is_file():
-        for line in f.read_text().splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and parts[1].endswith(".gz") and parts[1][:-3] in raw:
-                known[parts[0].lower()] = raw[parts[1][:-3]]
-    return known
-
-
-# A .gz file whose own SHA-256 is listed here decompresses to known bytes (inflate is
-# deterministic and gzip's CRC-32 is checked), so hashing its small compressed bytes
-# replaces hashing the 47 MB it inflates to.
-_KNOWN_GZ = _known_gz(_shipped_dir())
-
-
 def _read_file(directory: Path, stem: str, sha256: str | None, what: str = "MNIST") -> np.ndarray:
     gz, raw = directory / f"{stem}.gz", directory / stem
     if gz.is_file():
         path = gz
-        packed = path.read_bytes()
-        if sha256 is not None and _KNOWN_GZ.get(hashlib.sha256(packed).hexdigest()) == sha256:
-            sha256 = None  # the shipped file itself: its decompressed bytes are known
-        data = gunzip(packed, str(path))
+        data = gunzip(path.read_bytes(), str(path))
     elif raw.is_file():
         path = raw
         data = path.read_bytes()
