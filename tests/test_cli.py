@@ -125,3 +125,12 @@ def test_evaluate_rejects_model_trained_elsewhere(tmp_path):
     f.write_bytes(b"\x00" * 64)
     r = CliRunner().invoke(main, ["evaluate", str(f)])
     assert r.exit_code == 1 and "not a readable digitnet model file" in r.output
+
+
+def test_train_warns_when_the_network_does_not_learn(tmp_path):
+    out = tmp_path / "w.safetensors"
+    r = CliRunner().invoke(main, ["train", "--eta", "1e9", "--epochs", "1", "--train-size", "1000", "--out", str(out)])
+    assert r.exit_code == 0
+    assert "Warning: after epoch 1 the network is not learning" in r.output and "try a smaller --eta" in r.output
+    ok = CliRunner().invoke(main, ["train", "--epochs", "1", "--train-size", "1000", "--out", str(out)])
+    assert "Warning" not in ok.output

@@ -180,6 +180,16 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
             extra = f"  validation {pct(rec.validation_accuracy)}" if rec.validation_accuracy is not None else ""
             click.echo(f"Epoch {rec.epoch:>2}/{train_cfg.epochs}  cost {rec.cost:.4f}  test accuracy "
                        f"{pct(rec.test_accuracy)}{extra}  ({rec.seconds:.2f} s)")
+        trainer = state["trainer"]
+        before, chance = trainer.history.initial_cost, 1 / trainer.net.config.layers[-1]
+        stuck = rec.train_accuracy == rec.train_accuracy and rec.train_accuracy < 2 * chance  # (NaN: not measured)
+        if not state.get("warned") and (stuck or (before is not None and rec.cost >= before)):
+            # Not a NaN (a sigmoid's cost cannot overflow), but not learning either: typically
+            # steps so long that every neuron saturates.
+            state["warned"] = True
+            click.echo(f"Warning: after epoch {rec.epoch} the network is not learning (cost {rec.cost:.4f}, training "
+                       f"accuracy {pct(rec.train_accuracy)}). The learning rate {rec.eta:g} is probably too large; "
+                       f"try a smaller --eta, e.g. {rec.eta / 10:g}.", err=True)
 
     try:
         result = run_training(net_cfg, train_cfg, out, data, resume=resume, on_start=on_start, on_epoch=on_epoch,
