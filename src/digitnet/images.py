@@ -23,7 +23,7 @@ import numpy as np
 from digitnet.errors import ImageError
 
 MAX_PIXELS = 40_000_000  # refuse decompression bombs larger than this
-DESKEW_CHUNK = 2048  # images deskewed at a time
+DESKEW_CHUNK = 256  # images deskewed at a time
 MIN_CONTRAST = 8.0  # ink must differ from the paper by at least this many grey levels
 
 
