@@ -58,6 +58,7 @@ def _preset_help() -> str:
 @click.option("--epochs", type=int, help="Passes over the 60,000 training images (video: 30).")
 @click.option("--seed", type=int, help="Seed for initial weights and shuffling: same seed, same numbers.")
 @click.option("--schedule", type=click.Choice(list(SCHEDULE_NAMES)), help="Learning-rate schedule over the epochs.")
+@click.option("--warmup-epochs", type=int, help="Epochs over which eta first grows linearly up to --eta.")
 @click.option("--optimizer", type=click.Choice(list(OPTIMIZER_NAMES)), help="Update rule: plain SGD, momentum, Nesterov or Adam.")
 @click.option("--momentum", type=float, help="Momentum coefficient (and Adam's beta1).")
 @click.option("--lmbda", type=float, help="L2 regularisation strength (weight decay).")
@@ -85,7 +86,7 @@ def _preset_help() -> str:
               help="Also train on your own labelled images: a folder DIR/0/*.png ... DIR/9/*.png (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end instead of the human output.")
 def train(preset, layers, activation, output_activation, cost, init, eta, batch_size, epochs, seed, schedule,
-          optimizer, momentum, lmbda, validation, train_size, preprocess, dtype, out, resume, data_dir, as_json,
+          optimizer, momentum, lmbda, validation, warmup_epochs, train_size, preprocess, dtype, out, resume, data_dir, as_json,
           dataset="mnist", extra_images=(), features=None, dropout=None, patience=None, keep_best=None, augment=None,
           max_shift=None, max_rotation=None, elastic_alpha=None, elastic_sigma=None, train_metrics=None):
     """Train a network on MNIST and save it.
@@ -116,7 +117,7 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
     if features is not None:
         net_changes["features"] = parse_features(features)
     train_changes = {k: v for k, v in dict(eta=eta, batch_size=batch_size, epochs=epochs, seed=seed, schedule=schedule,
-                                           optimizer=optimizer, momentum=momentum, lmbda=lmbda,
+                                           optimizer=optimizer, momentum=momentum, lmbda=lmbda, warmup_epochs=warmup_epochs,
                                            validation=validation, train_size=train_size).items() if v is not None}
     train_changes.update({k: v for k, v in dict(
         dropout=dropout, patience=patience, keep_best=keep_best, max_shift=max_shift, max_rotation=max_rotation,
@@ -183,7 +184,8 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
         trainer = state["trainer"]
         before, chance = trainer.history.initial_cost, 1 / trainer.net.config.layers[-1]
         stuck = rec.train_accuracy == rec.train_accuracy and rec.train_accuracy < 2 * chance  # (NaN: not measured)
-        if not state.get("warned") and (stuck or (before is not None and rec.cost >= before)):
+        blown = max(float(abs(v).max()) for p in trainer.net.params for v in p.values()) > 1e3
+        if not state.get("warned") and ((stuck and blown) or (before is not None and rec.cost >= before)):
             # Not a NaN (a sigmoid's cost cannot overflow), but not learning either: typically
             # steps so long that every neuron saturates.
             state["warned"] = True
