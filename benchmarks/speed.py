@@ -47,6 +47,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 
 CONFIGS = {
@@ -56,6 +58,9 @@ CONFIGS = {
                        init="scaled", batch=100, eta=3.0),
     "wide-relu-b128": dict(layers=(784, 256, 128, 10), activation="relu", output="softmax", cost="cross-entropy",
                            init="he", batch=128, eta=0.1),
+    # A small convolutional network: conv 16 filters of 5x5, max-pool 2x2, dense 100, softmax.
+    "cnn-b64": dict(layers=(784, 100, 10), features=("conv:16:5", "pool:2"), activation="relu", output="softmax",
+                    cost="cross-entropy", init="he", batch=64, eta=0.05),
 }
 CONTESTANTS = ("digitnet", "digitnet-reference", "torch", "torch-dataloader", "sklearn", "nielsen")
 
@@ -82,7 +87,7 @@ def _initial(cfg: dict, seed: int):
     from digitnet.nn.network import Network
 
     netcfg = NetworkConfig(layers=cfg["layers"], activation=cfg["activation"], output_activation=cfg["output"],
-                           cost=cfg["cost"], init=cfg["init"])
+                           cost=cfg["cost"], init=cfg["init"], features=cfg.get("features", ()))
     return Network.create(netcfg, seed=seed)
 
 
@@ -104,10 +109,49 @@ def run_digitnet(cfg, epochs, seed, n_train, fast=True):
     return seconds / epochs, accuracy(d.test.y, net.predict(d.test.x))
 
 
+def _torch_cnn(cfg, net):
+    """The same conv net in PyTorch, from digitnet's initial weights. digitnet's feature maps
+    are channels-last (h, w, c), PyTorch's channels-first: the dense layer after the flatten
+    gets its columns permuted accordingly."""
+    import torch
+
+    act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}[cfg["activation"]]
+    mods: list = [torch.nn.Unflatten(1, (1, 28, 28))]
+    shape = None
+    for module, p in zip(net.modules, net.params):
+        if module.kind == "conv":
+            conv = torch.nn.Conv2d(p["w"].shape[1], p["w"].shape[0], p["w"].shape[2])
+            with torch.no_grad():
+                conv.weight.copy_(torch.from_numpy(p["w"].copy()))
+                conv.bias.copy_(torch.from_numpy(p["b"].copy()))
+            mods += [conv, act()]
+            shape = module.out_shape
+        elif module.kind == "pool":
+            mods.append(torch.nn.MaxPool2d(module.size))
+            shape = module.out_shape
+        elif module.kind == "dense":
+            w = p["w"]
+            if shape is not None:  # first dense layer after the feature maps
+                h, wd, c = shape
+                w = w.reshape(len(w), h, wd, c).transpose(0, 3, 1, 2).reshape(len(w), -1)
+                mods.append(torch.nn.Flatten())
+                shape = None
+            lin = torch.nn.Linear(w.shape[1], w.shape[0])
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+                lin.bias.copy_(torch.from_numpy(p["b"].copy()))
+            mods.append(lin)
+            if module is not net.modules[-1]:
+                mods.append(act())
+    return torch.nn.Sequential(*mods)
+
+
 def _torch_model(cfg, seed):
     import torch
 
     net = _initial(cfg, seed)
+    if cfg.get("features"):
+        return _torch_cnn(cfg, net)
     act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}[cfg["activation"]]
     mods = []
     for l, p in enumerate(net.params):
@@ -235,6 +279,8 @@ def available(name: str, config: str) -> bool:
 
     if name.startswith("torch"):
         return importlib.util.find_spec("torch") is not None
+    if CONFIGS[config].get("features") and name in ("sklearn", "nielsen"):
+        return False  # neither has convolution layers
     if name == "sklearn":
         return importlib.util.find_spec("sklearn") is not None
     if name == "nielsen":
