@@ -7,22 +7,12 @@ import math
 
 import click
 
+from digitnet.jsonable import jsonable
+
 
 def echo_json(obj) -> None:
-    """Print one JSON object on stdout (NaN becomes null)."""
-
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        if hasattr(v, "tolist"):
-            return clean(v.tolist())
-        return v
-
-    click.echo(json.dumps(clean(obj), indent=2))
+    """Print one JSON object on stdout (arrays as lists, NaN as null)."""
+    click.echo(json.dumps(jsonable(obj), indent=2))
 
 
 def table(rows: list[list[str]], header: list[str] | None = None) -> str:

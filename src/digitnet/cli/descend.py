@@ -14,6 +14,7 @@ import numpy as np
 
 from digitnet.cli import main
 from digitnet.errors import ExpressionError
+from digitnet.jsonable import jsonable
 from digitnet.playground import (
     MAX_STARTS,
     MAX_STEPS,
@@ -247,21 +248,6 @@ def _short_point(p) -> str:
 # --- JSON -------------------------------------------------------------------------------
 
 
-def _plain(value):
-    """``value`` with arrays as lists and non-finite numbers as null, for JSON."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def _run_summary(run: Descent) -> dict:
     return {
         "start": run.start,
@@ -308,7 +294,7 @@ def _json_report(formula, expr, result, settings, hint, out) -> dict:
     report["gradient_shares"] = gradient_shares(run.gradient_at_start)
     report["importance"] = describe_gradient(run.gradient_at_start, run.variables)
     report["out"] = out
-    return _plain(report)
+    return jsonable(report)
 
 
 main.add_command(descend)

@@ -50,6 +50,7 @@ from starlette.staticfiles import StaticFiles
 from digitnet.config import ACTIVATION_NAMES, COST_NAMES, INIT_NAMES, OPTIMIZER_NAMES, NetworkConfig, TrainConfig
 from digitnet.errors import ConfigError, DigitnetError, ExpressionError
 from digitnet.images import prepare
+from digitnet.jsonable import jsonable
 from digitnet.presets import PRESETS
 from digitnet.web.lab import Busy, Lab, NotFound, check_model_name
 
@@ -88,21 +89,8 @@ class ApiError(Exception):
 
 
 # --- JSON in and out ---------------------------------------------------------------------
-def _clean(v):
-    """NaN and infinity are not JSON: they become null."""
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, np.generic):
-        return _clean(v.item())
-    return v
-
-
 def _json(obj, status: int = 200) -> JSONResponse:
-    return JSONResponse(_clean(obj), status_code=status)
+    return JSONResponse(jsonable(obj), status_code=status)
 
 
 def _b64(a: np.ndarray) -> str:
@@ -446,7 +434,7 @@ def create_app(
                 if lab.version != seen or cursor is None:
                     seen = lab.version
                     payload, cursor = lab.progress_since(cursor)
-                    yield f"event: progress\ndata: {json.dumps(_clean(payload))}\n\n"
+                    yield f"event: progress\ndata: {json.dumps(jsonable(payload))}\n\n"
                     beat = loop.time()
                 elif loop.time() - beat > 10:
                     yield ": still here\n\n"  # a comment keeps proxies from closing the stream
