@@ -190,22 +190,15 @@ def deskew(images: np.ndarray) -> np.ndarray:
     return left * (1 - f) + right * f
 
 
-def deskew_images(images: np.ndarray) -> np.ndarray:
-    """uint8 images (n, h, w) -> deskewed network inputs (n, h*w) float32 in [0, 1].
-
-    Works chunk by chunk straight into the result, so a whole data set costs one float32
-    copy. A data set's result is remembered (see :func:`deskew_inputs`).
-    """
-    for src, out in _DESKEW_CACHE:
-        if src is images:
-            return out
-    n = len(images)
-    d = int(np.prod(images.shape[1:]))
-    out = np.empty((n, d), np.float32)
+def _deskew_into(stack: np.ndarray, scale: float, dtype) -> np.ndarray:
+    """Deskew a stack (n, h, w) chunk by chunk straight into one (n, h*w) array, times ``scale``."""
+    n = len(stack)
+    d = int(np.prod(stack.shape[1:]))
+    out = np.empty((n, d), dtype)
 
     def work(i: int) -> None:
-        chunk = deskew(images[i : i + DESKEW_CHUNK])
-        np.multiply(chunk.reshape(len(chunk), d), np.float32(1 / 255), out=out[i : i + DESKEW_CHUNK])
+        chunk = deskew(stack[i : i + DESKEW_CHUNK])
+        np.multiply(chunk.reshape(len(chunk), d), scale, out=out[i : i + DESKEW_CHUNK])
 
     starts = range(0, n, DESKEW_CHUNK)
     if len(starts) > 1:
@@ -217,30 +210,37 @@ def deskew_images(images: np.ndarray) -> np.ndarray:
             list(pool.map(work, starts))
     else:
         work(0)
-    if n >= 1000:
-        _DESKEW_CACHE.append((images, out))
-        del _DESKEW_CACHE[:-6]
     return out
 
 
 _DESKEW_CACHE: list[tuple[np.ndarray, np.ndarray]] = []
 
 
-def deskew_inputs(x: np.ndarray) -> np.ndarray:
-    """Deskew network inputs (n, 784) -> (n, 784) in the same dtype.
+def _remembered(src: np.ndarray, make) -> np.ndarray:
+    """``make()``, remembered for large arrays (a whole data set), so that a data set used
+    every epoch is deskewed once per process."""
+    for seen, out in _DESKEW_CACHE:
+        if seen is src:
+            return out
+    out = make()
+    if len(src) >= 1000:
+        _DESKEW_CACHE.append((src, out))
+        del _DESKEW_CACHE[:-6]
+    return out
 
-    Large arrays (a whole data set) are remembered, so a data set used every epoch is
-    deskewed once per process.
+
+def deskew_images(images: np.ndarray) -> np.ndarray:
+    """uint8 images (n, h, w) -> deskewed network inputs (n, h*w) float32 in [0, 1].
+
+    A whole data set costs one float32 copy, and its result is remembered.
     """
+    return _remembered(images, lambda: _deskew_into(images, np.float32(1 / 255), np.float32))
+
+
+def deskew_inputs(x: np.ndarray) -> np.ndarray:
+    """Deskew network inputs (n, 784) -> (n, 784) in the same dtype (remembered for a data set)."""
     n, d = x.shape
     side = int(round(d**0.5))
     if side * side != d:
         raise ImageError(f"Deskewing needs square images; the inputs have {d} values each.")
-    for src, out in _DESKEW_CACHE:
-        if src is x:
-            return out
-    out = deskew(x.reshape(n, side, side)).reshape(n, d).astype(x.dtype, copy=False)
-    if n >= 1000:
-        _DESKEW_CACHE.append((x, out))
-        del _DESKEW_CACHE[:-6]
-    return out
+    return _remembered(x, lambda: _deskew_into(x.reshape(n, side, side), x.dtype.type(1), x.dtype))
