@@ -25,10 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -1,6 +1,5 @@
 """The CLI through click's test runner: train, evaluate, predict, and their errors."""
 
-import io
 import json
 
 import numpy as np
