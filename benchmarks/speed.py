@@ -14,7 +14,11 @@ resident memory of its process, and its time as a multiple of digitnet's.
 
 Contestants (each skipped if its library is not installed; ``pip install -e .[bench]``):
 
-* digitnet: ``Trainer`` with its default, fused fast path (``digitnet.nn.fast``).
+* digitnet: ``Trainer`` with its default engine: the compiled one (``digitnet.nn.compiled``,
+  Numba) where ``digitnet[fast]`` is installed, else the fused NumPy path. The table
+  names the engine that ran.
+* digitnet-numpy: ``Trainer`` with the fused NumPy path (``digitnet.nn.fast``), the
+  engine of an install without Numba.
 * digitnet reference: the same with ``use_fast = False``: ``backprop`` + ``optim.SGD``,
   a straightforward vectorised float32 NumPy loop.
 * PyTorch: float32 tensors preloaded, batches by index slicing of a ``randperm``, the
@@ -62,7 +66,8 @@ CONFIGS = {
     "cnn-b64": dict(layers=(784, 100, 10), features=("conv:16:5", "pool:2"), activation="relu", output="softmax",
                     cost="cross-entropy", init="he", batch=64, eta=0.05),
 }
-CONTESTANTS = ("digitnet", "digitnet-reference", "torch", "torch-dataloader", "sklearn", "nielsen")
+ENGINE = None  # the digitnet engine a worker ran
+CONTESTANTS = ("digitnet", "digitnet-numpy", "digitnet-reference", "torch", "torch-dataloader", "sklearn", "nielsen")
 
 
 # --- the worker: one contestant, one configuration, in its own process -------------------
@@ -91,7 +96,7 @@ def _initial(cfg: dict, seed: int):
     return Network.create(netcfg, seed=seed)
 
 
-def run_digitnet(cfg, epochs, seed, n_train, fast=True):
+def run_digitnet(cfg, epochs, seed, n_train, fast=True, engine=None):
     from digitnet.config import TrainConfig
     from digitnet.data.datasets import load_mnist
     from digitnet.metrics import accuracy
@@ -101,8 +106,11 @@ def run_digitnet(cfg, epochs, seed, n_train, fast=True):
     train = d.train if n_train is None else d.train.subset(n_train)
     net = _initial(cfg, seed)
     trainer = Trainer(net, train, TrainConfig(epochs=epochs, batch_size=cfg["batch"], eta=cfg["eta"], seed=seed),
-                      test=None)
+                      test=None, engine=engine)
     trainer.use_fast = fast
+    global ENGINE
+    ENGINE = trainer.step_engine
+
     seconds = 0.0
     while not trainer.done:
         seconds += trainer.run_epoch().seconds  # the wall time of the epoch's gradient steps
@@ -257,6 +265,8 @@ def worker(args) -> None:
     name, e, s, n = args.worker, args.epochs, args.seed, args.train_size
     if name == "digitnet":
         per_epoch, acc = run_digitnet(cfg, e, s, n)
+    elif name == "digitnet-numpy":
+        per_epoch, acc = run_digitnet(cfg, e, s, n, engine="numpy")
     elif name == "digitnet-reference":
         per_epoch, acc = run_digitnet(cfg, e, s, n, fast=False)
     elif name == "torch":
@@ -269,7 +279,8 @@ def worker(args) -> None:
         per_epoch, acc = run_nielsen(cfg, e, s, n)
     else:
         raise SystemExit(f"unknown contestant {name!r}")
-    print(json.dumps({"seconds_per_epoch": per_epoch, "accuracy": acc, "peak_mb": _peak_rss_mb()}))
+    print(json.dumps({"seconds_per_epoch": per_epoch, "accuracy": acc, "peak_mb": _peak_rss_mb(),
+                      "engine": ENGINE}))
 
 
 # --- the driver -------------------------------------------------------------------------
@@ -403,7 +414,9 @@ def table(config: str, runs: dict[str, list[dict]]) -> str:
     for n, rs in runs.items():
         t = [r["seconds_per_epoch"] for r in rs]
         ratio = f"{med[n] / base:.1f}x" if base else "-"
-        lines.append(f"| {n} | {med[n]:.3f} | {min(t):.3f}-{max(t):.3f} | {100 * rs[-1]['accuracy']:.2f}% | "
+        engine = rs[-1].get("engine")
+        label = f"{n} ({engine})" if n == "digitnet" and engine else n
+        lines.append(f"| {label} | {med[n]:.3f} | {min(t):.3f}-{max(t):.3f} | {100 * rs[-1]['accuracy']:.2f}% | "
                      f"{max(r['peak_mb'] for r in rs):.0f} | {ratio} |")
     return "\n".join(lines)
 

@@ -115,7 +115,8 @@ def test_trainer_is_bit_reproducible_and_uses_the_fast_path():
     runs = []
     for _ in range(2):
         net = Network.create((16, 8, 5), seed=4)
-        trainer = Trainer(net, _split(), TrainConfig(epochs=3, batch_size=7, eta=1.0, seed=4))
+        trainer = Trainer(net, _split(), TrainConfig(epochs=3, batch_size=7, eta=1.0, seed=4),
+                          engine="numpy")
         while not trainer.done:
             trainer.run_epoch()
         assert isinstance(trainer._fast[1], FastSGD)
@@ -131,11 +132,12 @@ def test_trainer_fast_and_reference_agree():
     nets, costs = [], []
     for use_fast in (True, False):
         net = Network.create((16, 8, 5), seed=2, dtype="float64")
-        trainer = Trainer(net, _split(), TrainConfig(epochs=2, batch_size=10, eta=0.8, lmbda=0.1, seed=2))
+        trainer = Trainer(net, _split(), TrainConfig(epochs=2, batch_size=10, eta=0.8, lmbda=0.1, seed=2),
+                          engine="numpy")
         trainer.use_fast = use_fast
         while not trainer.done:
             trainer.run_epoch()
-        assert (trainer._fast is not None) == use_fast
+        assert trainer.step_engine == ("numpy" if use_fast else "reference")
         nets.append(net)
         costs.append([e.cost for e in trainer.history.epochs] + trainer.history.batch_costs)
     np.testing.assert_allclose(costs[0], costs[1], rtol=1e-10)
@@ -152,7 +154,8 @@ def test_trainer_fast_and_reference_agree_on_deskewed_mnist_with_batch_metrics(m
     results = []
     for use_fast in (True, False):
         net = Network.create(NetworkConfig(layers=(784, 16, 10), preprocess="deskew", dtype="float64"), seed=0)
-        trainer = Trainer(net, split, TrainConfig(epochs=2, seed=0, schedule="linear", train_metrics="batches"))
+        trainer = Trainer(net, split, TrainConfig(epochs=2, seed=0, schedule="linear", train_metrics="batches"),
+                          engine="numpy")
         trainer.use_fast = use_fast
         while not trainer.done:
             trainer.run_epoch()
@@ -210,7 +213,7 @@ def test_non_finite_cost_changes_nothing_and_trainer_raises():
     for p, w in zip(net.params, before):
         np.testing.assert_array_equal(p["w"], w)
     net = Network.create((16, 8, 5), seed=0, output_activation="identity")
-    trainer = Trainer(net, _split(), TrainConfig(eta=1e6))
+    trainer = Trainer(net, _split(), TrainConfig(eta=1e6), engine="numpy")
     with pytest.raises(DivergenceError, match="Training diverged in epoch 1"):
         trainer.run_epoch()
     assert isinstance(trainer._fast[1], FastSGD)
@@ -221,7 +224,7 @@ def test_non_finite_cost_changes_nothing_and_trainer_raises():
 
 def test_model_trained_fast_saves_and_loads(tmp_path):
     net = Network.create((16, 8, 5), seed=0)
-    h = train(net, _split(), TrainConfig(epochs=1, seed=0))
+    h = train(net, _split(), TrainConfig(epochs=1, seed=0), engine="numpy")
     assert not net.params[0]["w"].flags.c_contiguous  # a view into [w | b]
     save_model(tmp_path / "m.safetensors", net, h)
     loaded = load_model(tmp_path / "m.safetensors").net

@@ -65,6 +65,7 @@ def run_training(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     progress: Callable[[int], None] | None = None,
     epoch_start: Callable[[int], None] | None = None,
+    engine: str | None = None,
 ) -> RunResult:
     """Train and save; see the module docstring. ``dataset`` defaults to MNIST."""
     out = Path(out)
@@ -85,7 +86,7 @@ def run_training(
         train_split, validation = data.train, None
     if train_config.train_size is not None:
         train_split = train_split.subset(train_config.train_size)
-    trainer = Trainer(net, train_split, train_config, test=data.test, validation=validation)
+    trainer = Trainer(net, train_split, train_config, test=data.test, validation=validation, engine=engine)
     if resume is not None:
         trainer.epoch = saved.epoch
         trainer.history = saved.history or History()

@@ -24,7 +24,7 @@ from digitnet.config import TrainConfig
 from digitnet.data.datasets import Split
 from digitnet.errors import ConfigError, DivergenceError
 from digitnet.metrics import accuracy
-from digitnet.nn import fast
+from digitnet.nn import compiled, fast
 from digitnet.nn.network import Network, backprop, feedforward_batched, total_cost
 from digitnet.optim import make_optimizer
 
@@ -113,6 +113,7 @@ class Trainer:
         config: TrainConfig = TrainConfig(),
         test: Split | None = None,
         validation: Split | None = None,
+        engine: str | None = None,
     ):
         if len(train) == 0:
             raise ConfigError("The training set is empty.")
@@ -155,7 +156,18 @@ class Trainer:
                     "values. Turn augmentation off for this data."
                 )
         self.use_fast = True  # False forces the reference path (backprop + optimizer) for every step
-        self._fast: tuple[TrainConfig, fast.FastSGD | None] | None = None  # (config it was made for, path)
+        # Which fast path trains dense networks with plain SGD: 'numba' (nn/compiled.py) or
+        # 'numpy' (nn/fast.py); `engine` (or $DIGITNET_ENGINE) 'auto' picks numba where installed.
+        self.engine = compiled.choose_engine(engine)
+        self._fast: tuple[TrainConfig, fast.FastSGD | compiled.CompiledSGD | None] | None = None  # (config, path)
+        self._fast_path()  # made now, so that compiling (or loading) the numba engine is not epoch time
+
+    @property
+    def step_engine(self) -> str:
+        """What takes the gradient steps: 'numba', 'numpy' (the fused paths) or 'reference'
+        (backprop + optimizer: conv layers, momentum/Adam, dropout, augmentation)."""
+        path = self._fast_path()
+        return "reference" if path is None else ("numba" if isinstance(path, compiled.CompiledSGD) else "numpy")
 
     @property
     def batches_per_epoch(self) -> int:
@@ -194,16 +206,11 @@ class Trainer:
         Raises :class:`DivergenceError` if the cost is no longer finite.
         """
         cfg = self.config
-        if self._order is None:
-            self._order = epoch_order(cfg.seed, self.epoch, len(self.x))
-            self._batch = 0
+        self._start_epoch()
         idx = self._order[self._batch * cfg.batch_size : (self._batch + 1) * cfg.batch_size]
-        if self.use_fast:
-            if self._fast is None or self._fast[0] is not cfg:
-                ok = fast.supports(self.net, cfg)
-                self._fast = (cfg, fast.FastSGD(self.net, self.x, self.y) if ok else None)
-            if self._fast[1] is not None:
-                return self._fast_step(self._fast[1], idx)
+        path = self._fast_path()
+        if path is not None:
+            return self._fast_step(path, idx)
         x, y = self.x[idx], self.y[idx]
         if cfg.augment or cfg.dropout:
             if self._noise is None:  # one stream per epoch, like the shuffle, so resuming replays it
@@ -228,7 +235,48 @@ class Trainer:
         self._batch += 1
         return grad.cost
 
-    def _fast_step(self, path: "fast.FastSGD", idx: np.ndarray) -> float:
+    def _start_epoch(self) -> None:
+        if self._order is None:
+            self._order = epoch_order(self.config.seed, self.epoch, len(self.x))
+            self._batch = 0
+
+    def _fast_path(self) -> "fast.FastSGD | compiled.CompiledSGD | None":
+        """The fused path for the current config (made on first use), or None where the
+        config needs the reference path (other layers, optimizers, dropout, ...)."""
+        cfg = self.config
+        if not self.use_fast:
+            return None
+        if self._fast is None or self._fast[0] is not cfg:
+            path = None
+            if fast.supports(self.net, cfg):
+                if self.engine == "numba":
+                    images = np.asarray(self.train_split.images)
+                    raw = (self.net.config.preprocess == "none" and self.dtype == np.float32
+                           and images.dtype == np.uint8)  # then self.x is exactly images / 255
+                    path = compiled.CompiledSGD(self.net, self.x, self.y, images if raw else None)
+                else:
+                    path = fast.FastSGD(self.net, self.x, self.y)
+            self._fast = (cfg, path)
+        return self._fast[1]
+
+    def _compiled_steps(self, path: "compiled.CompiledSGD", k: int) -> None:
+        """Up to ``k`` more mini-batches of this epoch in one compiled call."""
+        cfg = self.config
+        self._start_epoch()
+        n, m = len(self.x), cfg.batch_size
+        start = self._batch * m
+        full = min(k, (n - start) // m)
+        costs = path.steps(self._order, start, max(full, 1), m if full else n - start,
+                           epoch_eta(cfg, self.epoch), cfg.lmbda / n)
+        for cost in costs.tolist():
+            if not math.isfinite(cost):
+                raise DivergenceError(self._divergence_message())
+            if cfg.record_batch_cost:
+                self.history.batch_costs.append(cost)
+            self._cost_sum += cost
+            self._batch += 1
+
+    def _fast_step(self, path: "fast.FastSGD | compiled.CompiledSGD", idx: np.ndarray) -> float:
         """:meth:`step` by the fused path of :mod:`digitnet.nn.fast` (plain SGD, same math)."""
         cfg = self.config
         with np.errstate(over="ignore", invalid="ignore"):
@@ -261,7 +309,11 @@ class Trainer:
             tick = max(1, n_batches // 100)
             last = self._batch
             while self._batch < n_batches:
-                self.step()
+                path = self._fast_path()
+                if isinstance(path, compiled.CompiledSGD):
+                    self._compiled_steps(path, min(tick, n_batches - self._batch))
+                else:
+                    self.step()
                 if progress is not None and (self._batch - last >= tick or self._batch == n_batches):
                     progress(self._batch - last)
                     last = self._batch
@@ -326,15 +378,18 @@ def train(
     validation: Split | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    engine: str | None = None,
 ) -> History:
     """Train ``net`` in place by mini-batch SGD and return its :class:`History`.
 
     ``on_epoch(record)`` is called after every epoch; ``progress(k)`` as batches complete.
     Raises :class:`DivergenceError` (with the last good weights restored) when the cost
     becomes NaN or infinite. A ``KeyboardInterrupt`` propagates with ``net`` holding the
-    last completed epoch's weights, so the caller can save them.
+    last completed epoch's weights, so the caller can save them. ``engine`` picks the fast
+    path of plain SGD on dense networks: 'auto' (the default, or $DIGITNET_ENGINE), 'numba'
+    or 'numpy' (see :mod:`digitnet.nn.compiled`).
     """
-    trainer = Trainer(net, train_split, config, test, validation)
+    trainer = Trainer(net, train_split, config, test, validation, engine=engine)
     trainer.measure_initial()
     while not trainer.done:
         rec = trainer.run_epoch(progress)

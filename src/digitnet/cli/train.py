@@ -84,11 +84,14 @@ def _preset_help() -> str:
                    "`apt-get install dataset-fashion-mnist`, or its four files in --data-dir).")
 @click.option("--extra-images", "extra_images", multiple=True, type=click.Path(file_okay=False),
               help="Also train on your own labelled images: a folder DIR/0/*.png ... DIR/9/*.png (repeatable).")
+@click.option("--engine", type=click.Choice(["auto", "numpy", "numba"]), envvar="DIGITNET_ENGINE", default=None,
+              help="What runs plain SGD on dense networks: numba (compiled, needs pip install 'digitnet[fast]'), numpy, "
+                   "or auto: numba where installed [default: auto; env DIGITNET_ENGINE].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end instead of the human output.")
 def train(preset, layers, activation, output_activation, cost, init, eta, batch_size, epochs, seed, schedule,
           optimizer, momentum, lmbda, validation, warmup_epochs, train_size, preprocess, dtype, out, resume, data_dir, as_json,
           dataset="mnist", extra_images=(), features=None, dropout=None, patience=None, keep_best=None, augment=None,
-          max_shift=None, max_rotation=None, elastic_alpha=None, elastic_sigma=None, train_metrics=None):
+          max_shift=None, max_rotation=None, elastic_alpha=None, elastic_sigma=None, train_metrics=None, engine=None):
     """Train a network on MNIST and save it.
 
     With no options this trains the video's network (784-16-16-10 sigmoid neurons,
@@ -154,7 +157,7 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
                 f"{what} {cfg.describe()} ({cfg.activation}/{cfg.output_activation}, {cfg.cost} cost, "
                 f"{cfg.init} init{', deskewed input' if cfg.preprocess == 'deskew' else ''}) with {tc.optimizer}, batch "
                 f"{tc.batch_size}, eta {tc.eta:g}{'' if tc.schedule == 'constant' else ' (' + tc.schedule + ' schedule)'}, "
-                f"{tc.epochs} epochs, seed {tc.seed}"
+                f"{tc.epochs} epochs, seed {tc.seed}, {trainer.step_engine} engine"
                 + (f", from epoch {trainer.epoch}" if resume else "")
             )
             if trainer.history.initial_cost is not None:
@@ -195,7 +198,7 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
 
     try:
         result = run_training(net_cfg, train_cfg, out, data, resume=resume, on_start=on_start, on_epoch=on_epoch,
-                              progress=progress, epoch_start=epoch_start)
+                              progress=progress, epoch_start=epoch_start, engine=engine)
     finally:
         if bar is not None:
             bar.close()
@@ -217,6 +220,7 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
             "network": result.net.config.to_dict(),
             "train": train_cfg.to_dict(),
             "seconds": elapsed,
+            "engine": state["trainer"].step_engine if "trainer" in state else None,
         })
     else:
         if result.interrupted:

@@ -1,0 +1,177 @@
+"""The training step of dense networks compiled with Numba: many mini-batches per call.
+
+At batch size 10 the NumPy path (:mod:`digitnet.nn.fast`) spends most of a step in the
+~1 us that each of its ~35 small NumPy calls costs. Here a whole run of batches is one
+call into compiled code (:func:`digitnet.nn._kernels.sgd_batches`): the batch is gathered,
+the products go to BLAS and the element-wise work is loops, with no Python in between.
+
+This engine is optional. It needs Numba and SciPy (Numba's ``np.dot`` calls SciPy's
+BLAS): ``pip install 'digitnet[fast]'``. Without them, or with ``DIGITNET_ENGINE=numpy``,
+training uses the NumPy path, which stays the tested reference: ``tests/test_compiled.py``
+checks that both agree, for every activation and cost, to float rounding.
+
+The first use compiles the kernels (a few seconds) and caches them on disk beside this
+file, so later runs start at once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+
+from digitnet.config import NetworkConfig
+from digitnet.errors import ConfigError
+from digitnet.nn.network import Network
+
+ENGINES = ("auto", "numpy", "numba")
+ENGINE_ENV = "DIGITNET_ENGINE"
+_ACT = {"sigmoid": 0, "tanh": 1, "relu": 2, "identity": 3, "softmax": 4}
+_COST = {"quadratic": 0, "cross-entropy": 1}
+
+
+def missing() -> str | None:
+    """Why the compiled engine cannot run here, or None if it can."""
+    for module in ("numba", "scipy"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed (pip install 'digitnet[fast]')"
+    return None
+
+
+def choose_engine(engine: str | None = None) -> str:
+    """'numba' or 'numpy': ``engine`` (or $DIGITNET_ENGINE, or 'auto') resolved.
+
+    'auto' is the compiled engine where Numba and SciPy are installed, else NumPy.
+    """
+    wanted = (engine or os.environ.get(ENGINE_ENV) or "auto").strip().lower()
+    if wanted not in ENGINES:
+        source = "the engine" if engine else f"${ENGINE_ENV}"
+        raise ConfigError(f"{source} is {wanted!r}; choose one of {', '.join(ENGINES)}.")
+    if wanted == "auto":
+        return "numba" if missing() is None else "numpy"
+    if wanted == "numba" and (why := missing()) is not None:
+        raise ConfigError(f"The numba engine cannot run: {why}. Or use the numpy engine.")
+    return wanted
+
+
+class CompiledSGD:
+    """Plain mini-batch SGD of a dense ``net`` on ``x`` (n, n_in), ``y`` (n,), compiled.
+
+    The same interface as :class:`digitnet.nn.fast.FastSGD`:
+
+    >>> path = CompiledSGD(net, train.x, train.y)
+    >>> costs = path.steps(order, 0, 600, 10, eta=3.0)   # 600 batches of 10, one call
+    >>> cost = path.step(order[:10], eta=3.0)
+
+    The network's ``params`` are updated in place (made C-contiguous in the network's
+    dtype first, if they are not).
+
+    ``pixels``, optional, are the uint8 images that ``x`` was computed from as
+    ``pixels / 255`` in float32 (:attr:`digitnet.data.datasets.Split.x`, no preprocessing):
+    batches are then gathered from them, a quarter of the memory traffic, and converted
+    the same way, so the inputs are bit for bit the same.
+    """
+
+    def __init__(self, net: Network, x: np.ndarray, y: np.ndarray, pixels: np.ndarray | None = None):
+        if any(kind != "dense" for kind in net.kinds):
+            raise ConfigError("The compiled training path handles dense layers only.")
+        cfg: NetworkConfig = net.config
+        if cfg.activation not in ("sigmoid", "tanh", "relu") or cfg.output_activation not in _ACT:
+            raise ConfigError(
+                f"The compiled training path does not know the activations {cfg.activation!r} / "
+                f"{cfg.output_activation!r}."
+            )
+        if cfg.cost == "cross-entropy" and cfg.output_activation not in ("sigmoid", "softmax"):
+            raise ConfigError("The cross-entropy cost needs sigmoid or softmax outputs.")
+        if (why := missing()) is not None:
+            raise ConfigError(f"The compiled training path cannot run: {why}.")
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS that Numba's np.dot calls)
+
+        from digitnet.nn import _kernels, fast
+
+        fast._blas_controllers.cache_clear()  # SciPy's BLAS may have just been loaded
+        self._kernel = _kernels.sgd_batches
+        self.net = net
+        self.dtype = np.dtype(cfg.dtype)
+        self.sizes = cfg.layers
+        self.x = np.ascontiguousarray(x, dtype=self.dtype)
+        self.pixels = np.zeros((0, 0), np.uint8)
+        if pixels is not None:
+            pixels = np.asarray(pixels)
+            if (pixels.dtype != np.uint8 or self.dtype != np.float32 or len(pixels) != len(self.x)
+                    or pixels[:1].size != self.x[:1].size):
+                raise ConfigError("pixels must be the uint8 images behind float32 inputs x.")
+            self.pixels = np.ascontiguousarray(pixels.reshape(len(pixels), -1))
+            self.x = self.x[:0]  # not read: batches come from the pixels
+        self.y = np.ascontiguousarray(y, dtype=np.int64)
+        self.codes = (_ACT[cfg.activation], _ACT[cfg.output_activation], _COST[cfg.cost])
+        from digitnet.nn.costs import EPS
+
+        self.consts = np.array([0.5, 1, 0, EPS, 1 - EPS, 255], self.dtype)
+        self._buffers: dict[int, tuple] = {}
+        self._widest = max(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        self.blas_threads = 1  # as FastSGD: BLAS threads during a call; None leaves them alone
+        self._limit: tuple[int, fast._BlasThreads] | None = None
+        self._call(np.zeros(0, np.int64), 0, 0, 1, 0.0, 0.0)  # compile, or load from the cache, now
+
+    def _call(self, order, start, n_batches, m, eta, decay) -> tuple[int, np.ndarray]:
+        acts, deltas, grads, below = self._buffers_for(m)
+        ws, bs = self._params()
+        costs = np.empty(n_batches)
+        hidden, output, cost = self.codes
+        args = (self.x, self.pixels, self.y, order, start, n_batches, ws, bs, acts, deltas, grads, below,
+                hidden, output, cost, self.consts, float(eta), float(decay), costs)
+        limit = self._threads(m)
+        if limit is None:
+            return self._kernel(*args), costs
+        with limit:
+            return self._kernel(*args), costs
+
+    def _buffers_for(self, m: int) -> tuple:
+        bufs = self._buffers.get(m)
+        if bufs is None:
+            d, sizes = self.dtype, self.sizes
+            acts = tuple(np.empty((m, n), d) for n in sizes)
+            deltas = tuple(np.empty((m, n), d) for n in sizes[1:])
+            grads = tuple(np.empty((b, a), d) for a, b in zip(sizes[:-1], sizes[1:]))
+            below = (np.empty((1, 1), d),) + tuple(np.empty((m, n), d) for n in sizes[1:-1])
+            bufs = self._buffers[m] = (acts, deltas, grads, below)
+        return bufs
+
+    def _params(self) -> tuple[tuple, tuple]:
+        params = self.net.params
+        if len(params) != len(self.sizes) - 1:
+            raise ConfigError("The network's layers changed during training; start a new Trainer.")
+        for p in params:
+            for key in ("w", "b"):
+                v = p[key]
+                if v.dtype != self.dtype or not v.flags.c_contiguous or not v.flags.writeable:
+                    p[key] = np.array(v, dtype=self.dtype, order="C")
+        return tuple(p["w"] for p in params), tuple(p["b"] for p in params)
+
+    def _threads(self, m: int):
+        from digitnet.nn import fast
+
+        if self.blas_threads is None or m * self._widest < fast.BLAS_THREADING_THRESHOLD:
+            return None
+        if self._limit is None or self._limit[0] != self.blas_threads:
+            self._limit = (self.blas_threads, fast._BlasThreads(self.blas_threads))
+        return self._limit[1]
+
+    def steps(self, order: np.ndarray, start: int, n_batches: int, m: int, eta: float, decay: float = 0.0) -> np.ndarray:
+        """``n_batches`` SGD steps on batches of ``m``: batch k is ``order[start + k m :][:m]``.
+
+        Returns the costs of the batches stepped, each *before* its step. If a batch's
+        cost is not finite, it is the last one returned and its step was not taken.
+        ``decay`` is L2 weight decay per step, as in :class:`~digitnet.nn.fast.FastSGD`.
+        """
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        if n_batches < 1 or m < 1 or start < 0 or start + n_batches * m > len(order):
+            raise ConfigError(f"Batches {start}..{start + n_batches * m} do not fit an order of {len(order)}.")
+        done, costs = self._call(order, start, n_batches, m, eta, decay)
+        return costs[: min(done + 1, n_batches)]
+
+    def step(self, idx: np.ndarray, eta: float, decay: float = 0.0) -> float:
+        """One SGD step on the examples ``idx``; returns their average cost before it."""
+        return float(self.steps(idx, 0, 1, len(idx), eta, decay)[0])

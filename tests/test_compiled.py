@@ -1,0 +1,232 @@
+"""The compiled engine (nn/compiled.py, Numba) against the reference: backprop + optim.SGD.
+
+Tolerances: in float64 the paths differ only in the order of float operations, so they
+agree to 1e-10 after six steps; in float32 costs to 1e-4 relative and weights to 2e-4.
+"""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+pytest.importorskip("scipy")
+
+from digitnet.config import TrainConfig  # noqa: E402
+from digitnet.data.datasets import Split  # noqa: E402
+from digitnet.errors import ConfigError, DivergenceError  # noqa: E402
+from digitnet.nn import compiled  # noqa: E402
+from digitnet.nn.compiled import CompiledSGD  # noqa: E402
+from digitnet.nn.fast import FastSGD  # noqa: E402
+from digitnet.nn.network import Network, backprop  # noqa: E402
+from digitnet.optim import SGD  # noqa: E402
+from digitnet.train import Trainer  # noqa: E402
+
+HIDDEN = ("sigmoid", "tanh", "relu")
+OUTPUT = ("sigmoid", "softmax", "tanh", "relu", "identity")
+COMBOS = [
+    (h, o, c)
+    for h in HIDDEN
+    for o in OUTPUT
+    for c in ("quadratic", "cross-entropy")
+    if c == "quadratic" or o in ("sigmoid", "softmax")
+]
+SIZES = (12, 9, 7, 5)
+
+
+def _data(dtype, n=60, seed=7):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, SIZES[0])).astype(dtype), rng.integers(0, SIZES[-1], n)
+
+
+def _reference_step(net, x, y, idx, eta, decay=0.0):
+    g = backprop(net, x[idx], y[idx])
+    grads = [{"w": gw, "b": gb} for gw, gb in zip(g.nabla_w, g.nabla_b)]
+    if decay:
+        for gr, p in zip(grads, net.params):
+            gr["w"] = gr["w"] + np.asarray(decay, p["w"].dtype) * p["w"]
+    SGD(net.params).step(net.params, grads, eta)
+    return g.cost
+
+
+def _run_both(hidden, output, cost, dtype, eta=0.5, decay=0.0):
+    """Five batches of 10 in one compiled call, then a partial batch of 7, against the reference."""
+    x, y = _data(dtype)
+    net = Network.create(SIZES, seed=3, activation=hidden, output_activation=output, cost=cost, dtype=dtype)
+    ref = net.copy()
+    path = CompiledSGD(net, x, y)
+    order = np.random.default_rng(11).permutation(len(x))
+    got = list(path.steps(order, 0, 5, 10, eta, decay)) + [path.step(order[50:57], eta, decay)]
+    want = [_reference_step(ref, x, y, order[10 * s : 10 * s + 10], eta, decay) for s in range(5)]
+    want.append(_reference_step(ref, x, y, order[50:57], eta, decay))
+    return net, ref, np.array(got), np.array(want)
+
+
+@pytest.mark.parametrize("hidden,output,cost", COMBOS)
+def test_agrees_with_reference_float64(hidden, output, cost):
+    net, ref, got, want = _run_both(hidden, output, cost, "float64")
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    for p, q in zip(net.params, ref.params):
+        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(p["b"], q["b"], rtol=1e-10, atol=1e-12)
+    start = Network.create(SIZES, seed=3, dtype="float64")
+    assert not np.allclose(net.params[0]["w"], start.params[0]["w"])  # the steps moved the weights
+
+
+@pytest.mark.parametrize("hidden,output,cost", COMBOS)
+def test_agrees_with_reference_float32(hidden, output, cost):
+    net, ref, got, want = _run_both(hidden, output, cost, "float32")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    for p, q in zip(net.params, ref.params):
+        assert p["w"].dtype == np.float32
+        # Six float32 steps: relu + tanh output, the most sensitive pair, moves by up to 8e-5.
+        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-3, atol=2e-4)
+        np.testing.assert_allclose(p["b"], q["b"], rtol=1e-3, atol=2e-4)
+
+
+def test_weight_decay_agrees_with_reference():
+    net, ref, got, want = _run_both("sigmoid", "sigmoid", "quadratic", "float64", decay=0.05)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    for p, q in zip(net.params, ref.params):
+        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(p["b"], q["b"], rtol=1e-10, atol=1e-12)
+
+
+def test_one_step_by_hand():
+    """A 2-1 sigmoid network, quadratic cost, one example: the update worked out on paper."""
+    net = Network.create((2, 1), seed=0, dtype="float64")
+    net.params[0]["w"][...] = [[0.5, -1.0]]
+    net.params[0]["b"][...] = [0.25]
+    x, y = np.array([[1.0, 2.0]]), np.array([0])
+    cost = CompiledSGD(net, x, y).step(np.array([0]), eta=2.0)
+    a = 1 / (1 + np.exp(-(0.5 - 2.0 + 0.25)))
+    delta = (a - 1) * a * (1 - a)
+    assert cost == pytest.approx(0.5 * (a - 1) ** 2, rel=1e-12)
+    np.testing.assert_allclose(net.params[0]["w"], [[0.5 - 2 * delta, -1.0 - 4 * delta]], rtol=1e-12)
+    np.testing.assert_allclose(net.params[0]["b"], [0.25 - 2 * delta], rtol=1e-12)
+
+
+def test_agrees_with_the_numpy_fast_path_on_mnist(mnist):
+    """The video's network, float32, 50 batches of 10 of real digits: both engines."""
+    split = mnist.train.subset(500)
+    net = Network.create((784, 16, 16, 10), seed=0)
+    other = net.copy()
+    order = np.random.default_rng(0).permutation(500)
+    got = CompiledSGD(net, split.x, split.y).steps(order, 0, 50, 10, 3.0)
+    numpy_path = FastSGD(other, split.x, split.y)
+    want = [numpy_path.step(order[10 * s : 10 * s + 10], 3.0) for s in range(50)]
+    np.testing.assert_allclose(got, want, rtol=2e-4)
+    for p, q in zip(net.params, other.params):
+        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-3, atol=2e-5)
+
+
+def test_uint8_pixels_give_the_same_inputs_bit_for_bit(mnist):
+    split = mnist.train.subset(300)
+    order = np.random.default_rng(1).permutation(300)
+    nets = []
+    for pixels in (None, split.images):
+        net = Network.create((784, 16, 10), seed=2)
+        CompiledSGD(net, split.x, split.y, pixels).steps(order, 0, 30, 10, 3.0)
+        nets.append(net)
+    for p, q in zip(*(n.params for n in nets)):
+        assert p["w"].tobytes() == q["w"].tobytes() and p["b"].tobytes() == q["b"].tobytes()
+    with pytest.raises(ConfigError, match="uint8"):
+        CompiledSGD(Network.create((784, 16, 10)), split.x, split.y, split.images.astype(np.int16))
+
+
+def test_a_non_finite_cost_stops_before_its_step():
+    x, y = _data("float32")
+    net = Network.create(SIZES, seed=0, activation="relu", output_activation="identity")
+    path = CompiledSGD(net, x, y)
+    order = np.arange(60)
+    costs = path.steps(order, 0, 6, 10, 1e6)  # float32 overflows after a step or two
+    assert len(costs) < 6 and not np.isfinite(costs[-1]) and np.isfinite(costs[:-1]).all()
+    before = net.copy()
+    path.steps(order, 0, 1, 10, 1e6)  # the same non-finite batch again: nothing changes
+    for p, q in zip(net.params, before.params):
+        assert p["w"].tobytes() == q["w"].tobytes()
+
+
+def test_bad_batches_are_refused():
+    x, y = _data("float64")
+    path = CompiledSGD(Network.create(SIZES, dtype="float64"), x, y)
+    with pytest.raises(ConfigError, match="do not fit"):
+        path.steps(np.arange(60), 50, 2, 10, 0.1)
+
+
+def _split(n=83, seed=0):
+    rng = np.random.default_rng(seed)
+    return Split(rng.integers(0, 256, (n, 4, 4), dtype=np.uint8), rng.integers(0, 5, n).astype(np.int64))
+
+
+def _train(engine, *, one_step_at_a_time=False, dtype="float64", **config):
+    net = Network.create((16, 8, 5), seed=2, dtype=dtype)
+    cfg = dict(epochs=2, batch_size=10, eta=0.8, lmbda=0.1, seed=2, record_batch_cost=True) | config
+    trainer = Trainer(net, _split(), TrainConfig(**cfg), engine=engine)
+    while not trainer.done:
+        if one_step_at_a_time:
+            while trainer._order is None or trainer._batch < trainer.batches_per_epoch:
+                trainer.step()
+        trainer.run_epoch()
+    return trainer, net
+
+
+def test_trainer_engines_agree():
+    """Whole epochs (83 images: a partial last batch) through Trainer, numba against numpy."""
+    (t1, a), (t2, b) = _train("numba"), _train("numpy")
+    assert isinstance(t1._fast[1], CompiledSGD) and isinstance(t2._fast[1], FastSGD)
+    assert len(t1.history.batch_costs) == 2 * 9
+    np.testing.assert_allclose(t1.history.batch_costs, t2.history.batch_costs, rtol=1e-10)
+    np.testing.assert_allclose([e.cost for e in t1.history.epochs], [e.cost for e in t2.history.epochs], rtol=1e-10)
+    for p, q in zip(a.params, b.params):
+        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-10, atol=1e-12)
+
+
+def test_trainer_is_bit_reproducible_step_by_step_or_by_epoch():
+    """Trainer.step (the web page's way) and run_epoch (many batches per call) give the
+    same bits, and so does a second run."""
+    runs = [_train("numba", dtype="float32"), _train("numba", dtype="float32"),
+            _train("numba", dtype="float32", one_step_at_a_time=True)]
+    first = runs[0][1]
+    for trainer, net in runs[1:]:
+        assert trainer.history.batch_costs == runs[0][0].history.batch_costs
+        for p, q in zip(net.params, first.params):
+            assert p["w"].tobytes() == q["w"].tobytes() and p["b"].tobytes() == q["b"].tobytes()
+
+
+def test_trainer_divergence_restores_the_last_good_epoch():
+    net = Network.create((16, 8, 5), seed=0, activation="relu", output_activation="identity")
+    trainer = Trainer(net, _split(), TrainConfig(epochs=3, batch_size=10, eta=1e8), engine="numba")
+    start = net.copy()
+    with pytest.raises(DivergenceError, match="smaller learning rate"):
+        trainer.run_epoch()
+    for p, q in zip(net.params, start.params):
+        assert p["w"].tobytes() == q["w"].tobytes()
+
+
+def test_replaced_parameters_are_trained():
+    x, y = _data("float64")
+    net = Network.create(SIZES, seed=1, dtype="float64")
+    path = CompiledSGD(net, x, y)
+    idx = np.arange(10)
+    path.step(idx, 0.5)
+    other = Network.create(SIZES, seed=9, dtype="float64")
+    net.params[:] = other.copy().params
+    path.step(idx, 0.5)
+    _reference_step(other, x, y, idx, 0.5)
+    for p, q in zip(net.params, other.params):
+        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-12)
+
+
+def test_choose_engine(monkeypatch):
+    monkeypatch.delenv(compiled.ENGINE_ENV, raising=False)
+    assert compiled.choose_engine() == "numba"  # numba and scipy are installed (importorskip above)
+    assert compiled.choose_engine("numpy") == "numpy"
+    monkeypatch.setenv(compiled.ENGINE_ENV, "NumPy")
+    assert compiled.choose_engine() == "numpy"
+    assert compiled.choose_engine("numba") == "numba"  # the argument wins over the environment
+    monkeypatch.setenv(compiled.ENGINE_ENV, "cuda")
+    with pytest.raises(ConfigError, match=r"\$DIGITNET_ENGINE is 'cuda'; choose one of auto, numpy, numba"):
+        compiled.choose_engine()
+    monkeypatch.setattr(compiled, "missing", lambda: "numba is not installed (pip install 'digitnet[fast]')")
+    assert compiled.choose_engine("auto") == "numpy"
+    with pytest.raises(ConfigError, match=r"digitnet\[fast\]"):
+        compiled.choose_engine("numba")
