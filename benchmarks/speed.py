@@ -268,7 +268,7 @@ def worker(args) -> None:
     elif name == "digitnet-numpy":
         per_epoch, acc = run_digitnet(cfg, e, s, n, engine="numpy")
     elif name == "digitnet-reference":
-        per_epoch, acc = run_digitnet(cfg, e, s, n, fast=False)
+        per_epoch, acc = run_digitnet(cfg, e, s, n, fast=False, engine="numpy")
     elif name == "torch":
         per_epoch, acc = run_torch(cfg, e, s, n, args.threads)
     elif name == "torch-dataloader":
