@@ -133,3 +133,23 @@ def test_train_warns_when_the_network_does_not_learn(tmp_path):
     assert "Warning: after epoch 1 the network is not learning" in r.output and "try a smaller --eta" in r.output
     ok = CliRunner().invoke(main, ["train", "--epochs", "1", "--train-size", "1000", "--out", str(out)])
     assert "Warning" not in ok.output
+
+
+def test_train_engine_choice(tmp_path, monkeypatch):
+    """--engine (or $DIGITNET_ENGINE) picks what runs the steps; the JSON says which ran."""
+    import importlib.util
+
+    monkeypatch.delenv("DIGITNET_ENGINE", raising=False)
+    args = ["train", "--epochs", "1", "--train-size", "300", "--layers", "784,10", "--out", str(tmp_path / "m.safetensors"), "--json"]
+    r = CliRunner().invoke(main, args + ["--engine", "numpy"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["engine"] == "numpy"
+    r = CliRunner().invoke(main, args + ["--optimizer", "adam", "--eta", "0.01"])
+    assert json.loads(r.output)["engine"] == "reference"  # Adam: the reference path, whatever the engine
+    if importlib.util.find_spec("numba") and importlib.util.find_spec("scipy"):
+        r = CliRunner().invoke(main, args, env={"DIGITNET_ENGINE": "numba"})
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output)["engine"] == "numba"
+    r = CliRunner().invoke(main, args, env={"DIGITNET_ENGINE": "cuda"})
+    assert r.exit_code == 2
+    assert "Invalid value for '--engine'" in r.output and "'cuda' is not one of 'auto', 'numpy', 'numba'" in r.output

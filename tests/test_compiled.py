@@ -16,35 +16,9 @@ from digitnet.errors import ConfigError, DivergenceError  # noqa: E402
 from digitnet.nn import compiled  # noqa: E402
 from digitnet.nn.compiled import CompiledSGD  # noqa: E402
 from digitnet.nn.fast import FastSGD  # noqa: E402
-from digitnet.nn.network import Network, backprop  # noqa: E402
-from digitnet.optim import SGD  # noqa: E402
+from digitnet.nn.network import Network  # noqa: E402
 from digitnet.train import Trainer  # noqa: E402
-
-HIDDEN = ("sigmoid", "tanh", "relu")
-OUTPUT = ("sigmoid", "softmax", "tanh", "relu", "identity")
-COMBOS = [
-    (h, o, c)
-    for h in HIDDEN
-    for o in OUTPUT
-    for c in ("quadratic", "cross-entropy")
-    if c == "quadratic" or o in ("sigmoid", "softmax")
-]
-SIZES = (12, 9, 7, 5)
-
-
-def _data(dtype, n=60, seed=7):
-    rng = np.random.default_rng(seed)
-    return rng.random((n, SIZES[0])).astype(dtype), rng.integers(0, SIZES[-1], n)
-
-
-def _reference_step(net, x, y, idx, eta, decay=0.0):
-    g = backprop(net, x[idx], y[idx])
-    grads = [{"w": gw, "b": gb} for gw, gb in zip(g.nabla_w, g.nabla_b)]
-    if decay:
-        for gr, p in zip(grads, net.params):
-            gr["w"] = gr["w"] + np.asarray(decay, p["w"].dtype) * p["w"]
-    SGD(net.params).step(net.params, grads, eta)
-    return g.cost
+from test_fast import COMBOS, SIZES, _data, _reference_step  # noqa: E402  (the same cases as the numpy engine's)
 
 
 def _run_both(hidden, output, cost, dtype, eta=0.5, decay=0.0):

@@ -269,25 +269,25 @@ class Trainer:
         costs = path.steps(self._order, start, max(full, 1), m if full else n - start,
                            epoch_eta(cfg, self.epoch), cfg.lmbda / n)
         for cost in costs.tolist():
-            if not math.isfinite(cost):
-                raise DivergenceError(self._divergence_message())
-            if cfg.record_batch_cost:
-                self.history.batch_costs.append(cost)
-            self._cost_sum += cost
-            self._batch += 1
+            self._count_fast_batch(cost)
 
     def _fast_step(self, path: "fast.FastSGD | compiled.CompiledSGD", idx: np.ndarray) -> float:
-        """:meth:`step` by the fused path of :mod:`digitnet.nn.fast` (plain SGD, same math)."""
+        """:meth:`step` by a fused path (plain SGD, same math as the reference)."""
         cfg = self.config
         with np.errstate(over="ignore", invalid="ignore"):
             cost = path.step(idx, epoch_eta(cfg, self.epoch), cfg.lmbda / len(self.x))
+        self._count_fast_batch(cost)
+        return cost
+
+    def _count_fast_batch(self, cost: float) -> None:
+        """Book a batch a fused path has stepped, or raise if its cost was not finite
+        (the path then left the weights alone)."""
         if not math.isfinite(cost):
             raise DivergenceError(self._divergence_message())
-        if cfg.record_batch_cost:
+        if self.config.record_batch_cost:
             self.history.batch_costs.append(cost)
         self._cost_sum += cost
         self._batch += 1
-        return cost
 
     def _divergence_message(self) -> str:
         return (
