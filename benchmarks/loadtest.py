@@ -17,7 +17,7 @@ Each client starts at a random moment and waits about ``--interval`` seconds (0.
 times it, at random) between its requests; 0 sends them back to back, the harshest case.
 Everything is bounded: at most ``--requests`` requests and ``--timeout`` seconds.
 
-    python benchmarks/loadtest.py --requests 10000 --clients 50 --interval 0.1
+    python benchmarks/loadtest.py --requests 10000 --clients 50 --interval 0.5   # the defaults
 """
 
 from __future__ import annotations
@@ -189,7 +189,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=10_000, help="requests in all (default 10000)")
     ap.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
-    ap.add_argument("--interval", type=float, default=0.1, help="seconds each client waits between requests")
+    ap.add_argument("--interval", type=float, default=0.5,
+                    help="mean seconds each client waits between requests (default 0.5, jittered +-50%%)")
     ap.add_argument("--timeout", type=float, default=300, help="stop sending after this many seconds")
     ap.add_argument("--no-training", action="store_true", help="measure without a training job (a baseline)")
     ap.add_argument("--p99-target", type=float, default=50, help="report whether p99 latency (ms) is under this")

@@ -204,8 +204,12 @@ class Lab:
     def _trainer(self) -> Trainer:
         job = self.job
         if job.trainer is None:
+            # The numpy engine: the page trains a batch at a time and yields to predictions
+            # between batches, so a faster step gains it little, and the load test's latencies
+            # (benchmarks/loadtest.py, README "Reliability") were measured with this engine.
             t = Trainer(job.net, self._train_split(job), job.train_config, test=self.data.test,
-                        validation=self._validation_splits()[1] if job.train_config.validation else None)
+                        validation=self._validation_splits()[1] if job.train_config.validation else None,
+                        engine="numpy")
             t.history = job.history
             t.epoch = job.epoch
             job.trainer = t
