@@ -23,6 +23,7 @@ import numpy as np
 
 from digitnet.config import NetworkConfig
 from digitnet.errors import ConfigError
+from digitnet.nn.fast import _BlasLimited
 from digitnet.nn.network import Network
 
 ENGINES = ("auto", "numpy", "numba")
@@ -55,7 +56,7 @@ def choose_engine(engine: str | None = None) -> str:
     return wanted
 
 
-class CompiledSGD:
+class CompiledSGD(_BlasLimited):
     """Plain mini-batch SGD of a dense ``net`` on ``x`` (n, n_in), ``y`` (n,), compiled.
 
     The same interface as :class:`digitnet.nn.fast.FastSGD`:
@@ -110,9 +111,7 @@ class CompiledSGD:
 
         self.consts = np.array([0.5, 1, 0, EPS, 1 - EPS, 255], self.dtype)
         self._buffers: dict[int, tuple] = {}
-        self._widest = max(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
-        self.blas_threads = 1  # as FastSGD: BLAS threads during a call; None leaves them alone
-        self._limit: tuple[int, fast._BlasThreads] | None = None
+        self._init_blas_limit(self.sizes)
         self._call(np.zeros(0, np.int64), 0, 0, 1, 0.0, 0.0)  # compile, or load from the cache, now
 
     def _call(self, order, start, n_batches, m, eta, decay) -> tuple[int, np.ndarray]:
@@ -122,7 +121,7 @@ class CompiledSGD:
         hidden, output, cost = self.codes
         args = (self.x, self.pixels, self.y, order, start, n_batches, ws, bs, acts, deltas, grads, below,
                 hidden, output, cost, self.consts, float(eta), float(decay), costs)
-        limit = self._threads(m)
+        limit = self._threads_for(m)
         if limit is None:
             return self._kernel(*args), costs
         with limit:
@@ -149,15 +148,6 @@ class CompiledSGD:
                 if v.dtype != self.dtype or not v.flags.c_contiguous or not v.flags.writeable:
                     p[key] = np.array(v, dtype=self.dtype, order="C")
         return tuple(p["w"] for p in params), tuple(p["b"] for p in params)
-
-    def _threads(self, m: int):
-        from digitnet.nn import fast
-
-        if self.blas_threads is None or m * self._widest < fast.BLAS_THREADING_THRESHOLD:
-            return None
-        if self._limit is None or self._limit[0] != self.blas_threads:
-            self._limit = (self.blas_threads, fast._BlasThreads(self.blas_threads))
-        return self._limit[1]
 
     def steps(self, order: np.ndarray, start: int, n_batches: int, m: int, eta: float, decay: float = 0.0) -> np.ndarray:
         """``n_batches`` SGD steps on batches of ``m``: batch k is ``order[start + k m :][:m]``.

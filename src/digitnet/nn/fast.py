@@ -129,6 +129,26 @@ class _BlasThreads:
                 lib.set_num_threads(k)
 
 
+class _BlasLimited:
+    """The thread rule of both training engines (this one and :mod:`digitnet.nn.compiled`):
+    BLAS calls of a step run on ``blas_threads`` threads (1; None leaves the library's
+    setting alone), limited only for batches large enough that BLAS would otherwise split
+    the widest product."""
+
+    def _init_blas_limit(self, sizes) -> None:
+        self._blas_threads: _BlasThreads | None = None
+        self._widest = max(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        self.blas_threads: int | None = 1
+
+    def _threads_for(self, m: int) -> "_BlasThreads | None":
+        """The thread limit for batches of ``m``: only where BLAS would otherwise use threads."""
+        if self.blas_threads is None or m * self._widest < BLAS_THREADING_THRESHOLD:
+            return None
+        if self._blas_threads is None or self._blas_threads.n != self.blas_threads:
+            self._blas_threads = _BlasThreads(self.blas_threads)
+        return self._blas_threads
+
+
 class _Plan:
     """Everything one batch size ``m`` needs: buffers allocated once, and the step written
     out as two lists of NumPy calls with their arguments bound (``forward`` and
@@ -221,7 +241,7 @@ class _Plan:
         self.backward = b
 
 
-class FastSGD:
+class FastSGD(_BlasLimited):
     """Trains ``net`` on ``x`` (n, n_in), ``y`` (n,) one mini-batch at a time by plain SGD.
 
     >>> fast = FastSGD(net, train.x, train.y)
@@ -265,17 +285,7 @@ class FastSGD:
         self._bound: list[tuple[dict, np.ndarray, np.ndarray]] = []
         self._adopt()
         self._plans: dict[int, _Plan] = {}
-        self._blas_threads: _BlasThreads | None = None
-        self._widest = max(n_in * n_out for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]))
-        self.blas_threads = 1  # BLAS threads during a step; None leaves the library's setting alone
-
-    def _threads_for(self, m: int) -> "_BlasThreads | None":
-        """The thread limit for batches of ``m``: only where BLAS would otherwise use threads."""
-        if self.blas_threads is None or m * self._widest < BLAS_THREADING_THRESHOLD:
-            return None
-        if self._blas_threads is None or self._blas_threads.n != self.blas_threads:
-            self._blas_threads = _BlasThreads(self.blas_threads)
-        return self._blas_threads
+        self._init_blas_limit(self.sizes)
 
     # --- the parameters ---------------------------------------------------------
     def _adopt(self) -> None:
