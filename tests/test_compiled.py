@@ -1,5 +1,8 @@
 """The compiled engine (nn/compiled.py, Numba) against the reference: backprop + optim.SGD.
 
+Each case runs twice: with the first layer dense (BLAS) and sparse (only the inputs that
+are not 0, vector by vector), on inputs of which 60% are 0.
+
 Tolerances: in float64 the paths differ only in the order of float operations, so they
 agree to 1e-10 after six steps; in float32 costs to 1e-4 relative and weights to 2e-4.
 """
@@ -21,12 +24,19 @@ from digitnet.train import Trainer  # noqa: E402
 from test_fast import COMBOS, SIZES, _data, _reference_step  # noqa: E402  (the same cases as the numpy engine's)
 
 
-def _run_both(hidden, output, cost, dtype, eta=0.5, decay=0.0):
-    """Five batches of 10 in one compiled call, then a partial batch of 7, against the reference."""
+def _sparse_data(dtype):
     x, y = _data(dtype)
-    net = Network.create(SIZES, seed=3, activation=hidden, output_activation=output, cost=cost, dtype=dtype)
+    x[np.random.default_rng(5).random(x.shape) < 0.6] = 0
+    return x, y
+
+
+def _run_both(hidden, output, cost, dtype, sparse, eta=0.5, decay=0.0, sizes=SIZES):
+    """Five batches of 10 in one compiled call, then a partial batch of 7, against the reference."""
+    x, y = _sparse_data(dtype)
+    net = Network.create(sizes, seed=3, activation=hidden, output_activation=output, cost=cost, dtype=dtype)
     ref = net.copy()
-    path = CompiledSGD(net, x, y)
+    path = CompiledSGD(net, x, y, sparse=sparse)
+    assert path.sparse == sparse
     order = np.random.default_rng(11).permutation(len(x))
     got = list(path.steps(order, 0, 5, 10, eta, decay)) + [path.step(order[50:57], eta, decay)]
     want = [_reference_step(ref, x, y, order[10 * s : 10 * s + 10], eta, decay) for s in range(5)]
@@ -34,9 +44,10 @@ def _run_both(hidden, output, cost, dtype, eta=0.5, decay=0.0):
     return net, ref, np.array(got), np.array(want)
 
 
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
 @pytest.mark.parametrize("hidden,output,cost", COMBOS)
-def test_agrees_with_reference_float64(hidden, output, cost):
-    net, ref, got, want = _run_both(hidden, output, cost, "float64")
+def test_agrees_with_reference_float64(hidden, output, cost, sparse):
+    net, ref, got, want = _run_both(hidden, output, cost, "float64", sparse)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     for p, q in zip(net.params, ref.params):
         np.testing.assert_allclose(p["w"], q["w"], rtol=1e-10, atol=1e-12)
@@ -45,9 +56,10 @@ def test_agrees_with_reference_float64(hidden, output, cost):
     assert not np.allclose(net.params[0]["w"], start.params[0]["w"])  # the steps moved the weights
 
 
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
 @pytest.mark.parametrize("hidden,output,cost", COMBOS)
-def test_agrees_with_reference_float32(hidden, output, cost):
-    net, ref, got, want = _run_both(hidden, output, cost, "float32")
+def test_agrees_with_reference_float32(hidden, output, cost, sparse):
+    net, ref, got, want = _run_both(hidden, output, cost, "float32", sparse)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     for p, q in zip(net.params, ref.params):
         assert p["w"].dtype == np.float32
@@ -56,21 +68,68 @@ def test_agrees_with_reference_float32(hidden, output, cost):
         np.testing.assert_allclose(p["b"], q["b"], rtol=1e-3, atol=2e-4)
 
 
-def test_weight_decay_agrees_with_reference():
-    net, ref, got, want = _run_both("sigmoid", "sigmoid", "quadratic", "float64", decay=0.05)
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_weight_decay_agrees_with_reference(sparse):
+    net, ref, got, want = _run_both("sigmoid", "sigmoid", "quadratic", "float64", sparse, decay=0.05)
     np.testing.assert_allclose(got, want, rtol=1e-10)
     for p, q in zip(net.params, ref.params):
         np.testing.assert_allclose(p["w"], q["w"], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(p["b"], q["b"], rtol=1e-10, atol=1e-12)
 
 
-def test_one_step_by_hand():
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("hidden", [1, 8, 16, 17, 40])
+def test_sparse_first_layer_of_any_width(hidden, dtype, sparse):
+    """Widths below, at and past one vector (16 float32s, 8 float64s): the padding of w^T."""
+    net, ref, got, want = _run_both("sigmoid", "sigmoid", "quadratic", dtype, sparse, decay=0.01, sizes=(12, hidden, 5))
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=1e-4, atol=2e-5)
+    np.testing.assert_allclose(got, want, **tol)
+    for p, q in zip(net.params, ref.params):
+        np.testing.assert_allclose(p["w"], q["w"], **tol)
+        np.testing.assert_allclose(p["b"], q["b"], **tol)
+
+
+def test_csr_rows():
+    from digitnet.nn._kernels import csr_rows
+
+    x = np.array([[0.0, 1.5, 0.0, 2.0], [0.0, 0.0, 0.0, 0.0], [3.0, 0.0, 0.0, -1.0]], np.float32)
+    indptr, indices, values = csr_rows(x, np.zeros(0, np.uint16))
+    assert indptr.tolist() == [0, 2, 2, 4] and indices.dtype == np.uint16 and values.dtype == np.float32
+    assert indices.tolist() == [1, 3, 0, 3] and values.tolist() == [1.5, 2.0, 3.0, -1.0]
+
+
+def test_sparse_is_chosen_by_density(mnist):
+    split = mnist.train.subset(200)
+    net = Network.create((784, 16, 10))
+    assert CompiledSGD(net, split.x, split.y).sparse  # 19% of MNIST's pixels are not 0
+    x, y = _data("float32")
+    assert not CompiledSGD(Network.create(SIZES), x, y).sparse  # none of these is 0
+    assert CompiledSGD(Network.create(SIZES), x, y, sparse=True).sparse
+
+
+def test_sparse_and_dense_agree_on_mnist(mnist):
+    """The video's network, 50 batches of 100 real digits: the two first layers."""
+    split = mnist.train.subset(5000)
+    order = np.random.default_rng(4).permutation(5000)
+    nets, costs = [], []
+    for sparse in (True, False):
+        net = Network.create((784, 16, 16, 10), seed=0, dtype="float64")
+        costs.append(CompiledSGD(net, split.x, split.y, sparse=sparse).steps(order, 0, 50, 100, 3.0))
+        nets.append(net)
+    np.testing.assert_allclose(costs[0], costs[1], rtol=1e-10)
+    for p, q in zip(*(n.params for n in nets)):
+        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_one_step_by_hand(sparse):
     """A 2-1 sigmoid network, quadratic cost, one example: the update worked out on paper."""
     net = Network.create((2, 1), seed=0, dtype="float64")
     net.params[0]["w"][...] = [[0.5, -1.0]]
     net.params[0]["b"][...] = [0.25]
     x, y = np.array([[1.0, 2.0]]), np.array([0])
-    cost = CompiledSGD(net, x, y).step(np.array([0]), eta=2.0)
+    cost = CompiledSGD(net, x, y, sparse=sparse).step(np.array([0]), eta=2.0)
     a = 1 / (1 + np.exp(-(0.5 - 2.0 + 0.25)))
     delta = (a - 1) * a * (1 - a)
     assert cost == pytest.approx(0.5 * (a - 1) ** 2, rel=1e-12)
@@ -98,7 +157,9 @@ def test_uint8_pixels_give_the_same_inputs_bit_for_bit(mnist):
     nets = []
     for pixels in (None, split.images):
         net = Network.create((784, 16, 10), seed=2)
-        CompiledSGD(net, split.x, split.y, pixels).steps(order, 0, 30, 10, 3.0)
+        path = CompiledSGD(net, split.x, split.y, pixels, sparse=False)
+        assert len(path.pixels) == (0 if pixels is None else 300)  # the pixels are read
+        path.steps(order, 0, 30, 10, 3.0)
         nets.append(net)
     for p, q in zip(*(n.params for n in nets)):
         assert p["w"].tobytes() == q["w"].tobytes() and p["b"].tobytes() == q["b"].tobytes()
