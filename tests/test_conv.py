@@ -255,3 +255,58 @@ def test_old_dense_model_files_still_load(tmp_path):
         assert "features" not in json.loads(f.metadata()["network"])
     saved = load_model(path)
     assert saved.net.kinds == ["dense", "dense"] and saved.net.config.features == ()
+
+
+def test_im2col_columns_are_the_patches_then_a_one():
+    rng = np.random.default_rng(7)
+    layer = Conv2D((5, 4, 2), 3, 3)
+    a = rng.standard_normal((2, 5, 4, 2))
+    cols = layer.im2col(a)
+    assert cols.shape == (3 * 3 * 2 + 1, 2 * 3 * 2)
+    for col, (x, i, j) in zip(cols.T, np.ndindex(2, 3, 2)):
+        np.testing.assert_array_equal(col[:-1], a[x, i : i + 3, j : j + 3, :].ravel())  # ordered (u, v, c)
+        assert col[-1] == 1
+
+
+def test_conv_and_pool_backward_with_kept_forward_results_match_recomputing():
+    rng = np.random.default_rng(8)
+    conv, pool = Conv2D((6, 6, 2), 3, 3), MaxPool((4, 4, 3), 2)
+    p = conv.init(rng, "he", np.float32)
+    a = rng.standard_normal((3, 6, 6, 2)).astype(np.float32)
+    delta = rng.standard_normal((3, 4, 4, 3)).astype(np.float32)
+    kept, g_kept = conv.backward(p, a, delta, cols=conv.im2col(a))
+    again, g_again = conv.backward(p, a, delta)
+    np.testing.assert_array_equal(g_kept, g_again)
+    for k in p:
+        np.testing.assert_array_equal(kept[k], again[k])
+    z = conv.forward(p, a)
+    d_pool = rng.standard_normal((3, 2, 2, 3)).astype(np.float32)
+    np.testing.assert_array_equal(pool.backward({}, z, d_pool, z=pool.forward({}, z))[1], pool.backward({}, z, d_pool)[1])
+
+
+def test_backprop_reuses_the_forward_pass_without_changing_the_gradient(monkeypatch):
+    from digitnet.nn import network
+
+    net = Network.create(seed=1, activation="relu", output_activation="softmax", cost="cross-entropy", init="he",
+                         **CONV_NET)
+    rng = np.random.default_rng(9)
+    x, y = rng.uniform(0, 1, (4, 36)).astype(np.float32), rng.integers(0, 3, 4)
+    g = backprop(net, x, y)
+    monkeypatch.setattr(network, "_kept", lambda fw, kind, l: {})  # every layer recomputes what it needs
+    again = backprop(net, x, y)
+    for gl, al in zip(g.layers, again.layers):
+        for k in gl:
+            assert gl[k].dtype == np.float32  # nothing upcast on the way
+            np.testing.assert_array_equal(gl[k], al[k])
+
+
+def test_max_pool_splits_the_gradient_between_tied_maxima_in_each_block_and_channel():
+    layer = MaxPool((3, 3, 2), 3)
+    a = np.zeros((1, 3, 3, 2))
+    a[0, [0, 1, 2], [2, 0, 1], 0] = 5.0  # three maxima of 5 in channel 0
+    a[0, 1, 1, 1] = 7.0  # one maximum in channel 1
+    _, g = layer.backward({}, a, np.array([[[[6.0, 2.0]]]]))
+    want = np.zeros_like(a)
+    want[0, [0, 1, 2], [2, 0, 1], 0] = 2.0
+    want[0, 1, 1, 1] = 2.0
+    np.testing.assert_array_equal(g, want)

@@ -24,7 +24,7 @@ import numpy as np
 
 from digitnet.errors import ConfigError
 from digitnet.nn.activations import BACKWARD
-from digitnet.nn.network import Gradient, Network, backprop, forward, output_delta
+from digitnet.nn.network import Gradient, Network, backprop, feedforward_chunk, forward, output_delta
 
 
 def image_shape(n: int) -> tuple[int, int]:
@@ -119,12 +119,15 @@ def input_gradient(
 
 
 # --- gradient with respect to the parameters --------------------------------------------
-def dataset_gradient(net: Network, x: np.ndarray, y: np.ndarray, chunk: int = 10_000) -> Gradient:
+def dataset_gradient(net: Network, x: np.ndarray, y: np.ndarray, chunk: int | None = None) -> Gradient:
     """The gradient of the *average* cost over all of ``x`` (n, n_in), ``y`` (n,).
 
-    Computed in chunks of ``chunk`` examples (to bound memory) and averaged with each
-    chunk's size as its weight, so it equals ``net.gradient(x, y)`` up to rounding.
+    Computed in chunks of ``chunk`` examples (to bound memory; by default as many as
+    :func:`~digitnet.nn.network.feedforward_chunk` runs at once: 10,000 for dense networks,
+    fewer for conv nets, whose im2col patches are kept for backprop) and averaged with
+    each chunk's size as its weight, so it equals ``net.gradient(x, y)`` up to rounding.
     """
+    chunk = chunk or feedforward_chunk(net)
     x = net.prepare_input(x)
     y = np.asarray(y)
     n = len(x)

@@ -97,9 +97,11 @@ class Conv2D:
     * ``w`` (c_out, c_in, k, k): ``w[o]`` is filter o (for the first layer, a k x k picture)
     * ``b`` (c_out,)
 
-    Computed by im2col: every k x k patch of every example in the batch becomes one row of
-    ``cols`` (n h_out w_out, k k c_in), copied once from a strided view, and the layer is one
-    matrix product: a dense layer applied at every position with shared weights.
+    Computed by im2col: every k x k patch of every example in the batch becomes one column
+    of ``cols`` (k k c_in + 1, n h_out w_out), under which a row of ones stands for the
+    input that the bias multiplies, and the layer is one matrix product: a dense layer
+    applied at every position with shared weights. Backprop needs the same patches again
+    for BP3 and BP4, so :func:`digitnet.nn.network.forward` keeps them and hands them back.
     """
 
     kind = "conv"
@@ -121,36 +123,63 @@ class Conv2D:
         p["w"] = p["w"].reshape(self.channels, c_in, k, k)
         return p
 
-    def _cols(self, a: np.ndarray) -> np.ndarray:
-        """The patches of ``a`` as rows: (n h_out w_out, k k c_in), each ordered (u, v, c)."""
-        h, w, c = self.in_shape
-        k = self.k
-        windows = np.lib.stride_tricks.sliding_window_view(a.reshape(len(a), h, w, c), (k, k), axis=(1, 2))
-        # windows: (n, h_out, w_out, c, k, k), a view; the reshape below makes the one copy
-        return windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, k * k * c)
+    def im2col(self, a: np.ndarray) -> np.ndarray:
+        """The patches of ``a`` as columns, then a row of ones: (k k c_in + 1, n h_out w_out).
+
+        Rows are ordered (u, v, c); row (u, v, c) is channel c of the input shifted by (u, v),
+        so it is one slice copy per filter position (a window view copied patch by patch was
+        4x slower).
+        """
+        (h, w, c), k = self.in_shape, self.k
+        h_out, w_out, _ = self.out_shape
+        a = a.reshape(len(a), h, w, c)
+        cols = np.empty((k * k * c + 1, len(a), h_out, w_out), dtype=a.dtype)
+        patches = cols[:-1].reshape(k, k, c, len(a), h_out, w_out)  # a view
+        for u in range(k):
+            for v in range(k):
+                patches[u, v] = a[:, u : u + h_out, v : v + w_out, :].transpose(3, 0, 1, 2)  # (c, n, h_out, w_out)
+        cols[-1] = 1
+        return cols.reshape(k * k * c + 1, -1)
 
     def _wmat(self, p: dict[str, np.ndarray]) -> np.ndarray:
         """The filters as rows in the patch order (u, v, c): (c_out, k k c_in)."""
         return p["w"].transpose(0, 2, 3, 1).reshape(self.channels, -1)
 
-    def forward(self, p: dict[str, np.ndarray], a: np.ndarray) -> np.ndarray:
-        """(n, h, w, c_in) (or its flat (n, h w c_in)) -> z (n, h_out, w_out, c_out)."""
-        z = self._cols(a) @ self._wmat(p).T  # (n h_out w_out, c_out)
-        z += p["b"]
+    def forward(self, p: dict[str, np.ndarray], a: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+        """(n, h, w, c_in) (or its flat (n, h w c_in)) -> z (n, h_out, w_out, c_out).
+
+        ``cols`` is ``self.im2col(a)`` where the caller has it already.
+        """
+        if cols is None:
+            cols = self.im2col(a)
+        wb = np.concatenate([self._wmat(p), p["b"][:, None]], axis=1)  # (c_out, k k c_in + 1)
+        z = cols.T @ wb.T  # (n h_out w_out, c_out): channels last, no transpose needed
         return z.reshape(len(a), *self.out_shape)
 
-    def backward(self, p: dict[str, np.ndarray], a: np.ndarray, delta: np.ndarray, need_input_grad: bool = True):
+    def backward(
+        self,
+        p: dict[str, np.ndarray],
+        a: np.ndarray,
+        delta: np.ndarray,
+        need_input_grad: bool = True,
+        cols: np.ndarray | None = None,
+    ):
         """Gradients of the summed cost from delta (n, h_out, w_out, c_out).
 
-        As for a dense layer on the patches: nabla_w = delta^T cols (BP4), nabla_b = sum
-        delta (BP3); dC/dcols = delta w, and each patch's gradient is added back onto the
-        pixels it was cut from (col2im: k*k strided additions over the whole batch).
+        As for a dense layer on the patches: nabla_w = cols delta (BP4), and nabla_b = sum
+        delta (BP3) comes from the same product, in the row of the ones; dC/dcols = delta w,
+        and each patch's gradient is added back onto the pixels it was cut from (col2im: k*k
+        strided additions over the whole batch).
+        ``cols`` is ``self.im2col(a)``, as kept by the forward pass; without it they are cut again.
         """
         n, (h, w, c), k = len(a), self.in_shape, self.k
         h_out, w_out, c_out = self.out_shape
+        if cols is None:
+            cols = self.im2col(a)
         d = delta.reshape(-1, c_out)  # (n h_out w_out, c_out)
-        nabla_w = (d.T @ self._cols(a)).reshape(c_out, k, k, c).transpose(0, 3, 1, 2)
-        grads = {"w": np.ascontiguousarray(nabla_w), "b": d.sum(axis=0)}
+        nabla_wb = cols @ d  # (k k c_in + 1, c_out)
+        nabla_w = nabla_wb[:-1].reshape(k, k, c, c_out).transpose(3, 2, 0, 1)
+        grads = {"w": np.ascontiguousarray(nabla_w), "b": nabla_wb[-1]}
         if not need_input_grad:
             return grads, None
         dcols = (d @ self._wmat(p)).reshape(n, h_out, w_out, k, k, c)
@@ -165,6 +194,9 @@ class MaxPool:
     """Max-pooling over non-overlapping size x size blocks: (n, h, w, c) -> (n, h // size, w // size, c).
 
     Rows and columns that do not fill a whole block are dropped. No parameters.
+
+    Both passes use element-wise ufuncs on slices of the blocks (one element of every block
+    each): NumPy's max or sum over both block axes of the 6-d view at once was 5x slower.
     """
 
     kind = "pool"
@@ -185,22 +217,44 @@ class MaxPool:
         return a.reshape(len(a), h, w, c)[:, : h_out * s, : w_out * s].reshape(len(a), h_out, s, w_out, s, c)
 
     def forward(self, p: dict[str, np.ndarray], a: np.ndarray) -> np.ndarray:
-        return self._blocks(a).max(axis=(2, 4))
+        """z[x, i, j, c] = max_{u, v} a[x, s i + u, s j + v, c]: (n, h, w, c) -> (n, h_out, w_out, c)."""
+        rows = self._blocks(a).max(axis=2)  # (n, h_out, w_out, size, c): the max over u first
+        z = rows[:, :, :, 0].copy()
+        for v in range(1, self.size):
+            np.maximum(z, rows[:, :, :, v], out=z)
+        return z
 
-    def backward(self, p: dict[str, np.ndarray], a: np.ndarray, delta: np.ndarray, need_input_grad: bool = True):
-        """The gradient flows only to each block's maximum (split evenly between exact ties)."""
+    def backward(
+        self,
+        p: dict[str, np.ndarray],
+        a: np.ndarray,
+        delta: np.ndarray,
+        need_input_grad: bool = True,
+        z: np.ndarray | None = None,
+    ):
+        """The gradient flows only to each block's maximum (split evenly between exact ties).
+
+        ``z`` is ``self.forward(p, a)`` where the caller has it already.
+        """
         if not need_input_grad:
             return {}, None
-        blocks = self._blocks(a)
+        if z is None:
+            z = self.forward(p, a)
+        blocks, s = self._blocks(a), self.size
         h_out, w_out, c = self.out_shape
-        s = self.size
-        is_max = (blocks == blocks.max(axis=(2, 4), keepdims=True)).astype(delta.dtype)
-        is_max *= delta[:, :, None, :, None, :] / is_max.sum(axis=(2, 4), keepdims=True)
+        is_max = blocks == z[:, :, None, :, None, :]  # (n, h_out, s, w_out, s, c)
+        ties = np.zeros(delta.shape, dtype=delta.dtype)  # (n, h_out, w_out, c): maxima per block, >= 1
+        for u in range(s):
+            for v in range(s):
+                ties += is_max[:, :, u, :, v]
+        g = np.empty(blocks.shape, dtype=delta.dtype)
+        g[...] = (delta / ties)[:, :, None, :, None, :]  # each maximum's share, copied over its block
+        g *= is_max
         if (h_out * s, w_out * s) == self.in_shape[:2]:  # the blocks tile the map: no ragged edge
-            return {}, is_max.reshape(a.shape)
-        g = np.zeros((len(a), *self.in_shape), dtype=delta.dtype)
-        g[:, : h_out * s, : w_out * s] = is_max.reshape(len(a), h_out * s, w_out * s, c)
-        return {}, g.reshape(a.shape)
+            return {}, g.reshape(a.shape)
+        g_full = np.zeros((len(a), *self.in_shape), dtype=delta.dtype)
+        g_full[:, : h_out * s, : w_out * s] = g.reshape(len(a), h_out * s, w_out * s, c)
+        return {}, g_full.reshape(a.shape)
 
 
 class Flatten:

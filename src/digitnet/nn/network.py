@@ -41,6 +41,9 @@ class Forward:
     # inputs[l] = activations[l] * masks[l] what layer l actually saw; None where nothing was dropped.
     masks: list[np.ndarray | None] | None = None
     inputs: list[np.ndarray | None] | None = None
+    # cols[l] is a conv layer's im2col patches of its input (see Conv2D.im2col), kept because
+    # BP3 and BP4 need them again; None for other layers.
+    cols: list[np.ndarray | None] | None = None
 
     @property
     def output(self) -> np.ndarray:
@@ -295,16 +298,21 @@ def forward(net: Network, x: np.ndarray, dropout: float = 0.0, rng: np.random.Ge
     activations = [x]
     masks: list[np.ndarray | None] | None = [None] * len(net.params) if dropout else None
     inputs: list[np.ndarray | None] | None = [None] * len(net.params) if dropout else None
+    cols: list[np.ndarray | None] = [None] * len(net.params)
     for l, (layer, p, act) in enumerate(zip(net.modules, net.params, net.activation_names)):
         a = activations[-1]
         if masks is not None and l > 0 and layer.kind == "dense":
             keep = rng.random(a.shape, dtype=a.dtype) >= dropout
             masks[l] = keep * np.asarray(1 / (1 - dropout), a.dtype)
             a = inputs[l] = a * masks[l]
-        z = layer.forward(p, a)
+        if layer.kind == "conv":
+            cols[l] = layer.im2col(a)
+            z = layer.forward(p, a, cols[l])
+        else:
+            z = layer.forward(p, a)
         zs.append(z)
         activations.append(z if layer.kind in _NO_ACTIVATION else ACTIVATIONS[act](z))
-    return Forward(zs, activations, masks, inputs)
+    return Forward(zs, activations, masks, inputs, cols)
 
 
 def total_cost(net: Network, a: np.ndarray, y: np.ndarray) -> float:
@@ -326,6 +334,15 @@ def output_delta(net: Network, z: np.ndarray, a: np.ndarray, y: np.ndarray) -> n
     return BACKWARD[cfg.output_activation](z, a, g)
 
 
+def _kept(fw: Forward, kind: str, l: int) -> dict[str, np.ndarray]:
+    """What layer l's backward pass would otherwise compute again: a conv layer's patches, a pool layer's output."""
+    if kind == "conv":
+        return {"cols": fw.cols[l]}
+    if kind == "pool":
+        return {"z": fw.zs[l]}
+    return {}
+
+
 def backprop(
     net: Network, x: np.ndarray, y: np.ndarray, dropout: float = 0.0, rng: np.random.Generator | None = None
 ) -> Gradient:
@@ -343,7 +360,7 @@ def backprop(
         layer = net.modules[l]
         mask = None if fw.masks is None else fw.masks[l]
         a_in = fw.activations[l] if mask is None else fw.inputs[l]
-        grads[l], g = layer.backward(net.params[l], a_in, delta, need_input_grad=l > 0)  # BP3, BP4
+        grads[l], g = layer.backward(net.params[l], a_in, delta, l > 0, **_kept(fw, layer.kind, l))  # BP3, BP4
         if l > 0:
             if mask is not None:
                 g = g * mask  # the input was a * mask, so dC/da = dC/d(input) * mask
@@ -353,8 +370,8 @@ def backprop(
                 delta = BACKWARD[acts[l - 1]](fw.zs[l - 1], fw.activations[l], g)  # BP2
     inv_n = np.asarray(1.0 / n, dtype=x.dtype)
     for gr in grads:
-        for k in gr:
-            gr[k] = gr[k] * inv_n
+        for v in gr.values():
+            v *= inv_n  # in place: the layers' backward passes made every one of these arrays
     nabla_w = [gr["w"] for gr in grads if "w" in gr]
     nabla_b = [gr["b"] for gr in grads if "b" in gr]
     cost = total_cost(net, fw.activations[-1], y) / n
