@@ -49,6 +49,12 @@ def vector_length(dtype) -> int:
     return VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
+def _element_at(context, builder, arr, arrty, index, indexty):
+    """LLVM: the address of ``arr[index]`` of a 1-D contiguous array."""
+    data = context.make_array(arrty)(context, builder, arr).data
+    return builder.gep(data, [context.cast(builder, index, indexty, types.intp)], inbounds=True)
+
+
 @intrinsic
 def axpy(typingctx, y, i, a, x, k):
     """``y[i : i + V] += a * x[k : k + V]`` as one vector multiply and add, V =
@@ -68,12 +74,8 @@ def axpy(typingctx, y, i, a, x, k):
         width = VECTOR_BYTES * 8 // yty.dtype.bitwidth
         vty = ir.VectorType(context.get_data_type(yty.dtype), width)
 
-        def vector_at(arr, arrty, index, indexty):
-            data = context.make_array(arrty)(context, builder, arr).data
-            at = builder.gep(data, [context.cast(builder, index, indexty, types.intp)], inbounds=True)
-            return builder.bitcast(at, vty.as_pointer())
-
-        yp, xp = vector_at(y_, yty, i_, ity), vector_at(x_, xty, k_, kty)
+        yp = builder.bitcast(_element_at(context, builder, y_, yty, i_, ity), vty.as_pointer())
+        xp = builder.bitcast(_element_at(context, builder, x_, xty, k_, kty), vty.as_pointer())
         scalar = context.cast(builder, a_, aty, yty.dtype)
         av = builder.insert_element(ir.Constant(vty, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
         av = builder.shuffle_vector(av, ir.Constant(vty, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
@@ -94,8 +96,7 @@ def prefetch(typingctx, arr, i):
     def codegen(context, builder, signature, args):
         arr_, i_ = args
         arrty, ity = signature.args
-        data = context.make_array(arrty)(context, builder, arr_).data
-        at = builder.gep(data, [context.cast(builder, i_, ity, types.intp)], inbounds=True)
+        at = _element_at(context, builder, arr_, arrty, i_, ity)
         byte_ptr, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
         fn = builder.module.declare_intrinsic("llvm.prefetch", [byte_ptr],
                                               ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]))
