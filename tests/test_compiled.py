@@ -237,10 +237,13 @@ def test_trainer_divergence_restores_the_last_good_epoch():
         assert p["w"].tobytes() == q["w"].tobytes()
 
 
-def test_replaced_parameters_are_trained():
-    x, y = _data("float64")
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_replaced_parameters_are_trained(sparse):
+    """Trainer restores the last good epoch with ``net.params[:] = good.params``; the sparse
+    first layer keeps w^T only while a call runs, so it too must train the new values."""
+    x, y = _sparse_data("float64")
     net = Network.create(SIZES, seed=1, dtype="float64")
-    path = CompiledSGD(net, x, y)
+    path = CompiledSGD(net, x, y, sparse=sparse)
     idx = np.arange(10)
     path.step(idx, 0.5)
     other = Network.create(SIZES, seed=9, dtype="float64")
