@@ -1,4 +1,4 @@
-"""``digitnet train``, ``digitnet evaluate`` and ``digitnet predict``."""
+"""``digitnet train``: train a network and save it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import click
 
 from digitnet.cli import main
-from digitnet.cli.common import echo_json, pct, table
+from digitnet.cli.common import echo_json, pct
 from digitnet.config import (
     ACTIVATION_NAMES,
     COST_NAMES,
@@ -234,146 +234,3 @@ def train(preset, layers, activation, output_activation, cost, init, eta, batch_
         click.echo(f"Evaluate it with: digitnet evaluate {result.model_path}")
     if result.interrupted:
         sys.exit(130)
-
-
-@main.command()
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--data-dir", type=click.Path(file_okay=False), envvar="DIGITNET_DATA", help="Directory with the data set's four IDX files.")
-@click.option("--dataset", type=click.Choice(_dataset_names()), default=None,
-              help="The data set whose test images to use [default: the one the model was trained on].")
-@click.option("--images", type=click.Path(file_okay=False), default=None,
-              help="Test on your own labelled images instead: a folder DIR/0/*.png ... DIR/9/*.png.")
-@click.option("--robustness", "robust", is_flag=True,
-              help="Also measure how accuracy falls when the images are shifted, rotated, thickened or noised.")
-@click.option("--robustness-png", type=click.Path(dir_okay=False), default=None,
-              help="Where to draw the robustness curves [default: MODEL-robustness.png in this directory].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the robustness test's random shifts, turns and noise.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def evaluate(model, data_dir, dataset, images, robust, robustness_png, seed, as_json):
-    """Test a saved model on a data set's 10,000 test images, or on your own images.
-
-    Prints the accuracy, the accuracy per class and the confusion matrix (rows: true
-    class, columns: predicted class). With --images, also the worst mistakes: the
-    pictures the network got wrong while most sure of itself.
-
-    \b
-    Examples:
-      digitnet evaluate digitnet-model.safetensors
-      digitnet evaluate fashion.safetensors --dataset fashion-mnist
-      digitnet evaluate digitnet-model.safetensors --images my-digits
-      digitnet evaluate digitnet-model.safetensors --robustness
-    """
-    from pathlib import Path
-
-    from digitnet.data.datasets import DATASETS, DIGITS, TITLES
-    from digitnet.evaluate import evaluate as run_eval
-    from digitnet.model_io import load_model
-
-    saved = load_model(model)
-    name = dataset or (saved.dataset if saved.dataset in DATASETS else "mnist")
-    folder = None
-    if images is not None:
-        from digitnet.data.folder import read_image_folder
-
-        classes = tuple(saved.classes)
-        folder = read_image_folder(images, len(classes))
-        split = folder.split
-    else:
-        data = _load_data(data_dir, name)
-        classes, split = data.classes, data.test
-    n_out = saved.net.config.layers[-1]
-    if n_out != len(classes):
-        raise click.ClickException(f"The model has {n_out} outputs but {TITLES.get(name, name)} has "
-                                   f"{len(classes)} classes; evaluate it on the data set it was trained for.")
-    r = run_eval(saved.net, split, classes)
-    mistakes = []
-    if folder is not None:
-        from digitnet.data.folder import worst_mistakes
-
-        for i in worst_mistakes(r.outputs, split.y):
-            t, p = int(split.y[i]), int(r.predictions[i])
-            mistakes.append({"file": str(folder.paths[i]), "true": classes[t], "predicted": classes[p],
-                             "output_predicted": float(r.outputs[i, p]), "output_true": float(r.outputs[i, t])})
-    rb = png = None
-    if robust:
-        from digitnet.robustness import robustness, save_robustness_png
-
-        rb = robustness(saved.net, split, seed=seed, classes=classes)
-        stem = Path(model).name.removesuffix(".safetensors")
-        what = "your images" if folder is not None else f"{TITLES.get(name, name)} test images"
-        png = save_robustness_png(rb, robustness_png or f"{stem}-robustness.png",
-                                  title=f"{Path(model).name}: accuracy as the {what} change")
-    if as_json:
-        echo_json({"model": model, "dataset": None if folder is not None else name, "images": images,
-                   "accuracy": r.accuracy, "n": r.n,
-                   "per_class": {c: a for c, a in zip(classes, r.per_class)},
-                   "confusion": r.confusion, "classes": list(classes),
-                   **({"worst_mistakes": mistakes} if folder is not None else {}),
-                   **({"robustness": {c.transform: {"unit": c.unit, "levels": c.levels, "accuracy": c.accuracy}
-                                      for c in rb.curves}, "robustness_png": str(png)} if rb is not None else {})})
-        return
-    if name != saved.dataset and folder is None:
-        click.echo(f"Note: this model was trained on {TITLES.get(saved.dataset, saved.dataset)}; "
-                   f"testing it on {TITLES.get(name, name)}.\n")
-    right = int(r.confusion.trace())
-    if folder is not None:
-        click.echo(f"Accuracy on your images in {images}: {pct(r.accuracy)} ({right} of {r.n} images right)\n")
-    else:
-        click.echo(f"Test accuracy on {TITLES.get(name, name)}: {pct(r.accuracy)} ({right} of {r.n} test images right)\n")
-    digits = tuple(classes) == DIGITS
-    kind = "digit" if digits else "class"
-    click.echo(f"Accuracy per {kind}:")
-    click.echo(table([[c, pct(a), str(int(r.confusion[i].sum()))] for i, (c, a) in enumerate(zip(classes, r.per_class))],
-                     [kind, "accuracy", "images"]))
-    # Class names are too wide for columns: columns are numbered, rows give the number and the name.
-    rows = list(classes) if digits else [f"{i} {c}" for i, c in enumerate(classes)]
-    cols = list(classes) if digits else [str(i) for i in range(len(classes))]
-    click.echo(f"\nConfusion matrix (rows: true {kind}, columns: predicted):")
-    click.echo(table([[c] + [str(v) for v in row] for c, row in zip(rows, r.confusion)], ["true\\pred"] + cols))
-    if folder is not None:
-        if mistakes:
-            click.echo("\nWorst mistakes (the wrong answers the network was surest of):")
-            click.echo(table([[m["file"], m["true"], m["predicted"], f"{m['output_predicted']:.2f}",
-                               f"{m['output_true']:.2f}"] for m in mistakes],
-                             ["file", "true", "predicted", "its output", "true class's output"]))
-        else:
-            click.echo("\nNo mistakes.")
-    if rb is not None:
-        click.echo(f"\nRobustness on {rb.n} images (seed {rb.seed}): accuracy at each level of each change")
-        for c in rb.curves:
-            cells = " ".join(f"{lv:>5g}: {pct(a):>7}" for lv, a in zip(c.levels, c.accuracy))
-            click.echo(f"{c.transform:<8}{cells}   ({c.unit})")
-        click.echo(f"Saved the curves to {png}")
-
-
-@main.command()
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list with file, digit and the 10 outputs for each image.")
-def predict(model, images, as_json):
-    """Read handwritten digits from image files (PNG, JPEG, any size).
-
-    Each image is turned into a 28x28 MNIST-like input the way MNIST was made: dark ink
-    on light paper or light on dark, cropped to the ink, scaled into 20x20 and centred
-    by its centre of mass. Prints the predicted digit and the 10 output activations.
-
-    \b
-    Example:
-      digitnet predict digitnet-model.safetensors my-seven.png
-    """
-    from digitnet.images import prepare
-    from digitnet.model_io import load_model
-
-    saved = load_model(model)
-    results = []
-    for path in images:
-        x = prepare(path)
-        a = saved.net.feedforward(x[None, :])[0]
-        k = int(a.argmax())
-        results.append({"file": path, "digit": int(k), "label": saved.classes[k], "outputs": [float(v) for v in a]})
-    if as_json:
-        echo_json(results)
-        return
-    for r in results:
-        outs = "  ".join(f"{c}:{v:.2f}" for c, v in zip(saved.classes, r["outputs"]))
-        click.echo(f"{r['file']}: {r['label']}    outputs {outs}")
