@@ -1,9 +1,14 @@
 """Hyperparameters, in two frozen dataclasses validated on creation.
 
 :class:`NetworkConfig` says what the network *is* (it is stored in every model file and
-is enough to rebuild the network); :class:`TrainConfig` says how it is trained. CLI flags
-map one-to-one onto their fields, and the names (``"sigmoid"``, ``"quadratic"``, ``"sgd"``)
-are the same in the config, on the command line and in the model file.
+is enough to rebuild the network); :class:`TrainConfig` says how it is trained. Each field
+is a *setting*, declared with :func:`setting` and its help text: ``digitnet train`` makes
+one flag of every field (``batch_size`` -> ``--batch-size``), config files use the field
+names as keys (:mod:`digitnet.settings`), and the values (``"sigmoid"``, ``"quadratic"``,
+``"sgd"``) are the same in the config, on the command line and in the model file. Errors
+name the setting (``err.setting``) and write it as ``{name}`` in their message template,
+so each front end shows its own word for it (see :class:`digitnet.errors.DigitnetError`).
+Both ``from_dict`` refuse unknown keys, naming the nearest valid one.
 """
 
 from __future__ import annotations
@@ -23,12 +28,43 @@ SCHEDULE_NAMES = ("constant", "step", "cosine", "linear")
 DTYPE_NAMES = ("float32", "float64")
 PREPROCESS_NAMES = ("none", "deskew")
 AUGMENT_NAMES = ("shift", "rotate", "elastic")
+HIDDEN_ACTIVATION_NAMES = ("sigmoid", "tanh", "relu")
+# The training engines (digitnet.engines.ENGINES holds them, fastest first) and "auto".
+ENGINE_NAMES = ("auto", "numba", "numpy", "reference")
+
+
+def setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None, metavar: str | None = None):
+    """A config field with its help text (and, for names, its choices): the one description
+    of a setting that ``digitnet train``'s flags, config files and ``--help`` are made from."""
+    meta = {"help": help}
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    if metavar is not None:
+        meta["metavar"] = metavar
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _unknown_keys(cls, d: dict[str, Any], what: str) -> None:
+    """Refuse keys that are not fields of ``cls``, naming each and the nearest valid one."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in d if k not in names]
+    if unknown:
+        raise ConfigError(f"Unknown {what} setting{'s' if len(unknown) > 1 else ''}: "
+                          f"{'; '.join(unknown_key_hint(k, names) for k in unknown)}.", setting=tuple(unknown))
+
+
+def unknown_key_hint(key: str, names) -> str:
+    """``'etta'`` -> ``"'etta' (did you mean 'eta'?)"``: the nearest name by difflib."""
+    import difflib
+
+    near = difflib.get_close_matches(str(key), list(names), n=1, cutoff=0.6)
+    return f"{key!r} (did you mean {near[0]!r}?)" if near else f"{key!r}"
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(
-            f"The '{name}' parameter must be one of {', '.join(choices)}. Got {value!r} instead."
+            f"{{{name}}} must be one of {', '.join(choices)}. Got {value!r} instead.", setting=name
         )
 
 
@@ -38,7 +74,7 @@ def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> Non
     )
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"The '{name}' parameter must be {bound}. Got {value!r} instead.")
+        raise ConfigError(f"{{{name}}} must be {bound}. Got {value!r} instead.", setting=name)
 
 
 LAYER_SPEC_HELP = (
@@ -57,9 +93,11 @@ def parse_layer_spec(spec: str) -> tuple[str, tuple[int, ...]]:
             raise ValueError
         args = tuple(int(p) for p in parts[1:])
     except ValueError:
-        raise ConfigError(f"Cannot read the layer {spec!r}: write {LAYER_SPEC_HELP}.") from None
+        raise ConfigError(f"Cannot read the layer {spec!r} in {{features}}: write {LAYER_SPEC_HELP}.",
+                          setting="features") from None
     if any(v < 1 or v > 100_000 for v in args):
-        raise ConfigError(f"The numbers in the layer {spec!r} must be whole numbers from 1 to 100000.")
+        raise ConfigError(f"The numbers in the layer {spec!r} must be whole numbers from 1 to 100000.",
+                          setting="features")
     return kind, args
 
 
@@ -76,7 +114,7 @@ def parse_layers(text: str) -> tuple[int, ...]:
         sizes = tuple(int(p) for p in parts)
     except ValueError:
         raise ConfigError(
-            f"Layers must be comma-separated whole numbers such as 784,16,16,10. Got {text!r}."
+            f"Layers must be comma-separated whole numbers such as 784,16,16,10. Got {text!r}.", setting="layers"
         ) from None
     return sizes
 
@@ -85,48 +123,54 @@ def parse_layers(text: str) -> tuple[int, ...]:
 class NetworkConfig:
     """What the network is: enough to rebuild it (stored inside every model file)."""
 
-    layers: tuple[int, ...] = (784, 16, 16, 10)  # neurons per layer, input first, output last
-    activation: str = "sigmoid"  # hidden layers' activation: sigmoid, tanh, relu
-    output_activation: str = "sigmoid"  # last layer's activation: sigmoid, softmax, tanh, relu, identity
-    cost: str = "quadratic"  # quadratic: C = 1/n sum_x 1/2 ||a - y||^2; cross-entropy
-    init: str = "scaled"  # standard N(0,1); scaled N(0,1/n_in); xavier; he
-    dtype: str = "float32"  # float32 (fast) or float64 (for gradient checks)
-    # Layers applied to the (square) input image before the dense layers of `layers`, e.g.
-    # ("conv:32:5", "pool:2"): conv:C:K = C filters of KxK, pool:P = PxP max-pooling, flatten,
-    # dense:N. A flatten is implied before the first dense layer. () = a plain dense network.
-    features: tuple[str, ...] = ()
-    # How pixels become inputs before the first layer: "none" (x = pixel / 255) or "deskew"
-    # (each digit's slant straightened first; see digitnet.images.deskew). Applied to every
-    # input the network is given: training, test, predict and the web page alike.
-    preprocess: str = "none"
+    layers: tuple[int, ...] = setting(
+        (784, 16, 16, 10), "Neurons per layer, input first, output last: e.g. 784,16,16,10 or 784,30,10.",
+        metavar="SIZES")
+    activation: str = setting("sigmoid", "Hidden layers' activation function.", choices=HIDDEN_ACTIVATION_NAMES)
+    output_activation: str = setting("sigmoid", "Output layer's activation function.", choices=ACTIVATION_NAMES)
+    cost: str = setting("quadratic", "Cost: quadratic = average of 1/2 sum of squared output errors (the video's); "
+                        "or cross-entropy.", choices=COST_NAMES)
+    init: str = setting("scaled", "Initial weights: standard N(0,1), scaled N(0,1/n_in), xavier, he.", choices=INIT_NAMES)
+    dtype: str = setting("float32", "Floating-point precision of the math: float32 (fast) or float64 (for "
+                         "gradient checks).", choices=DTYPE_NAMES)
+    # A flatten is implied before the first dense layer. () = a plain dense network.
+    features: tuple[str, ...] = setting(
+        (), "Conv/pool layers before the dense ones, e.g. conv:32:5,pool:2,conv:32:5,pool:2: conv:C:K = C filters "
+        "of KxK, pool:P = PxP max-pooling, flatten, dense:N (none: a dense network).", metavar="SPECS")
+    # Applied to every input the network is given: training, test, predict and the web page
+    # alike (see digitnet.images.deskew).
+    preprocess: str = setting("none", "How pixels become inputs: none (pixel/255) or deskew (straighten each "
+                              "digit's slant first).", choices=PREPROCESS_NAMES)
 
     def __post_init__(self) -> None:
         layers = tuple(self.layers)
         object.__setattr__(self, "layers", layers)
         if len(layers) < 2:
             raise ConfigError(
-                f"A network needs at least an input and an output layer, e.g. 784,16,16,10. Got {layers}."
-            )
+                f"A network needs at least an input and an output layer, e.g. 784,16,16,10. Got {layers}.",
+                setting="layers")
         for n in layers:
             if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > 100_000:
                 raise ConfigError(
-                    f"Every layer size must be a whole number from 1 to 100000. Got {n!r} in {layers}."
-                )
-        _check_choice("activation", self.activation, ("sigmoid", "tanh", "relu"))
+                    f"Every layer size must be a whole number from 1 to 100000. Got {n!r} in {layers}.",
+                    setting="layers")
+        _check_choice("activation", self.activation, HIDDEN_ACTIVATION_NAMES)
         _check_choice("output_activation", self.output_activation, ACTIVATION_NAMES)
         _check_choice("cost", self.cost, COST_NAMES)
         _check_choice("init", self.init, INIT_NAMES)
         _check_choice("dtype", self.dtype, DTYPE_NAMES)
         _check_choice("preprocess", self.preprocess, PREPROCESS_NAMES)
         if self.preprocess == "deskew" and round(layers[0] ** 0.5) ** 2 != layers[0]:
-            raise ConfigError(f"Deskewing needs square images as input, e.g. 784 = 28x28 values; got {layers[0]}.")
+            raise ConfigError(f"Deskewing ({{preprocess}} deskew) needs square images as input, e.g. 784 = 28x28 "
+                              f"values; got {layers[0]}.", setting=("preprocess", "layers"))
         if self.cost == "cross-entropy" and self.output_activation not in ("sigmoid", "softmax"):
             raise ConfigError(
-                "The cross-entropy cost needs outputs between 0 and 1: use --output-activation "
-                f"sigmoid or softmax (got {self.output_activation!r}), or --cost quadratic."
-            )
+                "The cross-entropy cost needs outputs between 0 and 1: set {output_activation} to "
+                f"sigmoid or softmax (got {self.output_activation!r}), or {{cost}} to quadratic.",
+                setting=("output_activation", "cost"))
         if self.output_activation == "softmax" and layers[-1] < 2:
-            raise ConfigError("A softmax output layer needs at least 2 neurons.")
+            raise ConfigError("A softmax output layer needs at least 2 neurons (see {layers}).",
+                              setting=("layers", "output_activation"))
         if isinstance(self.features, str):
             object.__setattr__(self, "features", parse_features(self.features))
         object.__setattr__(self, "features", tuple(str(f).strip().lower() for f in self.features))
@@ -146,8 +190,8 @@ class NetworkConfig:
             if side * side != self.layers[0]:
                 raise ConfigError(
                     f"Conv and pool layers need square images (784 inputs = 28x28); the network has "
-                    f"{self.layers[0]} inputs. Drop --features or change --layers."
-                )
+                    f"{self.layers[0]} inputs. Drop the conv layers from {{features}} or change {{layers}}.",
+                    setting=("features", "layers"))
             shape = (side, side, 1)
         specs = [parse_layer_spec(f) for f in self.features] + [("dense", (n,)) for n in self.layers[1:]]
         for kind, args in specs:
@@ -157,8 +201,7 @@ class NetworkConfig:
             if kind in ("conv", "pool") and len(shape) == 1:
                 raise ConfigError(
                     f"A {kind} layer needs a picture, but it comes after a flatten or dense layer. Put the "
-                    f"conv and pool layers first (features {', '.join(self.features)})."
-                )
+                    f"conv and pool layers first ({{features}} {', '.join(self.features)}).", setting="features")
             if kind == "conv":
                 new = (shape[0] - args[1] + 1, shape[1] - args[1] + 1, args[0])
             elif kind == "pool":
@@ -170,8 +213,7 @@ class NetworkConfig:
             if min(new) < 1:
                 raise ConfigError(
                     f"The layer {kind}:{':'.join(map(str, args))} does not fit its {shape[0]}x{shape[1]} input: "
-                    "use a smaller filter or pool size, or fewer conv/pool layers."
-                )
+                    "use a smaller filter or pool size, or fewer conv/pool layers in {features}.", setting="features")
             out.append((kind, args, shape, new))
             shape = new
         return out
@@ -188,15 +230,14 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "NetworkConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ConfigError(f"Unknown network settings: {', '.join(sorted(unknown))}.")
+        """The config from a dict of its fields; an unknown key is refused, naming the nearest
+        valid one. ``layers`` and ``features`` may be lists or text (``"784,16,16,10"``)."""
+        _unknown_keys(cls, d, "network")
         d = dict(d)
         if "layers" in d:
-            d["layers"] = tuple(d["layers"])
+            d["layers"] = parse_layers(d["layers"]) if isinstance(d["layers"], str) else tuple(d["layers"])
         if "features" in d:
-            d["features"] = tuple(d["features"])
+            d["features"] = parse_features(d["features"]) if isinstance(d["features"], str) else tuple(d["features"])
         return cls(**d)
 
 
@@ -204,44 +245,60 @@ class NetworkConfig:
 class TrainConfig:
     """How the network is trained. Defaults are the video's (and Nielsen's) settings."""
 
-    epochs: int = 30  # passes over the training set
-    batch_size: int = 10  # examples per mini-batch (one gradient step each)
-    eta: float = 3.0  # learning rate: the size of each step downhill
-    seed: int = 0  # seeds the initial weights, the shuffles and any other randomness
-    schedule: str = "constant"  # learning-rate schedule: constant, step, cosine, linear
-    eta_min: float = 0.0  # the learning rate the cosine/linear schedules end at
-    step_every: int = 10  # step schedule: divide eta by step_factor every this many epochs
-    step_factor: float = 2.0  # step schedule: the division factor
-    warmup_epochs: int = 0  # epochs of linear warm-up from 0 to eta
-    optimizer: str = "sgd"  # sgd, momentum, nesterov, adam
-    momentum: float = 0.9  # momentum coefficient (momentum, nesterov); Adam's beta1
-    beta2: float = 0.999  # Adam's beta2
-    lmbda: float = 0.0  # L2 weight decay: adds lmbda/(2n) sum w^2 to the cost
-    validation: bool = False  # hold out the last 10,000 training images for validation
-    keep_best: bool = False  # keep the epoch with the best validation accuracy (needs validation)
-    record_batch_cost: bool = True  # store each mini-batch's cost in the history
-    train_size: int | None = None  # train on only the first N training images (quick experiments)
-    dropout: float = 0.0  # probability of dropping each hidden neuron feeding a dense layer, in training only
-    patience: int = 0  # early stopping: stop after this many epochs without a better validation accuracy (0: off)
-    augment: tuple[str, ...] = ()  # random distortions of each training batch: shift, rotate, elastic
-    max_shift: float = 2.0  # augment "shift": up to this many pixels in x and in y
-    max_rotation: float = 10.0  # augment "rotate": up to this many degrees either way
-    elastic_alpha: float = 34.0  # augment "elastic": strength of the smoothed random displacement (Simard 2003)
-    elastic_sigma: float = 4.0  # augment "elastic": smoothness (Gaussian width in pixels) of the displacement
-    # After each epoch: "full" measures cost and accuracy on the whole training set (as in the
-    # video); "batches" reports the mean cost of the epoch's mini-batches, no extra pass (and
-    # estimates the cost before training on the first 10,000 training examples).
-    train_metrics: str = "full"
+    epochs: int = setting(30, "Passes over the training set (video: 30).")
+    batch_size: int = setting(10, "Training examples per mini-batch, i.e. per gradient step (video: 10).")
+    eta: float = setting(3.0, "Learning rate: how far each gradient step goes downhill (video: 3.0).")
+    seed: int = setting(0, "Seeds the initial weights, the shuffles and any other randomness: same seed, "
+                        "same numbers.")
+    schedule: str = setting("constant", "Learning-rate schedule over the epochs.", choices=SCHEDULE_NAMES)
+    eta_min: float = setting(0.0, "The learning rate the cosine and linear schedules end at.")
+    step_every: int = setting(10, "Step schedule: divide the learning rate by step_factor every this many epochs.")
+    step_factor: float = setting(2.0, "Step schedule: the division factor.")
+    warmup_epochs: int = setting(0, "Epochs over which the learning rate first grows linearly up to eta.")
+    optimizer: str = setting("sgd", "Update rule: plain SGD (the video's), momentum, Nesterov momentum or Adam.",
+                             choices=OPTIMIZER_NAMES)
+    momentum: float = setting(0.9, "Momentum coefficient (momentum, nesterov); Adam's beta1.")
+    beta2: float = setting(0.999, "Adam's beta2: how slowly its average of squared gradients forgets.")
+    lmbda: float = setting(0.0, "L2 regularisation strength (weight decay): adds lmbda/(2n) sum w^2 to the cost.")
+    validation: bool = setting(False, "Hold out the last 10,000 training images to validate on.")
+    keep_best: bool = setting(False, "Keep the weights of the epoch with the best validation accuracy "
+                              "(needs validation).")
+    record_batch_cost: bool = setting(True, "Store every mini-batch's cost in the model file's history.")
+    train_size: int | None = setting(None, "Train on only the first N training images (quick experiments).")
+    dropout: float = setting(0.0, "Drop each hidden neuron feeding a dense layer with this probability, in "
+                             "training only, e.g. 0.2.")
+    patience: int = setting(0, "Early stopping: stop after this many epochs without a better validation "
+                            "accuracy (needs validation; 0: off).")
+    augment: tuple[str, ...] = setting((), "Distort each training batch at random: any of shift,rotate,elastic "
+                                       "(none: off).", metavar="KINDS")
+    max_shift: float = setting(2.0, "Augmentation shift: up to this many pixels in x and in y.")
+    max_rotation: float = setting(10.0, "Augmentation rotate: up to this many degrees either way.")
+    elastic_alpha: float = setting(34.0, "Augmentation elastic: strength of the smoothed random displacement "
+                                   "(Simard 2003).")
+    elastic_sigma: float = setting(4.0, "Augmentation elastic: smoothness (Gaussian width in pixels) of the "
+                                   "displacement.")
+    train_metrics: str = setting(
+        "full", "After each epoch, measure cost and accuracy on the whole training set (full, as in the video), "
+        "or report the mean cost of the epoch's mini-batches (batches: no extra pass).", choices=("full", "batches"))
+    # Not part of the math: which code takes the steps (digitnet.engines). "auto" is the
+    # fastest engine that supports the other settings ($DIGITNET_ENGINE, if set, names one);
+    # a Trainer stores the engine it resolved, so model files record the one that ran.
+    engine: str = setting("auto", "What takes the gradient steps: auto (the fastest engine that supports these "
+                          "settings; $DIGITNET_ENGINE names one), numba (compiled; pip install 'digitnet[fast]'), "
+                          "numpy, or reference (backprop + optimizer: runs everything).", choices=ENGINE_NAMES)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "step_every"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"The '{name}' parameter must be a whole number >= 1. Got {v!r} instead.")
+                raise ConfigError(f"{{{name}}} must be a whole number >= 1. Got {v!r} instead.",
+                                  setting=name)
         if not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
-            raise ConfigError(f"The 'warmup_epochs' parameter must be >= 0. Got {self.warmup_epochs!r} instead.")
+            raise ConfigError(f"{{warmup_epochs}} must be >= 0. Got {self.warmup_epochs!r} instead.",
+                              setting="warmup_epochs")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ConfigError(f"The 'seed' parameter must be a whole number >= 0. Got {self.seed!r} instead.")
+            raise ConfigError(f"{{seed}} must be a whole number >= 0. Got {self.seed!r} instead.",
+                              setting="seed")
         _check_positive("eta", self.eta)
         _check_positive("eta_min", self.eta_min, allow_zero=True)
         _check_positive("step_factor", self.step_factor)
@@ -251,17 +308,26 @@ class TrainConfig:
         for name in ("momentum", "beta2"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0 <= v < 1):
-                raise ConfigError(f"The '{name}' parameter must be in [0, 1). Got {v!r} instead.")
+                raise ConfigError(f"{{{name}}} must be in [0, 1). Got {v!r} instead.", setting=name)
         if self.train_size is not None and (not isinstance(self.train_size, int) or self.train_size < 1):
-            raise ConfigError(f"The 'train_size' parameter must be a whole number >= 1. Got {self.train_size!r} instead.")
+            raise ConfigError(f"{{train_size}} must be a whole number >= 1. Got {self.train_size!r} "
+                              "instead.", setting="train_size")
+        for name in ("validation", "keep_best", "record_batch_cost"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{{{name}}} must be true or false. Got {getattr(self, name)!r} instead.",
+                                  setting=name)
         if self.keep_best and not self.validation:
-            raise ConfigError("keep_best picks the epoch by validation accuracy: turn on validation too.")
+            raise ConfigError("{keep_best} picks the epoch by validation accuracy: turn on {validation} too.",
+                              setting=("keep_best", "validation"))
         if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
-            raise ConfigError(f"The 'dropout' parameter must be in [0, 1). Got {self.dropout!r} instead.")
+            raise ConfigError(f"{{dropout}} must be in [0, 1). Got {self.dropout!r} instead.",
+                              setting="dropout")
         if not isinstance(self.patience, int) or isinstance(self.patience, bool) or self.patience < 0:
-            raise ConfigError(f"The 'patience' parameter must be a whole number >= 0. Got {self.patience!r} instead.")
+            raise ConfigError(f"{{patience}} must be a whole number >= 0. Got {self.patience!r} "
+                              "instead.", setting="patience")
         if self.patience and not self.validation:
-            raise ConfigError("Early stopping (patience) watches the validation accuracy: turn on validation too.")
+            raise ConfigError("Early stopping ({patience}) watches the validation accuracy: turn on {validation} too.",
+                              setting=("patience", "validation"))
         augment = (self.augment,) if isinstance(self.augment, str) else tuple(self.augment)
         augment = tuple(a.strip() for part in augment for a in part.split(",") if a.strip() and a.strip() != "none")
         object.__setattr__(self, "augment", augment)
@@ -271,14 +337,17 @@ class TrainConfig:
             _check_positive(name, getattr(self, name), allow_zero=True)
         _check_positive("elastic_sigma", self.elastic_sigma)
         _check_choice("train_metrics", self.train_metrics, ("full", "batches"))
+        _check_choice("engine", self.engine, ENGINE_NAMES)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """The config from a dict of its fields; an unknown key is refused, naming the nearest
+        valid one. ``augment`` may be a list or text (``"shift,rotate"``)."""
+        _unknown_keys(cls, d, "training")
+        return cls(**d)
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

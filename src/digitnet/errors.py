@@ -9,7 +9,28 @@ from __future__ import annotations
 
 
 class DigitnetError(Exception):
-    """Base class: a problem with the user's input, files or settings (not a bug)."""
+    """Base class: a problem with the user's input, files or settings (not a bug).
+
+    ``setting`` is the name of the setting at fault (a field of
+    :class:`~digitnet.config.NetworkConfig` or :class:`~digitnet.config.TrainConfig` such as
+    ``"eta"``, or an argument of a run such as ``"resume"``), or None; ``settings`` all of
+    them where several are involved. The message may write a setting as ``{eta}``:
+    ``str(err)`` shows the setting's own name (``eta``), and :meth:`render` lets a front end
+    show its own word for it instead (the CLI ``--eta``, the web page a form field's label).
+    """
+
+    def __init__(self, message: str = "", setting: str | tuple[str, ...] | None = None):
+        self.settings: tuple[str, ...] = (setting,) if isinstance(setting, str) else tuple(setting or ())
+        self.setting: str | None = self.settings[0] if self.settings else None
+        self.template = str(message)
+        super().__init__(self.render(str))
+
+    def render(self, name_of) -> str:
+        """The message with each ``{setting}`` written as ``name_of(setting)``."""
+        text = self.template
+        for s in self.settings:
+            text = text.replace("{" + s + "}", name_of(s))
+        return text
 
 
 class DataError(DigitnetError):

@@ -35,8 +35,8 @@ import numpy as np
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import DIGITS
 from digitnet.errors import ConfigError, ModelFileError
+from digitnet.history import History
 from digitnet.nn.network import Network, param_shapes
-from digitnet.train import History
 
 FORMAT = "digitnet-model"
 CHECKPOINT_FORMAT = "digitnet-checkpoint"

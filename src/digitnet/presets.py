@@ -44,9 +44,21 @@ PRESETS: dict[str, tuple[str, NetworkConfig, TrainConfig]] = {
 }
 
 
-def get_preset(name: str) -> tuple[NetworkConfig, TrainConfig]:
-    """The (network, training) configs of preset ``name``."""
+# What `digitnet train` trains without --preset, and what digitnet.preset() gives.
+DEFAULT_PRESET = "video"
+
+
+def get_preset(name: str = DEFAULT_PRESET) -> tuple[NetworkConfig, TrainConfig]:
+    """The (network, training) configs of preset ``name``: exactly what ``digitnet train
+    --preset NAME`` trains (``video``, the default, is what plain ``digitnet train`` trains).
+
+    ``NetworkConfig()`` and ``TrainConfig()`` are the *plain* run of the video (no deskewing,
+    a constant learning rate); the ``video`` preset adds those two changes.
+    """
     if name not in PRESETS:
-        raise ConfigError(f"Unknown preset {name!r}; choose one of: {', '.join(PRESETS)}.")
+        raise ConfigError(f"Unknown {{preset}} {name!r}; choose one of: {', '.join(PRESETS)}.", setting="preset")
     _, net, train = PRESETS[name]
     return net, train
+
+
+preset = get_preset
