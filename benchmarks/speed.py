@@ -19,7 +19,7 @@ Contestants (each skipped if its library is not installed; ``pip install -e .[be
   names the engine that ran.
 * digitnet-numpy: ``Trainer`` with the fused NumPy path (``digitnet.nn.fast``), the
   engine of an install without Numba.
-* digitnet reference: the same with ``use_fast = False``: ``backprop`` + ``optim.SGD``,
+* digitnet reference: the same with the ``reference`` engine: ``backprop`` + ``optim.SGD``,
   a straightforward vectorised float32 NumPy loop.
 * PyTorch: float32 tensors preloaded, batches by index slicing of a ``randperm``, the
   idiomatic ``zero_grad / backward / step`` loop, ``torch.set_num_threads(threads)``.
@@ -106,8 +106,7 @@ def run_digitnet(cfg, epochs, seed, n_train, fast=True, engine=None):
     train = d.train if n_train is None else d.train.subset(n_train)
     net = _initial(cfg, seed)
     trainer = Trainer(net, train, TrainConfig(epochs=epochs, batch_size=cfg["batch"], eta=cfg["eta"], seed=seed),
-                      test=None, engine=engine)
-    trainer.use_fast = fast
+                      test=None, engine=engine if fast else "reference")
     global ENGINE
     ENGINE = trainer.step_engine
 

@@ -1,7 +1,8 @@
-"""The compiled engine (nn/compiled.py, Numba) against the reference: backprop + optim.SGD.
+"""The compiled engine's kernels (nn/compiled.py, Numba): the sparse first layer against the
+reference (backprop + optim.SGD), on inputs of which 60% are 0, and the kernels' own rules.
 
-Each case runs twice: with the first layer dense (BLAS) and sparse (only the inputs that
-are not 0, vector by vector), on inputs of which 60% are 0.
+The engine as a whole (dense first layer, through the engine interface) is checked with
+every other engine in tests/test_engines.py.
 
 Tolerances: in float64 the paths differ only in the order of float operations, so they
 agree to 1e-10 after six steps; in float32 costs to 1e-4 relative and weights to 2e-4.
@@ -13,14 +14,9 @@ import pytest
 pytest.importorskip("numba")
 pytest.importorskip("scipy")
 
-from digitnet.config import TrainConfig  # noqa: E402
-from digitnet.data.datasets import Split  # noqa: E402
-from digitnet.errors import ConfigError, DivergenceError  # noqa: E402
-from digitnet.nn import compiled  # noqa: E402
+from digitnet.errors import ConfigError  # noqa: E402
 from digitnet.nn.compiled import CompiledSGD  # noqa: E402
-from digitnet.nn.fast import FastSGD  # noqa: E402
 from digitnet.nn.network import Network  # noqa: E402
-from digitnet.train import Trainer  # noqa: E402
 from test_fast import COMBOS, SIZES, _data, _reference_step  # noqa: E402  (the same cases as the numpy engine's)
 
 
@@ -44,7 +40,7 @@ def _run_both(hidden, output, cost, dtype, sparse, eta=0.5, decay=0.0, sizes=SIZ
     return net, ref, np.array(got), np.array(want)
 
 
-@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("sparse", [True], ids=["sparse"])  # dense: tests/test_engines.py
 @pytest.mark.parametrize("hidden,output,cost", COMBOS)
 def test_agrees_with_reference_float64(hidden, output, cost, sparse):
     net, ref, got, want = _run_both(hidden, output, cost, "float64", sparse)
@@ -56,7 +52,7 @@ def test_agrees_with_reference_float64(hidden, output, cost, sparse):
     assert not np.allclose(net.params[0]["w"], start.params[0]["w"])  # the steps moved the weights
 
 
-@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("sparse", [True], ids=["sparse"])  # dense: tests/test_engines.py
 @pytest.mark.parametrize("hidden,output,cost", COMBOS)
 def test_agrees_with_reference_float32(hidden, output, cost, sparse):
     net, ref, got, want = _run_both(hidden, output, cost, "float32", sparse)
@@ -68,7 +64,7 @@ def test_agrees_with_reference_float32(hidden, output, cost, sparse):
         np.testing.assert_allclose(p["b"], q["b"], rtol=1e-3, atol=2e-4)
 
 
-@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("sparse", [True], ids=["sparse"])  # dense: tests/test_engines.py
 def test_weight_decay_agrees_with_reference(sparse):
     net, ref, got, want = _run_both("sigmoid", "sigmoid", "quadratic", "float64", sparse, decay=0.05)
     np.testing.assert_allclose(got, want, rtol=1e-10)
@@ -137,20 +133,6 @@ def test_one_step_by_hand(sparse):
     np.testing.assert_allclose(net.params[0]["b"], [0.25 - 2 * delta], rtol=1e-12)
 
 
-def test_agrees_with_the_numpy_fast_path_on_mnist(mnist):
-    """The video's network, float32, 50 batches of 10 of real digits: both engines."""
-    split = mnist.train.subset(500)
-    net = Network.create((784, 16, 16, 10), seed=0)
-    other = net.copy()
-    order = np.random.default_rng(0).permutation(500)
-    got = CompiledSGD(net, split.x, split.y).steps(order, 0, 50, 10, 3.0)
-    numpy_path = FastSGD(other, split.x, split.y)
-    want = [numpy_path.step(order[10 * s : 10 * s + 10], 3.0) for s in range(50)]
-    np.testing.assert_allclose(got, want, rtol=2e-4)
-    for p, q in zip(net.params, other.params):
-        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-3, atol=2e-5)
-
-
 def test_uint8_pixels_give_the_same_inputs_bit_for_bit(mnist):
     split = mnist.train.subset(300)
     order = np.random.default_rng(1).permutation(300)
@@ -187,56 +169,6 @@ def test_bad_batches_are_refused():
         path.steps(np.arange(60), 50, 2, 10, 0.1)
 
 
-def _split(n=83, seed=0):
-    rng = np.random.default_rng(seed)
-    return Split(rng.integers(0, 256, (n, 4, 4), dtype=np.uint8), rng.integers(0, 5, n).astype(np.int64))
-
-
-def _train(engine, *, one_step_at_a_time=False, dtype="float64", **config):
-    net = Network.create((16, 8, 5), seed=2, dtype=dtype)
-    cfg = dict(epochs=2, batch_size=10, eta=0.8, lmbda=0.1, seed=2, record_batch_cost=True) | config
-    trainer = Trainer(net, _split(), TrainConfig(**cfg), engine=engine)
-    while not trainer.done:
-        if one_step_at_a_time:
-            while trainer._order is None or trainer._batch < trainer.batches_per_epoch:
-                trainer.step()
-        trainer.run_epoch()
-    return trainer, net
-
-
-def test_trainer_engines_agree():
-    """Whole epochs (83 images: a partial last batch) through Trainer, numba against numpy."""
-    (t1, a), (t2, b) = _train("numba"), _train("numpy")
-    assert isinstance(t1._fast[1], CompiledSGD) and isinstance(t2._fast[1], FastSGD)
-    assert len(t1.history.batch_costs) == 2 * 9
-    np.testing.assert_allclose(t1.history.batch_costs, t2.history.batch_costs, rtol=1e-10)
-    np.testing.assert_allclose([e.cost for e in t1.history.epochs], [e.cost for e in t2.history.epochs], rtol=1e-10)
-    for p, q in zip(a.params, b.params):
-        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-10, atol=1e-12)
-
-
-def test_trainer_is_bit_reproducible_step_by_step_or_by_epoch():
-    """Trainer.step (the web page's way) and run_epoch (many batches per call) give the
-    same bits, and so does a second run."""
-    runs = [_train("numba", dtype="float32"), _train("numba", dtype="float32"),
-            _train("numba", dtype="float32", one_step_at_a_time=True)]
-    first = runs[0][1]
-    for trainer, net in runs[1:]:
-        assert trainer.history.batch_costs == runs[0][0].history.batch_costs
-        for p, q in zip(net.params, first.params):
-            assert p["w"].tobytes() == q["w"].tobytes() and p["b"].tobytes() == q["b"].tobytes()
-
-
-def test_trainer_divergence_restores_the_last_good_epoch():
-    net = Network.create((16, 8, 5), seed=0, activation="relu", output_activation="identity")
-    trainer = Trainer(net, _split(), TrainConfig(epochs=3, batch_size=10, eta=1e8), engine="numba")
-    start = net.copy()
-    with pytest.raises(DivergenceError, match="smaller learning rate"):
-        trainer.run_epoch()
-    for p, q in zip(net.params, start.params):
-        assert p["w"].tobytes() == q["w"].tobytes()
-
-
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
 def test_replaced_parameters_are_trained(sparse):
     """Trainer restores the last good epoch with ``net.params[:] = good.params``; the sparse
@@ -254,17 +186,3 @@ def test_replaced_parameters_are_trained(sparse):
         np.testing.assert_allclose(p["w"], q["w"], rtol=1e-12)
 
 
-def test_choose_engine(monkeypatch):
-    monkeypatch.delenv(compiled.ENGINE_ENV, raising=False)
-    assert compiled.choose_engine() == "numba"  # numba and scipy are installed (importorskip above)
-    assert compiled.choose_engine("numpy") == "numpy"
-    monkeypatch.setenv(compiled.ENGINE_ENV, "NumPy")
-    assert compiled.choose_engine() == "numpy"
-    assert compiled.choose_engine("numba") == "numba"  # the argument wins over the environment
-    monkeypatch.setenv(compiled.ENGINE_ENV, "cuda")
-    with pytest.raises(ConfigError, match=r"\$DIGITNET_ENGINE is 'cuda'; choose one of auto, numpy, numba"):
-        compiled.choose_engine()
-    monkeypatch.setattr(compiled, "missing", lambda: "numba is not installed (pip install 'digitnet[fast]')")
-    assert compiled.choose_engine("auto") == "numpy"
-    with pytest.raises(ConfigError, match=r"digitnet\[fast\]"):
-        compiled.choose_engine("numba")

@@ -1,11 +1,9 @@
-"""The fused training path (nn/fast.py) against the reference: backprop + optim.SGD.
+"""The fused training path (nn/fast.py): a step by hand, its buffers and parameters, BLAS threads.
 
-Tolerances: in float64 the two paths differ only in the order of float operations, so
-they agree to 1e-10 after several steps; in float32 to 1e-4 relative (float32 rounding,
-amplified a little by each step). The fast path is bit-reproducible for a seed.
+Its agreement with the reference (backprop + optim.SGD), for every activation and cost in
+float64 and float32, is checked with every other engine in tests/test_engines.py.
 """
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -14,7 +12,6 @@ from digitnet.config import TrainConfig
 from digitnet.data.datasets import Split
 from digitnet.errors import ConfigError, DivergenceError
 from digitnet.model_io import load_model, save_model
-from digitnet.nn import fast
 from digitnet.nn.fast import FastSGD
 from digitnet.nn.network import Network, backprop
 from digitnet.optim import SGD
@@ -62,34 +59,6 @@ def _run_both(hidden, output, cost, dtype, steps=6, eta=0.5, decay=0.0):
     return net, ref, np.array(costs)
 
 
-@pytest.mark.parametrize("hidden,output,cost", COMBOS)
-def test_agrees_with_reference_float64(hidden, output, cost):
-    net, ref, costs = _run_both(hidden, output, cost, "float64")
-    np.testing.assert_allclose(costs[:, 0], costs[:, 1], rtol=1e-10, atol=1e-12)
-    for p, q in zip(net.params, ref.params):
-        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(p["b"], q["b"], rtol=1e-10, atol=1e-12)
-    # The steps really moved the weights (so the comparison is not vacuous).
-    assert not np.allclose(net.params[0]["w"], Network.create(SIZES, seed=3, dtype="float64").params[0]["w"])
-
-
-@pytest.mark.parametrize("hidden,output,cost", COMBOS)
-def test_agrees_with_reference_float32(hidden, output, cost):
-    net, ref, costs = _run_both(hidden, output, cost, "float32", steps=4)
-    np.testing.assert_allclose(costs[:, 0], costs[:, 1], rtol=1e-4, atol=1e-6)
-    for p, q in zip(net.params, ref.params):
-        assert p["w"].dtype == np.float32
-        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(p["b"], q["b"], rtol=1e-4, atol=1e-5)
-
-
-def test_weight_decay_agrees_with_reference():
-    net, ref, costs = _run_both("sigmoid", "sigmoid", "quadratic", "float64", decay=0.05)
-    np.testing.assert_allclose(costs[:, 0], costs[:, 1], rtol=1e-10)
-    for p, q in zip(net.params, ref.params):
-        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-10, atol=1e-12)
-
-
 def test_one_step_by_hand():
     """A 2-1 sigmoid network, quadratic cost, one example: the update worked out on paper."""
     net = Network.create((2, 1), seed=0, dtype="float64")
@@ -111,40 +80,6 @@ def _split(n=80, seed=0):
     return Split(rng.integers(0, 256, (n, 4, 4), dtype=np.uint8), rng.integers(0, 5, n).astype(np.int64))
 
 
-def test_trainer_is_bit_reproducible_and_uses_the_fast_path():
-    runs = []
-    for _ in range(2):
-        net = Network.create((16, 8, 5), seed=4)
-        trainer = Trainer(net, _split(), TrainConfig(epochs=3, batch_size=7, eta=1.0, seed=4),
-                          engine="numpy")
-        while not trainer.done:
-            trainer.run_epoch()
-        assert isinstance(trainer._fast[1], FastSGD)
-        runs.append((net, trainer.history.batch_costs))
-    (a, ca), (b, cb) = runs
-    assert ca == cb and len(ca) == 3 * 12  # 80 images in batches of 7: 12 a epoch
-    for p, q in zip(a.params, b.params):
-        assert p["w"].tobytes() == q["w"].tobytes() and p["b"].tobytes() == q["b"].tobytes()
-
-
-def test_trainer_fast_and_reference_agree():
-    """Whole epochs through Trainer, fast against use_fast=False, in float64."""
-    nets, costs = [], []
-    for use_fast in (True, False):
-        net = Network.create((16, 8, 5), seed=2, dtype="float64")
-        trainer = Trainer(net, _split(), TrainConfig(epochs=2, batch_size=10, eta=0.8, lmbda=0.1, seed=2),
-                          engine="numpy")
-        trainer.use_fast = use_fast
-        while not trainer.done:
-            trainer.run_epoch()
-        assert trainer.step_engine == ("numpy" if use_fast else "reference")
-        nets.append(net)
-        costs.append([e.cost for e in trainer.history.epochs] + trainer.history.batch_costs)
-    np.testing.assert_allclose(costs[0], costs[1], rtol=1e-10)
-    for p, q in zip(nets[0].params, nets[1].params):
-        np.testing.assert_allclose(p["w"], q["w"], rtol=1e-10, atol=1e-12)
-
-
 def test_trainer_fast_and_reference_agree_on_deskewed_mnist_with_batch_metrics(mnist):
     """The video preset's input preparation (deskew) and the per-epoch cost taken from the
     mini-batches: the fast path sees Trainer.x, so both paths train on the same inputs."""
@@ -152,11 +87,10 @@ def test_trainer_fast_and_reference_agree_on_deskewed_mnist_with_batch_metrics(m
 
     split = mnist.train.subset(400)
     results = []
-    for use_fast in (True, False):
+    for engine in ("numpy", "reference"):
         net = Network.create(NetworkConfig(layers=(784, 16, 10), preprocess="deskew", dtype="float64"), seed=0)
         trainer = Trainer(net, split, TrainConfig(epochs=2, seed=0, schedule="linear", train_metrics="batches"),
-                          engine="numpy")
-        trainer.use_fast = use_fast
+                          engine=engine)
         while not trainer.done:
             trainer.run_epoch()
         results.append(([e.cost for e in trainer.history.epochs], net))
@@ -164,24 +98,6 @@ def test_trainer_fast_and_reference_agree_on_deskewed_mnist_with_batch_metrics(m
     assert results[0][0][1] < results[0][0][0]  # it learned
     for p, q in zip(results[0][1].params, results[1][1].params):
         np.testing.assert_allclose(p["w"], q["w"], rtol=1e-9, atol=1e-12)
-
-
-def test_fast_path_is_skipped_for_options_it_does_not_implement():
-    net = Network.create((16, 8, 5), seed=0)
-    assert fast.unsupported_reason(net, TrainConfig()) is None
-    assert "momentum" in fast.unsupported_reason(net, TrainConfig(optimizer="momentum"))
-    trainer = Trainer(net, _split(), TrainConfig(optimizer="adam", eta=0.01))
-    trainer.step()
-    assert trainer._fast[1] is None
-    # An option added to TrainConfig later (dropout, augmentation, ...) turns the fast path
-    # off whenever it is not at its default, until fast.py learns it.
-    Extended = dataclasses.make_dataclass("Extended", [("shiny", float, 0.0)], bases=(TrainConfig,), frozen=True)
-    assert fast.supports(net, Extended())
-    assert fast.unsupported_reason(net, Extended(shiny=0.5)) == "the option 'shiny' is set"
-    for name, value in (("dropout", 0.5), ("patience", 3), ("augment", ("shift",))):
-        if name in {f.name for f in dataclasses.fields(TrainConfig)}:
-            config = TrainConfig(**{name: value, "validation": name == "patience"})
-            assert fast.unsupported_reason(net, config) == f"the option {name!r} is set"
 
 
 def test_replaced_parameters_are_noticed():
@@ -216,7 +132,7 @@ def test_non_finite_cost_changes_nothing_and_trainer_raises():
     trainer = Trainer(net, _split(), TrainConfig(eta=1e6), engine="numpy")
     with pytest.raises(DivergenceError, match="Training diverged in epoch 1"):
         trainer.run_epoch()
-    assert isinstance(trainer._fast[1], FastSGD)
+    assert trainer.engine == "numpy"
     fresh = Network.create((16, 8, 5), seed=0, output_activation="identity")
     for p, q in zip(net.params, fresh.params):  # the last good (here: initial) weights are back
         np.testing.assert_array_equal(p["w"], q["w"])
@@ -238,7 +154,6 @@ def test_rejects_non_dense_layers():
     net.kinds = ["dense", "conv"]
     with pytest.raises(ConfigError, match="dense layers only"):
         FastSGD(net, np.zeros((3, 16), np.float32), np.zeros(3, np.int64))
-    assert "other than dense" in fast.unsupported_reason(net, TrainConfig())
 
 
 def test_blas_runs_on_one_thread_during_large_steps_only():

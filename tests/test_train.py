@@ -47,8 +47,9 @@ def test_epoch_order_is_a_seeded_permutation():
 def test_divergence_keeps_last_good_weights(small):
     net = Network.create((784, 16, 10), seed=0, output_activation="identity")
     trainer = Trainer(net, small.train.subset(500), TrainConfig(epochs=3, eta=1e6, batch_size=10))
-    with pytest.raises(DivergenceError, match=r"diverged in epoch 1.*smaller learning rate.*--eta 100000"):
+    with pytest.raises(DivergenceError, match=r"diverged in epoch 1.*smaller learning rate \(eta\), e\.g\. 100000") as err:
         trainer.run_epoch()
+    assert err.value.setting == "eta"
     fresh = Network.create((784, 16, 10), seed=0, output_activation="identity")
     assert all(np.array_equal(a, b) for a, b in zip(net.weights, fresh.weights))
 
@@ -137,19 +138,20 @@ def test_keep_best_restores_best_validation_epoch(small):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"eta": -0.1}, "The 'eta' parameter must be > 0. Got -0.1 instead."),
-        ({"eta": float("nan")}, "The 'eta' parameter must be > 0"),
-        ({"batch_size": 0}, "'batch_size' parameter must be a whole number >= 1"),
-        ({"epochs": 2.5}, "'epochs' parameter must be a whole number"),
-        ({"optimizer": "rmsprop"}, "'optimizer' parameter must be one of sgd, momentum"),
-        ({"momentum": 1.5}, r"'momentum' parameter must be in \[0, 1\)"),
-        ({"keep_best": True}, "turn on validation"),
-        ({"seed": -1}, "'seed' parameter must be a whole number >= 0"),
+        ({"eta": -0.1}, "^eta must be > 0. Got -0.1 instead.$"),
+        ({"eta": float("nan")}, "eta must be > 0"),
+        ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
+        ({"epochs": 2.5}, "epochs must be a whole number"),
+        ({"optimizer": "rmsprop"}, "optimizer must be one of sgd, momentum"),
+        ({"momentum": 1.5}, r"momentum must be in \[0, 1\)"),
+        ({"keep_best": True}, "keep_best picks the epoch by validation accuracy: turn on validation too"),
+        ({"seed": -1}, "seed must be a whole number >= 0"),
     ],
 )
 def test_train_config_errors(kwargs, match):
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(ConfigError, match=match) as err:
         TrainConfig(**kwargs)
+    assert err.value.setting == next(iter(kwargs))  # the setting at fault, by name
 
 
 @pytest.mark.parametrize(
@@ -157,8 +159,8 @@ def test_train_config_errors(kwargs, match):
     [
         ({"layers": (784,)}, "at least an input and an output layer"),
         ({"layers": (784, 0, 10)}, "whole number from 1 to 100000"),
-        ({"activation": "softmax"}, "'activation' parameter must be one of sigmoid, tanh, relu"),
-        ({"cost": "hinge"}, "'cost' parameter must be one of quadratic, cross-entropy"),
+        ({"activation": "softmax"}, "activation must be one of sigmoid, tanh, relu"),
+        ({"cost": "hinge"}, "cost must be one of quadratic, cross-entropy"),
     ],
 )
 def test_network_config_errors(kwargs, match):

@@ -53,6 +53,11 @@ class DivergenceError(DigitnetError):
     """Training produced a NaN or infinite cost; the last good weights were kept."""
 
 
+class NotLearning(DigitnetError, UserWarning):
+    """Not raised but returned (:func:`digitnet.train.not_learning`): training runs but the
+    network is not learning, e.g. because the learning rate is far too large."""
+
+
 class ExpressionError(DigitnetError, ValueError):
     """A formula for the gradient-descent playground cannot be parsed or evaluated.
 

@@ -116,8 +116,13 @@ def save_model(
     checkpoint: bool = False,
     epoch: int = 0,
     extra: dict[str, np.ndarray] | None = None,
+    run: dict[str, Any] | None = None,
 ) -> Path:
-    """Save ``net`` (and what else is given) to ``path`` atomically; returns the path."""
+    """Save ``net`` (and what else is given) to ``path`` atomically; returns the path.
+
+    ``run``: what else a resumed run needs (extra image folders and their digests, the data
+    folder: :func:`digitnet.run.run_training`), stored as the ``run`` metadata. The engine
+    that trained is ``train_config.engine``."""
     from safetensors.numpy import save
 
     tensors = _pack(net)
@@ -143,6 +148,8 @@ def save_model(
         meta["train"] = json.dumps(train_config.to_dict())
     if history is not None:
         meta["history"] = json.dumps(history.to_dict())
+    if run is not None:
+        meta["run"] = json.dumps(run)
     return atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
@@ -175,7 +182,7 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
 
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(f"No model file at {path}. Train one with: digitnet train --out {path}")
+        raise ModelFileError(f"No model file at {path}. Check the name, or train a model and save it there.")
     where = str(path)
     try:
         with safe_open(str(path), framework="numpy") as f:
@@ -190,7 +197,8 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
     if fmt not in (FORMAT, CHECKPOINT_FORMAT):
         raise ModelFileError(f"{where} is a safetensors file but not a digitnet model (format {fmt!r}).")
     if checkpoint is True and fmt != CHECKPOINT_FORMAT:
-        raise ModelFileError(f"{where} is a model, not a training checkpoint; --resume needs a .ckpt file.")
+        raise ModelFileError(f"{where} is a model, not a training checkpoint; resuming needs the checkpoint "
+                             "(MODEL.ckpt.safetensors) that an unfinished run left next to its model.")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(
             f"{where} has format version {meta.get('format_version')!r}; this digitnet reads version "
@@ -211,7 +219,7 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
     if not all(np.isfinite(v).all() for p in net.params for v in p.values()):
         raise ModelFileError(
             f"{where}: the weights contain NaN or infinite values, so the model cannot predict anything. "
-            "Its training diverged: retrain with a smaller learning rate (--eta)."
+            "Its training diverged: retrain with a smaller learning rate ({eta}).", setting="eta"
         )
     has_initial = any(k.startswith("initial.layers.") for k in tensors)
     initial = _unpack(tensors, config, kinds, "initial.", where) if has_initial else None

@@ -3,46 +3,108 @@
 :func:`run_training` is what ``digitnet train`` calls. It writes a checkpoint atomically
 after every epoch next to the model (``MODEL.ckpt.safetensors``), saves the model when
 training ends, and never loses work: on divergence it saves the last good epoch's
-weights, on Ctrl-C the weights trained so far, before re-raising.
+weights, on Ctrl-C the weights trained so far, before re-raising. It never replaces an
+existing model (or the checkpoint of an unfinished run) unless asked to (``replace``).
+
+A checkpoint holds everything needed to continue bit for bit: the weights, the optimizer's
+state, the history, both configs (with the engine that ran), the data set and its folder,
+and the extra image folders with a digest of their images. Resuming takes all of these from
+the checkpoint; a setting asked for that contradicts it is refused, naming each, except
+``epochs``, which may extend the run (see :func:`resume_config`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset, load_dataset
-from digitnet.errors import DivergenceError, ModelFileError
-from digitnet.model_io import load_model, save_model
+from digitnet.errors import ConfigError, DataError, DivergenceError, ModelFileError
+from digitnet.history import EpochRecord, History
+from digitnet.model_io import SavedModel, load_model, save_model
 from digitnet.nn.network import Network
-from digitnet.train import EpochRecord, History, Trainer
+from digitnet.settings import NETWORK_SETTINGS, TRAIN_SETTINGS
+from digitnet.train import Trainer
+
+CKPT_SUFFIX = ".ckpt.safetensors"
 
 
 def checkpoint_path(out: str | os.PathLike) -> Path:
     """``model.safetensors`` -> ``model.ckpt.safetensors``."""
     out = Path(out)
     stem = out.name[: -len(".safetensors")] if out.name.endswith(".safetensors") else out.name
-    return out.with_name(f"{stem}.ckpt.safetensors")
+    return out.with_name(f"{stem}{CKPT_SUFFIX}")
 
 
-def save_checkpoint(path: str | os.PathLike, trainer: Trainer, initial: Network, dataset: str, classes) -> Path:
-    """Everything needed to continue: weights, optimiser state, history, epochs done."""
-    return save_model(
-        path, trainer.net, trainer.history, trainer.config, initial, dataset, classes,
-        checkpoint=True, epoch=trainer.epoch, extra=trainer.optimizer.state(),
-    )
+def model_path_for(ckpt: str | os.PathLike) -> Path | None:
+    """``model.ckpt.safetensors`` -> ``model.safetensors`` (None for other names)."""
+    ckpt = Path(ckpt)
+    if not ckpt.name.endswith(CKPT_SUFFIX) or ckpt.name == CKPT_SUFFIX:
+        return None
+    return ckpt.with_name(ckpt.name[: -len(CKPT_SUFFIX)] + ".safetensors")
 
 
 def check_writable(out: Path) -> None:
     """Fail before training, not after it, when the model could not be saved."""
     directory = out.parent if str(out.parent) else Path(".")
     if not directory.is_dir():
-        raise ModelFileError(f"Cannot save to {out}: the directory {directory} does not exist. Create it first.")
+        raise ModelFileError(f"Cannot save to {out}: the directory {directory} does not exist. Create it first.",
+                             setting="out")
     if not os.access(directory, os.W_OK):
-        raise ModelFileError(f"Cannot save to {out}: the directory {directory} is not writable. Choose another --out.")
+        raise ModelFileError(f"Cannot save to {out}: the directory {directory} is not writable. Choose another "
+                             "{out}.", setting="out")
+
+
+@dataclass
+class ExtraImages:
+    """A folder of the user's labelled images added to the training set."""
+
+    folder: str  # as given
+    count: int
+    sha256: str  # of the images and labels, so that a resumed run can tell they are the same
+    added_to: int = 0  # how many training images there were before them
+
+    def to_dict(self) -> dict:
+        return {"folder": self.folder, "count": self.count, "sha256": self.sha256}
+
+
+def _split_digest(split) -> str:
+    h = hashlib.sha256()
+    h.update(memoryview(split.images.tobytes()))
+    h.update(memoryview(split.labels.astype("<i8").tobytes()))
+    return h.hexdigest()
+
+
+def _stored_run(saved: SavedModel, where: Path) -> dict[str, Any]:
+    """The checkpoint's ``run`` metadata (extra image folders, data folder), checked."""
+    try:
+        run = json.loads(saved.metadata.get("run", "{}"))
+        extras = run.get("extra_images", [])
+        ok = isinstance(extras, list) and all(
+            isinstance(e, dict) and isinstance(e.get("folder"), str) and isinstance(e.get("sha256"), str)
+            and isinstance(e.get("count"), int) for e in extras)
+        ok = ok and (run.get("data_dir") is None or isinstance(run.get("data_dir"), str))
+    except (ValueError, AttributeError, RecursionError):
+        ok = False
+    if not ok:
+        raise ModelFileError(f"{where}: the checkpoint's run description is invalid. The file was altered.")
+    return run
+
+
+@dataclass
+class RunStart:
+    """What :func:`run_training` tells ``on_start`` before the first epoch."""
+
+    trainer: Trainer  # its config is the one that trains, with the engine that runs
+    checkpoint: Path  # written after every epoch
+    extra_images: list[ExtraImages]
+    resumed_epochs: int | None = None  # resuming: the epochs the checkpoint had already trained
+    planned_epochs: int | None = None  # resuming: the epochs the checkpoint's run was set to train
 
 
 @dataclass
@@ -52,31 +114,149 @@ class RunResult:
     model_path: Path
     checkpoint_path: Path
     interrupted: bool = False
+    # Where to continue an interrupted run from (the checkpoint of its last full epoch), or None.
+    resume_from: Path | None = None
+    extra_images: list[ExtraImages] = field(default_factory=list)
+
+
+def resume_config(saved: SavedModel, requested: Mapping[str, Any]) -> tuple[NetworkConfig, TrainConfig]:
+    """The configs to continue the checkpoint ``saved`` with, given the settings the user
+    asked for (``requested``, e.g. the flags given with ``--resume``).
+
+    Every setting is the checkpoint's; one asked for with another value is refused (a
+    :class:`ConfigError` naming each), except ``epochs``: a larger value extends the run.
+    The ``linear`` and ``cosine`` schedules are spread over ``epochs``, so extending such a
+    run changes the learning rate of the epochs still to come (the header says so); the
+    epochs already trained keep theirs. ``engine: auto`` agrees with any engine.
+    """
+    net, train = saved.net.config, saved.train_config
+    if train is None:
+        raise ModelFileError("The checkpoint has no training settings; it cannot be resumed. Start a new run.")
+    have = {**net.to_dict(), **train.to_dict(), "layers": tuple(net.layers), "features": tuple(net.features)}
+    clash = []
+    for key, value in requested.items():
+        if key == "epochs" or (key == "engine" and value == "auto"):
+            continue
+        if key not in have:
+            continue
+        want = value
+        if key in NETWORK_SETTINGS:
+            want = getattr(NetworkConfig.from_dict({**net.to_dict(), key: value}), key)
+        elif key in TRAIN_SETTINGS:
+            want = getattr(TrainConfig.from_dict({**train.to_dict(), key: value}), key)
+        if want != have[key]:
+            shown = ",".join(map(str, have[key])) if isinstance(have[key], tuple) else have[key]
+            clash.append((key, shown))
+    if clash:
+        raise ConfigError(
+            "The checkpoint continues its own settings: "
+            + "; ".join(f"it has {{{k}}} {v}" for k, v in clash)
+            + f". Leave out {', '.join('{' + k + '}' for k, _ in clash)} (or give the checkpoint's values), "
+            "or start a new run without resuming.",
+            setting=tuple(k for k, _ in clash),
+        )
+    epochs = requested.get("epochs", train.epochs)
+    if epochs != train.epochs:
+        train = TrainConfig.from_dict({**train.to_dict(), "epochs": epochs})
+        if epochs <= saved.epoch:
+            raise ConfigError(f"The checkpoint has already trained {saved.epoch} epochs; to extend the run, set "
+                              f"{{epochs}} to more than {saved.epoch}.", setting="epochs")
+    return net, train
 
 
 def run_training(
     net_config: NetworkConfig,
     train_config: TrainConfig,
     out: str | os.PathLike,
-    dataset: Dataset | None = None,
+    dataset: Dataset | str | None = None,
     *,
     resume: str | os.PathLike | None = None,
-    on_start: Callable[[Trainer, Path], None] | None = None,
+    requested: Mapping[str, Any] | None = None,
+    extra_images: Sequence[str | os.PathLike] = (),
+    data_dir: str | os.PathLike | None = None,
+    replace: bool = False,
+    on_start: Callable[[RunStart], None] | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     progress: Callable[[int], None] | None = None,
     epoch_start: Callable[[int], None] | None = None,
     engine: str | None = None,
 ) -> RunResult:
-    """Train and save; see the module docstring. ``dataset`` defaults to MNIST."""
+    """Train and save; see the module docstring.
+
+    ``dataset`` is a :class:`Dataset` or a data set's name (loaded from ``data_dir``); it
+    defaults to MNIST, or to the checkpoint's. ``extra_images`` are folders of labelled
+    images added to the training set. With ``resume`` (a checkpoint) the configs given are
+    ignored in favour of the checkpoint's and ``requested`` (the settings the user asked
+    for) is checked against them (:func:`resume_config`). ``replace``: replace an existing
+    model file at ``out`` (or a checkpoint of an unfinished run next to it).
+    """
     out = Path(out)
     ckpt = checkpoint_path(out)
     check_writable(out)
-    data = dataset if dataset is not None else load_dataset("mnist")
+    saved = None
+    run_meta: dict[str, Any] = {}
     if resume is not None:
+        resume = Path(resume)
+        if not resume.is_file():
+            raise ModelFileError(
+                f"No checkpoint at {resume}. A run writes MODEL.ckpt.safetensors next to its model after every "
+                "epoch and removes it when training ends; check the name.", setting="resume")
         saved = load_model(resume, checkpoint=True)
-        net, train_config = saved.net, saved.train_config or train_config
+        net_config, train_config = resume_config(saved, requested or {})
+        run_meta = _stored_run(saved, resume)
+    # Resuming saves over the model of the same run (Ctrl-C saved it there).
+    same_run = resume is not None and os.path.abspath(resume) == os.path.abspath(ckpt)
+    if not replace and not same_run:
+        if out.exists():
+            raise ModelFileError(f"{out} already exists, and training would replace it. Choose another {{out}}, "
+                                 "or allow replacing it ({force}).", setting=("out", "force"))
+        if resume is None and ckpt.exists():
+            raise ModelFileError(
+                f"{ckpt} is the checkpoint of an unfinished run. Continue it ({{resume}} {ckpt}), choose another "
+                "{out}, or allow replacing it ({force}).", setting=("resume", "out", "force"))
+
+    # The data: the checkpoint's data set, folder and extra images unless given.
+    if saved is not None:
+        if isinstance(dataset, str) and dataset != saved.dataset:
+            raise ConfigError(f"The checkpoint was trained on {saved.dataset}; leave out {{dataset}} or give "
+                              f"{saved.dataset}.", setting="dataset")
+        if dataset is None or isinstance(dataset, str):
+            dataset = saved.dataset
+        if data_dir is None:
+            data_dir = run_meta.get("data_dir")
+        stored = run_meta.get("extra_images", [])
+        if extra_images and [str(f) for f in extra_images] != [e["folder"] for e in stored]:
+            raise ConfigError(
+                "The checkpoint was trained with extra images from "
+                f"{', '.join(e['folder'] for e in stored) or 'no folder'}; leave out {{extra_images}} or give the "
+                "same folders.", setting="extra_images")
+        extra_images = [e["folder"] for e in stored]
+    if isinstance(dataset, Dataset):
+        data = dataset
+    else:
+        data = load_dataset(dataset or "mnist", data_dir)
+    extras: list[ExtraImages] = []
+    if extra_images:
+        from digitnet.data.folder import add_to_training, load_folder
+
+        for folder in extra_images:
+            split = load_folder(folder, len(data.classes))
+            before = len(data.train)
+            data = add_to_training(data, split)
+            extras.append(ExtraImages(str(folder), len(split), _split_digest(split), before))
+    if saved is not None:
+        for got, want in zip(extras, run_meta.get("extra_images", [])):
+            if got.sha256 != want["sha256"]:
+                raise DataError(
+                    f"The images in {got.folder} changed since the checkpoint was written ({want['count']} then, "
+                    f"{got.count} now, different pixels or labels); the resumed run would not be the same run. "
+                    "Put the folder back as it was, or start a new run.")
+    run_meta = {"extra_images": [e.to_dict() for e in extras],
+                "data_dir": None if data_dir is None else os.path.abspath(data_dir)}
+
+    if saved is not None:
+        net = saved.net
         initial = saved.initial or saved.net.copy()
-        data = dataset if dataset is not None else load_dataset(saved.dataset)
     else:
         net = Network.create(net_config, seed=train_config.seed)
         initial = net.copy()
@@ -87,38 +267,44 @@ def run_training(
     if train_config.train_size is not None:
         train_split = train_split.subset(train_config.train_size)
     trainer = Trainer(net, train_split, train_config, test=data.test, validation=validation, engine=engine)
-    if resume is not None:
+    if saved is not None:
         trainer.epoch = saved.epoch
         trainer.history = saved.history or History()
         trainer.optimizer.load_state(saved.extra)
     else:
         trainer.measure_initial()
     if on_start is not None:
-        on_start(trainer, ckpt)
+        on_start(RunStart(trainer, ckpt, extras, saved.epoch if saved else None,
+                          saved.train_config.epochs if saved else None))
 
     def save_final() -> Path:
-        return save_model(out, trainer.net, trainer.history, trainer.config, initial, data.name, data.classes)
+        return save_model(out, trainer.net, trainer.history, trainer.config, initial, data.name, data.classes,
+                          run=run_meta)
 
     try:
         while not trainer.done:
             if epoch_start is not None:
                 epoch_start(trainer.epoch)
             rec = trainer.run_epoch(progress)
-            save_checkpoint(ckpt, trainer, initial, data.name, data.classes)
+            save_model(ckpt, trainer.net, trainer.history, trainer.config, initial, data.name, data.classes,
+                       checkpoint=True, epoch=trainer.epoch, extra=trainer.optimizer.state(), run=run_meta)
             if on_epoch is not None:
                 on_epoch(rec)
     except DivergenceError as e:
         if trainer.epoch > 0:
             save_final()
-            raise DivergenceError(f"{e} Saved the last good model (epoch {trainer.epoch}) to {out}.") from None
-        raise DivergenceError(f"{e} Nothing was saved: the first epoch already diverged.") from None
+            raise DivergenceError(f"{e.template} Saved the last good model (epoch {trainer.epoch}) to {out}.",
+                                  setting=e.settings) from None
+        raise DivergenceError(f"{e.template} Nothing was saved: the first epoch already diverged.",
+                              setting=e.settings) from None
     except KeyboardInterrupt:
         save_final()
-        return RunResult(trainer.net, trainer.history, out, ckpt, interrupted=True)
+        return RunResult(trainer.net, trainer.history, out, ckpt, interrupted=True,
+                         resume_from=ckpt if ckpt.is_file() and trainer.epoch > 0 else None, extra_images=extras)
     trainer.finish()
     save_final()
     try:
         ckpt.unlink()
     except OSError:
         pass
-    return RunResult(trainer.net, trainer.history, out, ckpt)
+    return RunResult(trainer.net, trainer.history, out, ckpt, extra_images=extras)

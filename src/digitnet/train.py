@@ -18,13 +18,13 @@ from typing import Callable
 
 import numpy as np
 
-from digitnet.augment import distort
+from digitnet import engines
 from digitnet.config import TrainConfig
 from digitnet.data.datasets import Split
-from digitnet.errors import ConfigError, DivergenceError
+from digitnet.errors import ConfigError, DivergenceError, NotLearning
+from digitnet.history import EpochRecord, History
 from digitnet.metrics import accuracy
-from digitnet.nn import compiled, fast
-from digitnet.nn.network import Network, backprop, feedforward_batched, total_cost
+from digitnet.nn.network import Network, feedforward_batched, total_cost
 from digitnet.optim import make_optimizer
 
 
@@ -55,9 +55,13 @@ def _finite(net: Network) -> bool:
 
 
 class Trainer:
-    """Trains a network on a training split; can run, step one mini-batch, or one epoch.
+    """Trains a network on a training split: one mini-batch (:meth:`step`), the rest of an
+    epoch (:meth:`run_epoch`), or, through :func:`train`, every epoch.
 
-    The web app drives it a batch at a time; :func:`train` runs it to the end.
+    The engine that takes the steps (:mod:`digitnet.engines`) is chosen once, here:
+    ``engine`` if given, else ``config.engine`` (``auto``: the fastest that supports the
+    config). ``self.config`` is the config with the engine that runs, so a model file saved
+    from it records that engine. The web app drives a Trainer a batch at a time.
     """
 
     def __init__(
@@ -75,53 +79,49 @@ class Trainer:
         if n_pixels != net.config.layers[0]:
             raise ConfigError(
                 f"The network's first layer has {net.config.layers[0]} inputs but the images have "
-                f"{n_pixels} pixels. Use --layers {n_pixels},...,10."
+                f"{n_pixels} pixels. Set {{layers}} to {n_pixels},...,10.", setting="layers"
             )
         if int(train.y.max()) >= net.config.layers[-1]:
             raise ConfigError(
                 f"The labels go up to {int(train.y.max())} but the output layer has only "
-                f"{net.config.layers[-1]} neurons."
+                f"{net.config.layers[-1]} neurons (see {{layers}}).", setting="layers"
             )
+        if config.augment and math.isqrt(n_pixels) ** 2 != n_pixels:
+            raise ConfigError(
+                f"Augmentation moves pixels of square images, but the inputs have {n_pixels} "
+                "values. Turn {augment} off for this data.", setting="augment"
+            )
+        name = engines.choose(net, config, engine)
+        self.config = config = config.replace(engine=name)
+        self.engine = name  # 'numba', 'numpy' or 'reference'
         self.net = net
         self.train_split = train
-        self.config = config
         self.test = test
         self.validation = validation
-        self.dtype = np.dtype(net.config.dtype)
         # Inputs as the first layer sees them (deskewed if the network says so), once.
         self.x = net.prepare_split(train)
         self._test_x = net.prepare_split(test) if test is not None else None
         self._validation_x = net.prepare_split(validation) if validation is not None else None
         self.y = train.y
+        self.decay = config.lmbda / len(self.x)  # L2 weight decay per step, in every engine
         self.optimizer = make_optimizer(config.optimizer, net.params, config.momentum, config.beta2)
+        images = np.asarray(train.images)
+        raw = net.config.preprocess == "none" and net.config.dtype == "float32" and images.dtype == np.uint8
+        self._engine = engines.make(name, engines.Batches(net, self.x, self.y, config, self.optimizer,
+                                                          images if raw else None))  # raw: x is images / 255
         self.history = History()
         self.epoch = 0  # epochs completed
-        self._order: np.ndarray | None = None
+        self._order: np.ndarray | None = None  # this epoch's shuffle; None between epochs
+        self._eta = 0.0  # this epoch's learning rate
         self._batch = 0  # next batch index within the current epoch
         self._epoch_seconds = 0.0
         self._best: tuple[float, int, list] | None = None
-        self._noise: np.random.Generator | None = None  # dropout masks and augmentation, per epoch
         self._cost_sum = 0.0  # sum of this epoch's mini-batch costs (train_metrics="batches")
-        if config.augment:
-            side = math.isqrt(n_pixels)
-            if side * side != n_pixels:
-                raise ConfigError(
-                    f"Augmentation moves pixels of square images, but the inputs have {n_pixels} "
-                    "values. Turn augmentation off for this data."
-                )
-        self.use_fast = True  # False forces the reference path (backprop + optimizer) for every step
-        # Which fast path trains dense networks with plain SGD: 'numba' (nn/compiled.py) or
-        # 'numpy' (nn/fast.py); `engine` (or $DIGITNET_ENGINE) 'auto' picks numba where installed.
-        self.engine = compiled.choose_engine(engine)
-        self._fast: tuple[TrainConfig, fast.FastSGD | compiled.CompiledSGD | None] | None = None  # (config, path)
-        self._fast_path()  # made now, so that compiling (or loading) the numba engine is not epoch time
 
     @property
     def step_engine(self) -> str:
-        """What takes the gradient steps: 'numba', 'numpy' (the fused paths) or 'reference'
-        (backprop + optimizer: conv layers, momentum/Adam, dropout, augmentation)."""
-        path = self._fast_path()
-        return "reference" if path is None else ("numba" if isinstance(path, compiled.CompiledSGD) else "numpy")
+        """The engine's name (as :attr:`engine`)."""
+        return self.engine
 
     @property
     def batches_per_epoch(self) -> int:
@@ -154,123 +154,55 @@ class Trainer:
         if self.test is not None:
             self.history.initial_test_accuracy = self._accuracy(self._test_x, self.test.y)
 
-    def step(self) -> float:
-        """One mini-batch: backpropagate and step downhill. Returns the batch's cost.
-
-        Raises :class:`DivergenceError` if the cost is no longer finite.
-        """
-        cfg = self.config
-        self._start_epoch()
-        idx = self._order[self._batch * cfg.batch_size : (self._batch + 1) * cfg.batch_size]
-        path = self._fast_path()
-        if path is not None:
-            return self._fast_step(path, idx)
-        x, y = self.x[idx], self.y[idx]
-        if cfg.augment or cfg.dropout:
-            if self._noise is None:  # one stream per epoch, like the shuffle, so resuming replays it
-                self._noise = np.random.default_rng([cfg.seed, self.epoch, 1])
-            if cfg.augment:
-                x = distort(x, self._noise, cfg)
-        with np.errstate(over="ignore", invalid="ignore"):
-            grad = backprop(self.net, x, y, cfg.dropout, self._noise) if cfg.dropout else backprop(self.net, x, y)
-            if not math.isfinite(grad.cost):
-                raise DivergenceError(self._divergence_message())
-            grads = grad.layers  # one dict per layer, aligned with net.params ({} for pool/flatten)
-            if cfg.lmbda:
-                # L2 regularisation adds lmbda/(2 n) sum w^2 to the cost, so dC/dw gains (lmbda/n) w.
-                decay = cfg.lmbda / len(self.x)
-                for g, p in zip(grads, self.net.params):
-                    if "w" in g:
-                        g["w"] = g["w"] + np.asarray(decay, self.dtype) * p["w"]
-            self.optimizer.step(self.net.params, grads, epoch_eta(cfg, self.epoch))
-        if cfg.record_batch_cost:
-            self.history.batch_costs.append(grad.cost)
-        self._cost_sum += grad.cost
-        self._batch += 1
-        return grad.cost
-
-    def _start_epoch(self) -> None:
-        if self._order is None:
-            self._order = epoch_order(self.config.seed, self.epoch, len(self.x))
-            self._batch = 0
-
-    def _fast_path(self) -> "fast.FastSGD | compiled.CompiledSGD | None":
-        """The fused path for the current config (made on first use), or None where the
-        config needs the reference path (other layers, optimizers, dropout, ...)."""
-        cfg = self.config
-        if not self.use_fast:
-            return None
-        if self._fast is None or self._fast[0] is not cfg:
-            path = None
-            if fast.supports(self.net, cfg):
-                if self.engine == "numba":
-                    images = np.asarray(self.train_split.images)
-                    raw = (self.net.config.preprocess == "none" and self.dtype == np.float32
-                           and images.dtype == np.uint8)  # then self.x is exactly images / 255
-                    path = compiled.CompiledSGD(self.net, self.x, self.y, images if raw else None)
-                else:
-                    path = fast.FastSGD(self.net, self.x, self.y)
-            self._fast = (cfg, path)
-        return self._fast[1]
-
-    def _compiled_steps(self, path: "compiled.CompiledSGD", k: int) -> None:
-        """Up to ``k`` more mini-batches of this epoch in one compiled call."""
-        cfg = self.config
-        self._start_epoch()
-        n, m = len(self.x), cfg.batch_size
+    def _batches(self, k: int) -> float:
+        """The one door to the engine: up to ``k`` more mini-batches of the current epoch
+        (starting it if needed). Returns the last batch's cost; raises
+        :class:`DivergenceError` at a cost that is not finite (that step was not taken)."""
+        cfg, n, m = self.config, len(self.x), self.config.batch_size
+        if self._order is None:  # a new epoch: its shuffle and learning rate, once
+            self._order, self._batch = epoch_order(cfg.seed, self.epoch, n), 0
+            self._eta = epoch_eta(cfg, self.epoch)
+            self._engine.begin_epoch(self.epoch)
         start = self._batch * m
-        full = min(k, (n - start) // m)
-        costs = path.steps(self._order, start, max(full, 1), m if full else n - start,
-                           epoch_eta(cfg, self.epoch), cfg.lmbda / n)
+        full = min(k, (n - start) // m)  # whole batches; else the epoch's last, partial one
+        costs = self._engine.steps(self._order, start, max(full, 1), m if full else n - start, self._eta, self.decay)
         for cost in costs.tolist():
-            self._count_fast_batch(cost)
-
-    def _fast_step(self, path: "fast.FastSGD | compiled.CompiledSGD", idx: np.ndarray) -> float:
-        """:meth:`step` by a fused path (plain SGD, same math as the reference)."""
-        cfg = self.config
-        with np.errstate(over="ignore", invalid="ignore"):
-            cost = path.step(idx, epoch_eta(cfg, self.epoch), cfg.lmbda / len(self.x))
-        self._count_fast_batch(cost)
+            if not math.isfinite(cost):
+                raise DivergenceError(self._divergence_message(), setting="eta")
+            if cfg.record_batch_cost:
+                self.history.batch_costs.append(cost)
+            self._cost_sum += cost
+            self._batch += 1
         return cost
 
-    def _count_fast_batch(self, cost: float) -> None:
-        """Book a batch a fused path has stepped, or raise if its cost was not finite
-        (the path then left the weights alone)."""
-        if not math.isfinite(cost):
-            raise DivergenceError(self._divergence_message())
-        if self.config.record_batch_cost:
-            self.history.batch_costs.append(cost)
-        self._cost_sum += cost
-        self._batch += 1
+    def step(self) -> float:
+        """One mini-batch: backpropagate and step downhill. Returns the batch's cost (before
+        the step). Raises :class:`DivergenceError` if the cost is no longer finite."""
+        return self._batches(1)
 
     def _divergence_message(self) -> str:
         return (
             f"Training diverged in epoch {self.epoch + 1}: the cost became NaN or infinite "
-            f"(learning rate {epoch_eta(self.config, self.epoch):g}). Try a smaller learning rate, "
-            f"e.g. --eta {self.config.eta / 10:g}. The weights from the last good epoch were kept."
+            f"(learning rate {self._eta:g}). Try a smaller learning rate ({{eta}}), "
+            f"e.g. {self.config.eta / 10:g}. The weights from the last good epoch were kept."
         )
 
     def run_epoch(self, progress: Callable[[int], None] | None = None) -> EpochRecord:
         """Finish the current epoch (all its remaining mini-batches) and record it.
 
-        ``progress(k)`` is called now and then with the number of batches done since the
-        last call. On divergence the weights are reset to the last completed epoch's.
+        ``progress(k)`` is called about 100 times an epoch with the number of batches done
+        since the last call. On divergence the weights are reset to the last completed epoch's.
         """
         good = self.net.copy()
         start = time.perf_counter()
         n_batches = self.batches_per_epoch
+        tick = max(1, n_batches // 100)
         try:
-            tick = max(1, n_batches // 100)
-            last = self._batch
-            while self._batch < n_batches:
-                path = self._fast_path()
-                if isinstance(path, compiled.CompiledSGD):
-                    self._compiled_steps(path, min(tick, n_batches - self._batch))
-                else:
-                    self.step()
-                if progress is not None and (self._batch - last >= tick or self._batch == n_batches):
-                    progress(self._batch - last)
-                    last = self._batch
+            while self._order is None or self._batch < n_batches:
+                before = self._batch if self._order is not None else 0
+                self._batches(min(tick, n_batches - before))
+                if progress is not None:
+                    progress(self._batch - before)
         except DivergenceError:
             self.net.params[:] = good.params
             self._order = None
@@ -280,7 +212,7 @@ class Trainer:
 
     def _finish_epoch(self, good: Network) -> EpochRecord:
         cfg = self.config
-        eta = epoch_eta(cfg, self.epoch)
+        eta = self._eta
         if cfg.train_metrics == "batches":
             # The mean cost of the epoch's mini-batches (taken before each step): no extra pass.
             out, cost = None, self._cost_sum / max(self._batch, 1)
@@ -291,7 +223,7 @@ class Trainer:
         if not (math.isfinite(cost) and _finite(self.net)):
             self.net.params[:] = good.params
             self._order = None
-            raise DivergenceError(self._divergence_message())
+            raise DivergenceError(self._divergence_message(), setting="eta")
         rec = EpochRecord(
             epoch=self.epoch + 1,
             cost=cost,
@@ -311,7 +243,6 @@ class Trainer:
             self.history.stopped_epoch = rec.epoch
         self.epoch += 1
         self._order = None
-        self._noise = None
         self._cost_sum = 0.0
         self._batch = 0
         self._epoch_seconds = 0.0
@@ -339,9 +270,9 @@ def train(
     ``on_epoch(record)`` is called after every epoch; ``progress(k)`` as batches complete.
     Raises :class:`DivergenceError` (with the last good weights restored) when the cost
     becomes NaN or infinite. A ``KeyboardInterrupt`` propagates with ``net`` holding the
-    last completed epoch's weights, so the caller can save them. ``engine`` picks the fast
-    path of plain SGD on dense networks: 'auto' (the default, or $DIGITNET_ENGINE), 'numba'
-    or 'numpy' (see :mod:`digitnet.nn.compiled`).
+    last completed epoch's weights, so the caller can save them. ``engine`` (else
+    ``config.engine``) names the engine that takes the steps: 'auto' (the fastest that
+    supports the config), 'numba', 'numpy' or 'reference' (see :mod:`digitnet.engines`).
     """
     trainer = Trainer(net, train_split, config, test, validation, engine=engine)
     trainer.measure_initial()
@@ -351,3 +282,26 @@ def train(
             on_epoch(rec)
     trainer.finish()
     return trainer.history
+
+
+def not_learning(history: History, net: Network) -> NotLearning | None:
+    """A warning when the last epoch shows the network is not learning, else None.
+
+    Not a NaN (a sigmoid's cost cannot overflow), but no progress either: the cost is no
+    lower than before training, or the training accuracy is near chance while the weights
+    have blown up — typically steps so long that every neuron saturates. The CLI and the
+    web page show it; its message names the setting ``{eta}`` (see :meth:`NotLearning.render`).
+    """
+    if not history.epochs:
+        return None
+    rec, before, chance = history.epochs[-1], history.initial_cost, 1 / net.config.layers[-1]
+    acc = rec.train_accuracy
+    stuck = acc == acc and acc < 2 * chance  # (NaN: not measured)
+    blown = max(float(abs(v).max()) for p in net.params for v in p.values()) > 1e3
+    if not ((stuck and blown) or (before is not None and rec.cost >= before)):
+        return None
+    shown = "-" if acc != acc else f"{100 * acc:.2f}%"
+    return NotLearning(
+        f"after epoch {rec.epoch} the network is not learning (cost {rec.cost:.4f}, training accuracy "
+        f"{shown}). The learning rate {rec.eta:g} is probably too large; try a smaller {{eta}}, "
+        f"e.g. {rec.eta / 10:g}.", setting="eta")

@@ -1,4 +1,4 @@
-"""Helpers shared by the CLI modules: JSON output and tables."""
+"""Helpers shared by the CLI modules: JSON output, tables, flags for settings, progress bars."""
 
 from __future__ import annotations
 
@@ -27,3 +27,50 @@ def table(rows: list[list[str]], header: list[str] | None = None) -> str:
 
 def pct(v: float | None) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}%"
+
+
+def flag(setting: str) -> str:
+    """A setting's flag: ``batch_size`` -> ``--batch-size``."""
+    return "--" + setting.replace("_", "-")
+
+
+def cli_message(err) -> str:
+    """A :class:`~digitnet.errors.DigitnetError`'s message in the command line's words: each
+    setting it names (``{eta}`` in its template) written as its flag (``--eta``)."""
+    render = getattr(err, "render", None)
+    return render(flag) if render is not None else str(err)
+
+
+class _LineProgress:
+    """A progress 'bar' for logs: nothing while it runs, one plain line when it closes."""
+
+    def __init__(self, total: int, desc: str, unit: str):
+        import time
+
+        self.total, self.desc, self.unit, self.n = total, desc, unit, 0
+        self._clock = time.perf_counter
+        self._start = self._clock()
+        self._closed = False
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            click.echo(f"{self.desc}: {self.n:,}/{self.total:,} {self.unit}s in {self._clock() - self._start:.1f} s",
+                       err=True)
+
+
+def progress_bar(total: int, desc: str, unit: str = "item"):
+    """A progress bar on stderr with ``update(k)`` and ``close()``: redrawn in place (tqdm)
+    when stderr is a terminal; otherwise (a log, a pipe, CI) one plain line when it closes,
+    instead of hundreds of redrawn bars."""
+    import sys
+
+    stream = click.get_text_stream("stderr")
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        return _LineProgress(total, desc, unit)
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr, dynamic_ncols=True, mininterval=0.2)

@@ -7,10 +7,10 @@ the products go to BLAS and the element-wise work is loops, with no Python in be
 Where most inputs are 0 (four in five MNIST pixels are), the first layer's products skip
 them: the inputs are kept as compressed rows and no batch is gathered at all.
 
-This engine is optional. It needs Numba and SciPy (Numba's ``np.dot`` calls SciPy's
-BLAS): ``pip install 'digitnet[fast]'``. Without them, or with ``DIGITNET_ENGINE=numpy``,
-training uses the NumPy path, which stays the tested reference: ``tests/test_compiled.py``
-checks that both agree, for every activation and cost, to float rounding.
+This is the ``numba`` engine of :mod:`digitnet.engines`. It is optional: it needs Numba
+and SciPy (Numba's ``np.dot`` calls SciPy's BLAS): ``pip install 'digitnet[fast]'``.
+Without them ``auto`` picks the NumPy engine; ``tests/test_engines.py`` checks that every
+engine agrees with the reference, and ``tests/test_compiled.py`` the kernels themselves.
 
 The first use compiles the kernels (a few seconds) and caches them on disk beside this
 file, so later runs start at once.
@@ -19,7 +19,6 @@ file, so later runs start at once.
 from __future__ import annotations
 
 import importlib.util
-import os
 
 import numpy as np
 
@@ -28,9 +27,7 @@ from digitnet.errors import ConfigError
 from digitnet.nn.fast import _BlasLimited
 from digitnet.nn.network import Network
 
-ENGINES = ("auto", "numpy", "numba")
 SPARSE_BELOW = 0.3  # inputs this dense or less (the fraction not 0) use the sparse first layer
-ENGINE_ENV = "DIGITNET_ENGINE"
 _ACT = {"sigmoid": 0, "tanh": 1, "relu": 2, "identity": 3, "softmax": 4}
 _COST = {"quadratic": 0, "cross-entropy": 1}
 
@@ -41,22 +38,6 @@ def missing() -> str | None:
         if importlib.util.find_spec(module) is None:
             return f"{module} is not installed (pip install 'digitnet[fast]')"
     return None
-
-
-def choose_engine(engine: str | None = None) -> str:
-    """'numba' or 'numpy': ``engine`` (or $DIGITNET_ENGINE, or 'auto') resolved.
-
-    'auto' is the compiled engine where Numba and SciPy are installed, else NumPy.
-    """
-    wanted = (engine or os.environ.get(ENGINE_ENV) or "auto").strip().lower()
-    if wanted not in ENGINES:
-        source = "the engine" if engine else f"${ENGINE_ENV}"
-        raise ConfigError(f"{source} is {wanted!r}; choose one of {', '.join(ENGINES)}.")
-    if wanted == "auto":
-        return "numba" if missing() is None else "numpy"
-    if wanted == "numba" and (why := missing()) is not None:
-        raise ConfigError(f"The numba engine cannot run: {why}. Or use the numpy engine.")
-    return wanted
 
 
 class CompiledSGD(_BlasLimited):

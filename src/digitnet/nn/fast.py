@@ -34,58 +34,20 @@ is noticed at the next step, whose values are then copied in.
 
 The results agree with the reference path to float rounding (the sums are reordered),
 not bit for bit; they are bit-reproducible for a seed. ``tests/test_fast.py`` checks
-both for every activation and cost this path supports.
+both for every activation and cost this path supports. It is the ``numpy`` engine of
+:mod:`digitnet.engines`, which says which networks and settings it trains.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 
 import numpy as np
 
-from digitnet.config import NetworkConfig, TrainConfig
+from digitnet.config import NetworkConfig
 from digitnet.errors import ConfigError
 from digitnet.nn.network import Network, total_cost
-
-# TrainConfig fields this path implements, or that do not change a step; every *other*
-# field must keep its default, so dropout, augmentation, early stopping and options added
-# later turn the fast path off until it learns them.
-_HANDLED = frozenset(
-    {
-        "epochs", "batch_size", "eta", "seed", "schedule", "eta_min", "step_every", "step_factor",
-        "warmup_epochs", "lmbda", "validation", "keep_best", "record_batch_cost", "train_size", "train_metrics",
-        "optimizer", "momentum", "beta2",
-        # read only when `augment` names a distortion, and `augment` itself turns this path off
-        "max_shift", "max_rotation", "elastic_alpha", "elastic_sigma",
-    }
-)
-
-
-def unsupported_reason(net: Network, config: TrainConfig) -> str | None:
-    """Why the fast path cannot train ``net`` with ``config``, or None if it can."""
-    if any(kind != "dense" for kind in net.kinds):
-        return "the network has layers other than dense ones"
-    if config.optimizer != "sgd":
-        return f"the optimizer is {config.optimizer!r}, not plain 'sgd'"
-    for f in dataclasses.fields(config):
-        if f.name in _HANDLED:
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING
-        )
-        if getattr(config, f.name) != default:
-            return f"the option {f.name!r} is set"
-    if len(net.params) != len(net.config.layers) - 1:
-        return "the network's parameters do not match its layer sizes"
-    return None
-
-
-def supports(net: Network, config: TrainConfig) -> bool:
-    """Whether :class:`FastSGD` can train ``net`` with ``config``."""
-    return unsupported_reason(net, config) is None
-
 
 # OpenBLAS splits a matrix product over threads once m * n * k reaches about 4 * 65536
 # multiply-adds; below that it uses one thread anyway.
@@ -247,8 +209,8 @@ class FastSGD(_BlasLimited):
     >>> fast = FastSGD(net, train.x, train.y)
     >>> cost = fast.step(order[:10], eta=3.0)   # the batch's average cost before the step
 
-    ``decay`` is L2 weight decay per step as :class:`digitnet.train.Trainer` applies it
-    (``lmbda / n_train``): ``w <- (1 - eta decay) w - eta nabla_w``.
+    ``decay`` is L2 weight decay per step (``lmbda / n_train``, see :mod:`digitnet.engines`):
+    ``w <- (1 - eta decay) w - eta nabla_w``.
     """
 
     def __init__(self, net: Network, x: np.ndarray, y: np.ndarray):

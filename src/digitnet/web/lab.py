@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digitnet import engines
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset, Split, load_mnist
 from digitnet.errors import DigitnetError, DivergenceError, ModelFileError
@@ -204,12 +205,13 @@ class Lab:
     def _trainer(self) -> Trainer:
         job = self.job
         if job.trainer is None:
-            # The numpy engine: the page trains a batch at a time and yields to predictions
-            # between batches, so a faster step gains it little, and the load test's latencies
-            # (benchmarks/loadtest.py, README "Reliability") were measured with this engine.
+            # The numpy engine where it can (else the reference): the page trains a batch at a
+            # time and yields to predictions between batches, so a faster step gains it little,
+            # and the load test's latencies (benchmarks/loadtest.py, README "Reliability") were
+            # measured with this engine.
             t = Trainer(job.net, self._train_split(job), job.train_config, test=self.data.test,
                         validation=self._validation_splits()[1] if job.train_config.validation else None,
-                        engine="numpy")
+                        engine=engines.fastest(job.net, job.train_config, ("numpy", "reference")))
             t.history = job.history
             t.epoch = job.epoch
             job.trainer = t

@@ -1,0 +1,183 @@
+"""Every training engine of digitnet.engines.ENGINES against the definition of a step:
+backpropagation, the L2 term added to dC/dw, then the optimizer's update.
+
+One test, parametrized over the engine table: a new engine is checked by adding it to the
+table. An engine that says it cannot train a case (``supports`` gives a reason) is skipped
+for that case, and the reason must name the engine. Tolerances: in float64 the engines
+differ only in the order of float operations, so they agree to 1e-10 after several steps;
+in float32 to 1e-4 relative (float32 rounding, amplified a little by each step).
+"""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from digitnet import engines
+from digitnet.config import NetworkConfig, TrainConfig
+from digitnet.data.datasets import Split
+from digitnet.errors import ConfigError, DivergenceError
+from digitnet.nn.network import Network, backprop
+from digitnet.optim import make_optimizer
+from digitnet.train import Trainer
+
+HIDDEN = ("sigmoid", "tanh", "relu")
+OUTPUT = ("sigmoid", "softmax", "tanh", "relu", "identity")
+DENSE = [
+    dict(layers=(12, 9, 7, 5), activation=h, output_activation=o, cost=c)
+    for h in HIDDEN
+    for o in OUTPUT
+    for c in ("quadratic", "cross-entropy")
+    if c == "quadratic" or o in ("sigmoid", "softmax")
+]
+# Settings beyond the activations: weight decay, other optimizers, a conv net, dropout.
+OTHER = [
+    (dict(layers=(12, 9, 5)), dict(lmbda=0.5)),
+    (dict(layers=(12, 9, 5)), dict(optimizer="nesterov", momentum=0.8)),
+    (dict(layers=(12, 9, 5), activation="relu", output_activation="softmax", cost="cross-entropy"),
+     dict(optimizer="adam", eta=0.01, lmbda=0.3)),
+    (dict(layers=(16, 5), features=("conv:2:3", "pool:2"), activation="relu", output_activation="softmax",
+          cost="cross-entropy"), dict(optimizer="momentum", eta=0.1)),
+]
+CASES = [(net, {}) for net in DENSE] + OTHER
+IDS = ["-".join(f"{v}" for k, v in net.items() if k != "layers") + ("-" + "-".join(map(str, t.values())) if t else "")
+       for net, t in CASES]
+
+
+def _data(n_in, dtype, n=60, seed=7):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, n_in)).astype(dtype), rng.integers(0, 5, n)
+
+
+def _by_definition(net, x, y, batches, cfg, eta, decay):
+    """Each batch: backprop, dC/dw += decay w, the optimizer's step."""
+    opt = make_optimizer(cfg.optimizer, net.params, cfg.momentum, cfg.beta2)
+    costs = []
+    for idx in batches:
+        g = backprop(net, x[idx], y[idx])
+        grads = g.layers
+        for gr, p in zip(grads, net.params):
+            if "w" in gr:
+                gr["w"] = gr["w"] + np.asarray(decay, p["w"].dtype) * p["w"]
+        opt.step(net.params, grads, eta)
+        costs.append(g.cost)
+    return costs
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("net_kw,train_kw", CASES, ids=IDS)
+@pytest.mark.parametrize("name", list(engines.ENGINES))
+def test_engine_agrees_with_the_definition(name, net_kw, train_kw, dtype):
+    cfg = TrainConfig(**{"eta": 0.5, "lmbda": 0.1, **train_kw})
+    net = Network.create(NetworkConfig(**net_kw, dtype=dtype), seed=3)
+    why = engines.ENGINES[name].supports(net, cfg)
+    if why is not None:
+        assert name in why  # the reason says which engine cannot, and why
+        pytest.skip(why)
+    x, y = _data(net_kw["layers"][0], dtype)
+    ref = net.copy()
+    opt = make_optimizer(cfg.optimizer, net.params, cfg.momentum, cfg.beta2)
+    engine = engines.make(name, engines.Batches(net, x, y, cfg.replace(engine=name), opt))
+    order = np.random.default_rng(11).permutation(len(x))
+    decay = cfg.lmbda / len(x)
+    steps = 6 if dtype == "float64" else 4
+    engine.begin_epoch(0)
+    # Batches of 10, then a last one of 7 (a partial batch uses its own buffers).
+    got = list(engine.steps(order, 0, steps - 1, 10, cfg.eta, decay))
+    got += list(engine.steps(order, 10 * (steps - 1), 1, 7, cfg.eta, decay))
+    batches = [order[10 * s : 10 * s + 10] for s in range(steps - 1)] + [order[10 * (steps - 1) :][:7]]
+    want = _by_definition(ref, x, y, batches, cfg, cfg.eta, decay)
+    rtol, atol = (1e-10, 1e-12) if dtype == "float64" else (1e-4, 1e-5)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+    for p, q in zip(net.params, ref.params):
+        for k in p:
+            assert p[k].dtype == np.dtype(dtype)
+            np.testing.assert_allclose(p[k], q[k], rtol=rtol, atol=atol)
+    # The steps really moved the weights (so the comparison is not vacuous).
+    start = Network.create(NetworkConfig(**net_kw, dtype=dtype), seed=3)
+    assert not all(np.allclose(p["w"], q["w"]) for p, q in zip(net.params, start.params) if "w" in p)
+
+
+def _split(n=83, seed=0):
+    rng = np.random.default_rng(seed)
+    return Split(rng.integers(0, 256, (n, 4, 4), dtype=np.uint8), rng.integers(0, 5, n).astype(np.int64))
+
+
+def _train(engine, *, one_step_at_a_time=False, **config):
+    net = Network.create((16, 8, 5), seed=2)
+    trainer = Trainer(net, _split(), TrainConfig(**{"epochs": 2, "eta": 0.8, "lmbda": 0.1, "seed": 2, **config}),
+                      engine=engine)
+    while not trainer.done:
+        if one_step_at_a_time:
+            while trainer._order is None or trainer._batch < trainer.batches_per_epoch:
+                trainer.step()
+        trainer.run_epoch()
+    return trainer, net
+
+
+@pytest.mark.parametrize("name", list(engines.ENGINES))
+def test_trainer_with_each_engine_is_bit_reproducible_step_by_step_or_by_epoch(name):
+    """Trainer.step (the web page's way) and run_epoch (many batches per call) give the
+    same bits, and so does a second run; the trainer's config records the engine."""
+    if engines.ENGINES[name].supports(Network.create((16, 8, 5)), TrainConfig()) is not None:
+        pytest.skip(f"{name} cannot run here")
+    runs = [_train(name), _train(name), _train(name, one_step_at_a_time=True)]
+    first = runs[0][1]
+    assert runs[0][0].engine == runs[0][0].config.engine == name
+    assert len(runs[0][0].history.batch_costs) == 2 * 9  # 83 images in batches of 10
+    for trainer, net in runs[1:]:
+        assert trainer.history.batch_costs == runs[0][0].history.batch_costs
+        for p, q in zip(net.params, first.params):
+            assert p["w"].tobytes() == q["w"].tobytes() and p["b"].tobytes() == q["b"].tobytes()
+
+
+@pytest.mark.parametrize("name", list(engines.ENGINES))
+def test_divergence_with_each_engine_restores_the_last_good_epoch(name):
+    net = Network.create((16, 8, 5), seed=0, activation="relu", output_activation="identity")
+    if engines.ENGINES[name].supports(net, TrainConfig()) is not None:
+        pytest.skip(f"{name} cannot run here")
+    trainer = Trainer(net, _split(), TrainConfig(epochs=3, batch_size=10, eta=1e8), engine=name)
+    start = net.copy()
+    with pytest.raises(DivergenceError, match=r"smaller learning rate \(eta\)") as err:
+        trainer.run_epoch()
+    assert err.value.setting == "eta"
+    for p, q in zip(net.params, start.params):
+        assert p["w"].tobytes() == q["w"].tobytes()
+
+
+def test_auto_is_the_fastest_engine_that_supports_the_config(monkeypatch):
+    monkeypatch.delenv(engines.ENGINE_ENV, raising=False)
+    dense, conv = Network.create((16, 8, 5)), Network.create(NetworkConfig(layers=(16, 5), features=("conv:2:3",)))
+    fastest = "numba" if importlib.util.find_spec("numba") and importlib.util.find_spec("scipy") else "numpy"
+    assert engines.choose(dense, TrainConfig()) == fastest
+    assert engines.choose(dense, TrainConfig(optimizer="adam")) == "reference"
+    assert engines.choose(conv, TrainConfig()) == "reference"
+    assert engines.choose(dense, TrainConfig(dropout=0.2)) == "reference"
+    assert engines.choose(dense, TrainConfig(), "numpy") == "numpy"  # the argument, then the config
+    assert engines.choose(dense, TrainConfig(engine="reference")) == "reference"
+    monkeypatch.setenv(engines.ENGINE_ENV, "NumPy")  # $DIGITNET_ENGINE stands in for auto
+    assert engines.choose(dense, TrainConfig()) == "numpy"
+    assert engines.choose(dense, TrainConfig(engine="reference")) == "reference"
+
+
+def test_a_named_engine_that_cannot_train_the_config_is_an_error(monkeypatch):
+    monkeypatch.delenv(engines.ENGINE_ENV, raising=False)
+    dense = Network.create((16, 8, 5))
+    with pytest.raises(ConfigError, match="the numpy engine runs plain SGD on dense layers; these settings use "
+                                          "the adam optimizer. Set engine to auto or reference") as err:
+        engines.choose(dense, TrainConfig(optimizer="adam", engine="numpy"))
+    assert err.value.setting == "engine"
+    assert "--engine" in err.value.render(lambda s: "--" + s)
+    monkeypatch.setenv(engines.ENGINE_ENV, "numpy")
+    with pytest.raises(ConfigError, match=r"adam optimizer. Set \$DIGITNET_ENGINE to auto or reference"):
+        engines.choose(dense, TrainConfig(optimizer="adam"))
+    monkeypatch.setenv(engines.ENGINE_ENV, "cuda")
+    with pytest.raises(ConfigError, match=r"\$DIGITNET_ENGINE is 'cuda'; choose one of auto, numba, numpy, reference"):
+        engines.choose(dense, TrainConfig())
+    monkeypatch.delenv(engines.ENGINE_ENV)
+    from digitnet.nn import compiled
+
+    monkeypatch.setattr(compiled, "missing", lambda: "numba is not installed (pip install 'digitnet[fast]')")
+    assert engines.choose(dense, TrainConfig()) == "numpy"
+    with pytest.raises(ConfigError, match=r"numba engine cannot run here: numba is not installed"):
+        engines.choose(dense, TrainConfig(engine="numba"))
