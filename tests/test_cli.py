@@ -92,14 +92,17 @@ def test_predict_on_mnist_images_written_as_png(model, mnist, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "--eta", "-1"], "The 'eta' parameter must be > 0. Got -1.0 instead."),
+        (["train", "--eta", "-1"], "Error: --eta must be > 0. Got -1.0 instead."),
+        (["train", "--etta", "1"], "No such option '--etta'"),
+        (["train", "--output-activation", "tanh", "--cost", "cross-entropy"],
+         "set --output-activation to sigmoid or softmax (got 'tanh'), or --cost to quadratic"),
         (["train", "--layers", "784,abc,10"], "Layers must be comma-separated whole numbers"),
         (["train", "--layers", "100,10", "--epochs", "1"], "first layer has 100 inputs but the images have 784"),
         (["train", "--cost", "cross-entropy", "--output-activation", "tanh"], "cross-entropy cost needs outputs"),
         (["train", "--data-dir", "/nonexistent"], "does not exist"),
         (["train", "--out", "/nonexistent/dir/m.safetensors", "--epochs", "1", "--train-size", "100"], "does not exist"),
         (["evaluate", "missing.safetensors"], "No model file at missing.safetensors"),
-        (["train", "--resume", "missing.ckpt.safetensors"], "No model file at missing.ckpt.safetensors"),
+        (["train", "--resume", "missing.ckpt.safetensors"], "No checkpoint at missing.ckpt.safetensors."),
     ],
 )
 def test_errors_are_one_clear_line(args, message, tmp_path, monkeypatch):
@@ -109,6 +112,7 @@ def test_errors_are_one_clear_line(args, message, tmp_path, monkeypatch):
     assert message in r.output
     assert "Traceback" not in r.output
     assert r.output.strip().startswith("Error:") or "Usage:" in r.output
+    assert "--out missing" not in r.output  # (a missing checkpoint once suggested `--out missing...`)
 
 
 def test_predict_bad_image(model, tmp_path):
@@ -131,25 +135,36 @@ def test_train_warns_when_the_network_does_not_learn(tmp_path):
     r = CliRunner().invoke(main, ["train", "--eta", "1e9", "--epochs", "1", "--train-size", "1000", "--out", str(out)])
     assert r.exit_code == 0
     assert "Warning: after epoch 1 the network is not learning" in r.output and "try a smaller --eta" in r.output
-    ok = CliRunner().invoke(main, ["train", "--epochs", "1", "--train-size", "1000", "--out", str(out)])
-    assert "Warning" not in ok.output
+    ok = CliRunner().invoke(main, ["train", "--epochs", "1", "--train-size", "1000", "--out", str(out), "--force"])
+    assert ok.exit_code == 0 and "Warning" not in ok.output
 
 
 def test_train_engine_choice(tmp_path, monkeypatch):
-    """--engine (or $DIGITNET_ENGINE) picks what runs the steps; the JSON says which ran."""
+    """--engine (or $DIGITNET_ENGINE) picks what runs the steps; the JSON, the model file and
+    the header say which ran; a named engine that cannot run the settings is an error."""
     import importlib.util
 
+    from digitnet.model_io import load_model
+
     monkeypatch.delenv("DIGITNET_ENGINE", raising=False)
-    args = ["train", "--epochs", "1", "--train-size", "300", "--layers", "784,10", "--out", str(tmp_path / "m.safetensors"), "--json"]
-    r = CliRunner().invoke(main, args + ["--engine", "numpy"])
+    out = tmp_path / "m.safetensors"
+    args = ["train", "--epochs", "1", "--train-size", "300", "--layers", "784,10", "--out", str(out), "--force"]
+    r = CliRunner().invoke(main, args + ["--engine", "numpy", "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["engine"] == "numpy"
-    r = CliRunner().invoke(main, args + ["--optimizer", "adam", "--eta", "0.01"])
-    assert json.loads(r.output)["engine"] == "reference"  # Adam: the reference path, whatever the engine
+    assert json.loads(r.output)["engine"] == "numpy" and json.loads(r.output)["train"]["engine"] == "numpy"
+    assert load_model(out).train_config.engine == "numpy"  # stored in the model file
+    r = CliRunner().invoke(main, args + ["--optimizer", "adam", "--eta", "0.01", "--json"])
+    assert json.loads(r.output)["engine"] == "reference"  # auto: Adam runs on the reference engine
+    r = CliRunner().invoke(main, args + ["--optimizer", "adam", "--engine", "numpy"])
+    assert r.exit_code == 1 and r.output.count("\n") == 1
+    assert ("Error: The numpy engine cannot train this: the numpy engine runs plain SGD on dense layers; these "
+            "settings use the adam optimizer. Set --engine to auto or reference.") in r.output
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and ("numba engine" in r.output or "numpy engine" in r.output)  # the header says
     if importlib.util.find_spec("numba") and importlib.util.find_spec("scipy"):
-        r = CliRunner().invoke(main, args, env={"DIGITNET_ENGINE": "numba"})
+        r = CliRunner().invoke(main, args + ["--json"], env={"DIGITNET_ENGINE": "numba"})
         assert r.exit_code == 0, r.output
         assert json.loads(r.output)["engine"] == "numba"
     r = CliRunner().invoke(main, args, env={"DIGITNET_ENGINE": "cuda"})
-    assert r.exit_code == 2
-    assert "Invalid value for '--engine'" in r.output and "'cuda' is not one of 'auto', 'numpy', 'numba'" in r.output
+    assert r.exit_code == 1
+    assert "Error: $DIGITNET_ENGINE is 'cuda'; choose one of auto, numba, numpy, reference." in r.output

@@ -68,8 +68,8 @@ def progress_bar(total: int, desc: str, unit: str = "item"):
     instead of hundreds of redrawn bars."""
     import sys
 
-    stream = click.get_text_stream("stderr")
-    if not (hasattr(stream, "isatty") and stream.isatty()):
+    isatty = getattr(sys.stderr, "isatty", None)
+    if not (isatty is not None and isatty()):
         return _LineProgress(total, desc, unit)
     from tqdm import tqdm
 
