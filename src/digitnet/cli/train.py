@@ -59,7 +59,7 @@ def setting_option(f) -> click.Option:
     meta, kind = f.metadata, str(f.type).replace(" ", "")
     default = _DEFAULTS.get(f.name)
     shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-    help_text = f"{meta['help']} [default: {'none' if shown in (None, '') else shown}]"
+    help_text = f"{meta.get('help', '')} [default: {'none' if shown in (None, '') else shown}]"
     if kind == "bool":
         return click.Option([f"{flag(f.name)}/--no-{f.name.replace('_', '-')}", f.name], default=None,
                             help=help_text)
