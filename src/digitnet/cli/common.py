@@ -58,7 +58,8 @@ class _LineProgress:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            click.echo(f"{self.desc}: {self.n:,}/{self.total:,} {self.unit}s in {self._clock() - self._start:.1f} s",
+            units = self.unit + ("es" if self.unit.endswith(("ch", "sh", "s", "x")) else "s")
+            click.echo(f"{self.desc}: {self.n:,}/{self.total:,} {units} in {self._clock() - self._start:.1f} s",
                        err=True)
 
 
