@@ -100,7 +100,7 @@ def test_not_a_digitnet_file(tmp_path):
     p.write_bytes(b"hello, I am text")
     with pytest.raises(ModelFileError, match="not a readable digitnet model"):
         load_model(p)
-    with pytest.raises(ModelFileError, match="No model file at.*digitnet train --out"):
+    with pytest.raises(ModelFileError, match="No model file at.*Check the name, or train a model"):
         load_model(tmp_path / "missing.safetensors")
 
 
