@@ -110,5 +110,5 @@ def test_augment_needs_square_images():
 
 
 def test_unknown_augmentation_is_refused():
-    with pytest.raises(ConfigError, match="The 'augment' parameter must be one of shift, rotate, elastic"):
+    with pytest.raises(ConfigError, match="^augment must be one of shift, rotate, elastic"):
         TrainConfig(augment=("flip",))
