@@ -13,13 +13,14 @@ the web page).
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from digitnet.files import write_figure
 
 INK = "gray_r"  # input pixels: 0 white paper, 1 black ink
 DIVERGING = "RdBu"  # signed values: red negative, white 0, blue positive (as on the web page)
@@ -49,11 +50,7 @@ def _caption(fig, text: str) -> None:
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Write ``fig`` to ``path`` as a PNG, atomically (temporary file, then rename)."""
-    from digitnet.model_io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
-    return atomic_write_bytes(path, buf.getvalue())
+    return write_figure(fig, path, dpi=dpi, facecolor="white")
 
 
 def mosaic(images: np.ndarray, cols: int | None = None, gap: int = 1) -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np
 
 from digitnet.data.datasets import DIGITS, Split
 from digitnet.errors import ConfigError
+from digitnet.files import write_figure
 from digitnet.nn.network import Network
 
 _CENTRE = np.float32(13.5)  # the middle of a 28x28 field, between pixels 13 and 14
@@ -243,10 +244,4 @@ def robustness_figure(result: Robustness, title: str | None = None):
 
 def save_robustness_png(result: Robustness, path: str | os.PathLike, title: str | None = None) -> Path:
     """Draw :func:`robustness_figure` into a PNG file, written atomically."""
-    import io
-
-    from digitnet.model_io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    robustness_figure(result, title).savefig(buf, format="png", dpi=100)
-    return atomic_write_bytes(path, buf.getvalue())
+    return write_figure(robustness_figure(result, title), path, dpi=100)

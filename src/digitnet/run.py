@@ -16,16 +16,10 @@ from typing import Callable
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset, load_dataset
 from digitnet.errors import DivergenceError, ModelFileError
+from digitnet.files import checkpoint_path
 from digitnet.model_io import load_model, save_model
 from digitnet.nn.network import Network
 from digitnet.train import EpochRecord, History, Trainer
-
-
-def checkpoint_path(out: str | os.PathLike) -> Path:
-    """``model.safetensors`` -> ``model.ckpt.safetensors``."""
-    out = Path(out)
-    stem = out.name[: -len(".safetensors")] if out.name.endswith(".safetensors") else out.name
-    return out.with_name(f"{stem}.ckpt.safetensors")
 
 
 def save_checkpoint(path: str | os.PathLike, trainer: Trainer, initial: Network, dataset: str, classes) -> Path:
