@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from digitnet.errors import ConfigError
-
-ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "softmax", "identity")
-COST_NAMES = ("quadratic", "cross-entropy")
+from digitnet.nn.activations import ACTIVATION_NAMES, HIDDEN_ACTIVATION_NAMES  # noqa: F401 (the tables' names)
+from digitnet.nn.costs import COST_NAMES
 INIT_NAMES = ("standard", "scaled", "xavier", "he")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam")
 SCHEDULE_NAMES = ("constant", "step", "cosine", "linear")
@@ -112,7 +111,7 @@ class NetworkConfig:
                 raise ConfigError(
                     f"Every layer size must be a whole number from 1 to 100000. Got {n!r} in {layers}."
                 )
-        _check_choice("activation", self.activation, ("sigmoid", "tanh", "relu"))
+        _check_choice("activation", self.activation, HIDDEN_ACTIVATION_NAMES)
         _check_choice("output_activation", self.output_activation, ACTIVATION_NAMES)
         _check_choice("cost", self.cost, COST_NAMES)
         _check_choice("init", self.init, INIT_NAMES)
