@@ -125,7 +125,28 @@ def rewrite(text: str, moves: dict[str, str], public: set[str]) -> str:
         return "\n".join(lines) + trail
 
     text = re.sub(r"(?m)^([ \t]*)from digitnet import (\([^)]*\)|[^\n#]*)", split_from_import, text)
-    return text
+    return sort_import_runs(text)
+
+
+_ONE_LINE_IMPORT = re.compile(r"([ \t]*)from (digitnet[\w.]*) import [^()\n]*$")
+
+
+def sort_import_runs(text: str) -> str:
+    """Put each run of consecutive one-line ``from digitnet... import`` lines (same indent)
+    back in module order, as isort would, since renamed modules sort elsewhere."""
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        m = _ONE_LINE_IMPORT.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        j = i + 1
+        while j < len(lines) and (n := _ONE_LINE_IMPORT.match(lines[j])) and n.group(1) == m.group(1):
+            j += 1
+        lines[i:j] = sorted(lines[i:j], key=lambda line: _ONE_LINE_IMPORT.match(line).group(2))
+        i = j
+    return "\n".join(lines)
 
 
 def files_in_scope():
