@@ -233,3 +233,10 @@ def test_the_checker_accepts_downward_imports_and_front_ends(tmp_path):
         "plots.py": "",
     })
     assert violations(root) == []
+
+
+def test_docs_show_the_same_layers():
+    """docs/ARCHITECTURE.md's table of layers is this one, in this order."""
+    doc = (PACKAGE.parents[1] / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    rows = [line.split("|")[2].strip() for line in doc.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
+    assert rows == [name for name, _ in LAYERS]
