@@ -140,3 +140,13 @@ def test_web_model_names_accepted(name, stem):
     from digitnet.web.lab import check_model_name
 
     assert check_model_name(name) == stem
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_training_refuses_a_fifo_as_out_before_it_starts(tmp_path):
+    from digitnet.run import check_writable
+
+    fifo = tmp_path / "m.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(FileWriteError, match="special file"):
+        check_writable(fifo)

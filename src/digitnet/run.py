@@ -16,7 +16,7 @@ from typing import Callable
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset, load_dataset
 from digitnet.errors import DivergenceError, ModelFileError
-from digitnet.files import checkpoint_path
+from digitnet.files import check_replaceable, checkpoint_path
 from digitnet.model_io import load_model, save_model
 from digitnet.nn.network import Network
 from digitnet.train import EpochRecord, History, Trainer
@@ -37,6 +37,7 @@ def check_writable(out: Path) -> None:
         raise ModelFileError(f"Cannot save to {out}: the directory {directory} does not exist. Create it first.")
     if not os.access(directory, os.W_OK):
         raise ModelFileError(f"Cannot save to {out}: the directory {directory} is not writable. Choose another --out.")
+    check_replaceable(out)  # not a folder, FIFO or device
 
 
 @dataclass
