@@ -222,7 +222,7 @@ def write(rows: list[dict], machine: str, how: str, out: Path) -> None:
     print(md)
     print(f"\n{machine}\n{how}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    from digitnet.model_io import atomic_write_bytes
+    from digitnet.files import atomic_write_bytes
 
     atomic_write_bytes(out.with_suffix(".md"), f"{md}\n\n{machine}. Command: `{how}`\n".encode())
     atomic_write_bytes(out.with_suffix(".json"), json.dumps({"rows": rows, "machine": machine, "command": how},

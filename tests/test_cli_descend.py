@@ -128,7 +128,8 @@ def test_two_variable_png_with_surface(run, tmp_path):
 def test_unwritable_png_is_a_one_line_error(run, tmp_path):
     result = run("x^2", "--out", str(tmp_path / "no" / "such" / "dir.png"))
     assert result.exit_code == 1
-    assert result.output.startswith("Error: cannot write")
+    assert result.output.startswith("Error: Cannot save to") and "Create it first" in result.output
+    assert result.output.count("\n") == 1
 
 
 def test_formula_errors_show_a_caret_under_the_problem(run):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from digitnet.errors import ConfigError, ExpressionError
+from digitnet.errors import ConfigError, ExpressionError, FileWriteError
 from digitnet.playground import (
     bounded_alternative,
     descend,
@@ -289,6 +289,6 @@ def test_two_variable_picture_is_a_contour_map_with_every_path(tmp_path):
 def test_a_failed_save_leaves_nothing_behind(tmp_path):
     figure = plot_descent("x^2", descend("x^2", 1.0))
     target = tmp_path / "missing-folder" / "curve.png"
-    with pytest.raises(OSError):
+    with pytest.raises(FileWriteError, match="does not exist"):  # one clear error, as for every file written
         save_png(figure, target)
     assert list(tmp_path.iterdir()) == []

@@ -90,7 +90,7 @@ def test_deskew_straightens_a_slanted_stroke():
 
 
 def test_deskew_in_chunks_equals_at_once(mnist):
-    from digitnet import images
+    from digitnet.data import resample as images
 
     a = images.deskew(mnist.test.images[:100])
     old = images.DESKEW_CHUNK
@@ -114,7 +114,7 @@ def test_network_applies_its_preprocessing(mnist):
 
 
 def test_deskew_images_matches_deskew_inputs(mnist):
-    from digitnet import images
+    from digitnet.data import resample as images
 
     imgs = mnist.test.images[:5000]
     a = images.deskew_images(imgs)

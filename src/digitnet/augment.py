@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from digitnet.config import TrainConfig
+from digitnet.data.resample import bilinear
 from digitnet.errors import ConfigError
 
 
@@ -76,30 +77,8 @@ def augment(
         field = g @ field @ g.T  # separable Gaussian smoothing of every field at once: (2, n, h, w)
         sy += dtype.type(elastic_alpha) * field[0]
         sx += dtype.type(elastic_alpha) * field[1]
-    return _bilinear(x.reshape(n, side, side).astype(dtype, copy=False), sy, sx).reshape(n, m)
-
-
-def _bilinear(img: np.ndarray, sy: np.ndarray, sx: np.ndarray) -> np.ndarray:
-    """``img`` (n, h, w) read at the fractional positions (sy, sx) (n, h, w); 0 outside."""
-    n, h, w = img.shape
-    padded = np.zeros((n, h + 2, w + 2), img.dtype)  # a black border: reads outside give 0
-    padded[:, 1:-1, 1:-1] = img
-    flat = padded.reshape(n, -1)
-    # Positions in the padded image, clipped into its border so every read is in range.
-    sy = np.clip(sy + 1, 0, h + 1)
-    sx = np.clip(sx + 1, 0, w + 1)
-    y0 = np.minimum(np.floor(sy), h).astype(np.intp)
-    x0 = np.minimum(np.floor(sx), w).astype(np.intp)
-    fy = (sy - y0).astype(img.dtype)
-    fx = (sx - x0).astype(img.dtype)
-    i00 = (y0 * (w + 2) + x0).reshape(n, -1)
-
-    def at(offset: int) -> np.ndarray:
-        return np.take_along_axis(flat, i00 + offset, axis=1).reshape(n, h, w)
-
-    top = at(0) * (1 - fx) + at(1) * fx
-    bottom = at(w + 2) * (1 - fx) + at(w + 3) * fx
-    return top * (1 - fy) + bottom * fy
+    # Positions in the picture framed by one black pixel (origin 1), as this module always computed them.
+    return bilinear(x.reshape(n, side, side).astype(dtype, copy=False), sy + 1, sx + 1, origin=1).reshape(n, m)
 
 
 def distort(x: np.ndarray, rng: np.random.Generator, config: TrainConfig) -> np.ndarray:

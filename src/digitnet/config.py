@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from digitnet.errors import ConfigError
-
-ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "softmax", "identity")
-COST_NAMES = ("quadratic", "cross-entropy")
+from digitnet.nn.activations import ACTIVATION_NAMES, HIDDEN_ACTIVATION_NAMES  # noqa: F401 (the tables' names)
+from digitnet.nn.costs import COST_NAMES
 INIT_NAMES = ("standard", "scaled", "xavier", "he")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam")
 SCHEDULE_NAMES = ("constant", "step", "cosine", "linear")

@@ -45,6 +45,13 @@ class ModelFileError(DigitnetError):
     """A model or checkpoint file cannot be read, or was altered or truncated."""
 
 
+class FileWriteError(ModelFileError):
+    """A file (model, picture, figure) cannot be written where it was asked to go.
+
+    A kind of :class:`ModelFileError`, which is what every writer raised before.
+    """
+
+
 class ImageError(DigitnetError):
     """An image given to ``predict`` cannot be read or holds no ink."""
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from digitnet.data.resample import DESKEW_CHUNK, deskew, deskew_images, deskew_inputs  # noqa: F401 (their home moved)
 from digitnet.errors import ImageError
 
 MAX_PIXELS = 40_000_000  # refuse decompression bombs larger than this
-DESKEW_CHUNK = 256  # images deskewed at a time
 MIN_CONTRAST = 8.0  # ink must differ from the paper by at least this many grey levels
 
 
@@ -144,103 +144,3 @@ def prepare(source: str | os.PathLike | bytes | np.ndarray) -> np.ndarray:
 def prepare_files(paths: list[str | os.PathLike]) -> np.ndarray:
     """Several image files -> (n, 784) float32 inputs."""
     return np.stack([prepare(Path(p)) for p in paths]) if paths else np.zeros((0, 784), np.float32)
-
-
-def deskew(images: np.ndarray) -> np.ndarray:
-    """Straighten slanted digits: (n, h, w) -> (n, h, w) float32, vectorised over the batch.
-
-    Each image is sheared along its rows so that the principal axis of its ink becomes
-    vertical: with the ink's centre (r0, c0) and second moments, the slant is
-    ``alpha = cov(r, c) / var(r)`` and output pixel (r, c) takes the input at
-    (r, c + alpha (r - r0)), linearly interpolated along the row. This is the "deskewing"
-    of LeCun's MNIST results table; the centre of mass stays where it was.
-    """
-    if np.ndim(images) != 3:
-        raise ImageError(f"deskew takes a stack of images (n, rows, cols); got shape {np.shape(images)}.")
-    n = len(images)
-    if n > DESKEW_CHUNK:  # bound the temporaries' memory (and keep them in cache)
-        return np.concatenate([deskew(images[i : i + DESKEW_CHUNK]) for i in range(0, n, DESKEW_CHUNK)])
-    imgs = np.asarray(images, dtype=np.float32)
-    n, h, w = imgs.shape
-    r = np.arange(h, dtype=np.float32)
-    c = np.arange(w, dtype=np.float32)
-    row_mass = imgs.sum(axis=2)  # (n, h)
-    col_mass = imgs.sum(axis=1)  # (n, w)
-    total = row_mass.sum(axis=1)
-    empty = total <= 0
-    total[empty] = 1
-    r0 = row_mass @ r / total
-    c0 = col_mass @ c / total
-    var_r = row_mass @ (r * r) / total - r0 * r0
-    cov_rc = imgs.reshape(n, h * w) @ np.outer(r, c).ravel() / total - r0 * c0
-    alpha = np.where((var_r > 1e-3) & ~empty, cov_rc / np.maximum(var_r, 1e-3), 0).astype(np.float32)
-    shift = np.clip(alpha[:, None] * (r[None, :] - r0[:, None]), -w, w)  # (n, h) column offset per row
-    k = np.floor(shift)
-    f = (shift - k)[:, :, None]  # (n, h, 1) interpolation weight
-    # Gather from rows padded with zeros on both sides, through flat indices.
-    pad = w + 1
-    width = w + 2 * pad
-    padded = np.zeros((n, h, width), dtype=np.float32)
-    padded[:, :, pad : pad + w] = imgs
-    start = (np.arange(n * h, dtype=np.int64).reshape(n, h) * width + pad + k.astype(np.int64))[:, :, None]
-    idx = start + np.arange(w, dtype=np.int64)  # (n, h, w)
-    flat = padded.reshape(-1)
-    left = flat[idx]
-    right = flat[idx + 1]
-    return left * (1 - f) + right * f
-
-
-def _deskew_into(stack: np.ndarray, scale: float, dtype) -> np.ndarray:
-    """Deskew a stack (n, h, w) chunk by chunk straight into one (n, h*w) array, times ``scale``."""
-    n = len(stack)
-    d = int(np.prod(stack.shape[1:]))
-    out = np.empty((n, d), dtype)
-
-    def work(i: int) -> None:
-        chunk = deskew(stack[i : i + DESKEW_CHUNK])
-        np.multiply(chunk.reshape(len(chunk), d), scale, out=out[i : i + DESKEW_CHUNK])
-
-    starts = range(0, n, DESKEW_CHUNK)
-    if len(starts) > 1:
-        # NumPy releases the interpreter lock in these large array operations, so chunks
-        # deskew in parallel on the machine's cores.
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            list(pool.map(work, starts))
-    else:
-        work(0)
-    return out
-
-
-_DESKEW_CACHE: list[tuple[np.ndarray, np.ndarray]] = []
-
-
-def _remembered(src: np.ndarray, make) -> np.ndarray:
-    """``make()``, remembered for large arrays (a whole data set), so that a data set used
-    every epoch is deskewed once per process."""
-    for seen, out in _DESKEW_CACHE:
-        if seen is src:
-            return out
-    out = make()
-    if len(src) >= 1000:
-        _DESKEW_CACHE.append((src, out))
-        del _DESKEW_CACHE[:-6]
-    return out
-
-
-def deskew_images(images: np.ndarray) -> np.ndarray:
-    """uint8 images (n, h, w) -> deskewed network inputs (n, h*w) float32 in [0, 1].
-
-    A whole data set costs one float32 copy, and its result is remembered.
-    """
-    return _remembered(images, lambda: _deskew_into(images, np.float32(1 / 255), np.float32))
-
-
-def deskew_inputs(x: np.ndarray) -> np.ndarray:
-    """Deskew network inputs (n, 784) -> (n, 784) in the same dtype (remembered for a data set)."""
-    n, d = x.shape
-    side = int(round(d**0.5))
-    if side * side != d:
-        raise ImageError(f"Deskewing needs square images; the inputs have {d} values each.")
-    return _remembered(x, lambda: _deskew_into(x.reshape(n, side, side), x.dtype.type(1), x.dtype))

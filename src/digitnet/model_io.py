@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import numpy as np
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import DIGITS
 from digitnet.errors import ConfigError, ModelFileError
+from digitnet.files import atomic_write_bytes
 from digitnet.history import History
 from digitnet.nn.network import Network, param_shapes
 
@@ -66,38 +66,6 @@ def _digest(tensors: dict[str, np.ndarray]) -> str:
         h.update(f"{name}|{t.dtype.str}|{t.shape}|".encode())
         h.update(t.tobytes())
     return h.hexdigest()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise ModelFileError(f"Cannot save to {path}: the directory {directory} does not exist. Create it first.")
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as e:
-        raise ModelFileError(
-            f"Cannot save to {path}: {e.strerror or e}. Check that the directory is writable and the disk "
-            "has free space; any previous file there is unchanged."
-        ) from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-    return path
 
 
 def _pack(net: Network, prefix: str = "") -> dict[str, np.ndarray]:

@@ -13,13 +13,14 @@ the web page).
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from digitnet.files import write_figure
 
 INK = "gray_r"  # input pixels: 0 white paper, 1 black ink
 DIVERGING = "RdBu"  # signed values: red negative, white 0, blue positive (as on the web page)
@@ -49,11 +50,7 @@ def _caption(fig, text: str) -> None:
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Write ``fig`` to ``path`` as a PNG, atomically (temporary file, then rename)."""
-    from digitnet.model_io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
-    return atomic_write_bytes(path, buf.getvalue())
+    return write_figure(fig, path, dpi=dpi, facecolor="white")
 
 
 def mosaic(images: np.ndarray, cols: int | None = None, gap: int = 1) -> np.ndarray:
@@ -511,6 +508,19 @@ def noise_figure(noise: np.ndarray, noise_outputs: np.ndarray, real_outputs: np.
 
 
 # --- dream -------------------------------------------------------------------------
+def _image_row(subfig, images: np.ndarray, side: int, titles: Sequence[str], ylabel: str, suptitle: str) -> None:
+    """One row of ink pictures (m, side*side) in a subfigure, titled each, with a shared colour bar."""
+    axes = np.atleast_1d(subfig.subplots(1, len(images)))
+    for a, img, t in zip(axes, images, titles):
+        im = a.imshow(img.reshape(side, side), cmap=INK, vmin=0, vmax=1)
+        a.set_title(t, fontsize=9)
+        a.set_xticks([])
+        a.set_yticks([])
+    axes[0].set_ylabel(ylabel, fontsize=10)
+    subfig.colorbar(im, ax=axes.tolist(), shrink=0.8, label="pixel")
+    subfig.suptitle(suptitle, fontsize=10)
+
+
 def dream_figure(images: np.ndarray, digits: Sequence[int], start_activation: np.ndarray, final_activation: np.ndarray,
                  trace: np.ndarray | None = None, class_means: np.ndarray | None = None,
                  similarity: np.ndarray | None = None, classes: Sequence[str] = tuple("0123456789"),
@@ -527,30 +537,14 @@ def dream_figure(images: np.ndarray, digits: Sequence[int], start_activation: np
     fig = _figure(max(12, 1.5 * m + 1), 2.2 * nrows + (3.2 if trace is not None else 0) + 1.2)
     ratios = [1.0] * nrows + ([1.5] if trace is not None else [])
     sub = fig.subfigures(len(ratios), 1, height_ratios=ratios, squeeze=False)[:, 0]
-    axes = np.atleast_1d(sub[0].subplots(1, m))
-    for i, a in enumerate(axes):
-        im = a.imshow(images[i].reshape(side, side), cmap=INK, vmin=0, vmax=1)
-        a.set_title(f"{classes[digits[i]]}: {start_activation[i]:.2f} -> {final_activation[i]:.2f}", fontsize=9)
-        a.set_xticks([])
-        a.set_yticks([])
-    axes[0].set_ylabel("dream", fontsize=10)
-    sub[0].colorbar(im, ax=axes.tolist(), shrink=0.8, label="pixel")
-    sub[0].suptitle("Found by gradient ascent on the input (title: digit: its output at the start -> at the end)",
-                    fontsize=10)
+    _image_row(sub[0], images, side, [f"{classes[d]}: {s:.2f} -> {f:.2f}" for d, s, f in
+                                      zip(digits, start_activation, final_activation)],
+               "dream", "Found by gradient ascent on the input (title: digit: its output at the start -> at the end)")
     if class_means is not None:
-        axes2 = np.atleast_1d(sub[1].subplots(1, m))
-        for i, a in enumerate(axes2):
-            im2 = a.imshow(class_means[digits[i]].reshape(side, side), cmap=INK, vmin=0, vmax=1)
-            lab = f"average {classes[digits[i]]}"
-            if similarity is not None:
-                lab += f"\nr = {similarity[i]:.2f}"
-            a.set_title(lab, fontsize=9)
-            a.set_xticks([])
-            a.set_yticks([])
-        axes2[0].set_ylabel("real", fontsize=10)
-        sub[1].colorbar(im2, ax=axes2.tolist(), shrink=0.8, label="pixel")
-        sub[1].suptitle("The average real training image of each digit (r: its correlation with the dream above)",
-                        fontsize=10)
+        titles = [f"average {classes[d]}" + ("" if similarity is None else f"\nr = {similarity[i]:.2f}")
+                  for i, d in enumerate(digits)]
+        _image_row(sub[1], class_means[list(digits)], side, titles, "real",
+                   "The average real training image of each digit (r: its correlation with the dream above)")
     if trace is not None:
         import matplotlib
 

@@ -26,7 +26,9 @@ from typing import Callable
 import numpy as np
 
 from digitnet.data.datasets import DIGITS, Split
+from digitnet.data.resample import bilinear
 from digitnet.errors import ConfigError
+from digitnet.files import write_figure
 from digitnet.nn.network import Network
 
 _CENTRE = np.float32(13.5)  # the middle of a 28x28 field, between pixels 13 and 14
@@ -47,21 +49,7 @@ def _warp(images: np.ndarray, m: np.ndarray, t: np.ndarray) -> np.ndarray:
     # The 2x2 product written out: einsum over (n, 2, 2) x (784, 2) is ten times slower.
     r = m[:, 0, 0, None] * pr + m[:, 0, 1, None] * pc + (_CENTRE - t[:, 0, None])  # (n, 784)
     c = m[:, 1, 0, None] * pr + m[:, 1, 1, None] * pc + (_CENTRE - t[:, 1, None])  # (n, 784)
-    r0, c0 = np.floor(r), np.floor(c)
-    fr, fc = r - r0, c - c0  # (n, 784) bilinear weights
-    # A one-pixel black frame: every index outside 0..27 is clipped onto it and reads 0.
-    padded = np.pad(images.astype(np.float32), ((0, 0), (1, 1), (1, 1))).ravel()  # n images of 30x30, flat
-    top = (np.clip(r0, -2, 28).astype(np.int32) + 1) * 30  # rows r0 and r0 + 1, as offsets into a 30x30 image
-    bottom = np.minimum(top + 30, 29 * 30)
-    top = np.maximum(top, 0)
-    left = np.clip(c0, -2, 28).astype(np.int32) + 1
-    right = np.minimum(left + 1, 29)
-    left = np.maximum(left, 0)
-    base = (900 * np.arange(n, dtype=np.int64))[:, None]  # (n, 1) where each image starts
-    top, bottom = top + base, bottom + base
-    out = ((1 - fr) * ((1 - fc) * padded[top + left] + fc * padded[top + right])
-           + fr * ((1 - fc) * padded[bottom + left] + fc * padded[bottom + right]))
-    return out.reshape(n, 28, 28).astype(np.float32)
+    return bilinear(images.astype(np.float32), r.reshape(n, 28, 28), c.reshape(n, 28, 28))
 
 
 def shift(images: np.ndarray, pixels: float, rng: np.random.Generator) -> np.ndarray:
@@ -243,10 +231,4 @@ def robustness_figure(result: Robustness, title: str | None = None):
 
 def save_robustness_png(result: Robustness, path: str | os.PathLike, title: str | None = None) -> Path:
     """Draw :func:`robustness_figure` into a PNG file, written atomically."""
-    import io
-
-    from digitnet.model_io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    robustness_figure(result, title).savefig(buf, format="png", dpi=100)
-    return atomic_write_bytes(path, buf.getvalue())
+    return write_figure(robustness_figure(result, title), path, dpi=100)

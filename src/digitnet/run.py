@@ -25,28 +25,19 @@ from typing import Any, Callable, Mapping, Sequence
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset, load_dataset
 from digitnet.errors import ConfigError, DataError, DivergenceError, ModelFileError
+from digitnet.files import CHECKPOINT_SUFFIX, check_replaceable, checkpoint_path
 from digitnet.history import EpochRecord, History
 from digitnet.model_io import SavedModel, load_model, save_model
 from digitnet.nn.network import Network
 from digitnet.settings import NETWORK_SETTINGS, TRAIN_SETTINGS
 from digitnet.train import Trainer
 
-CKPT_SUFFIX = ".ckpt.safetensors"
-
-
-def checkpoint_path(out: str | os.PathLike) -> Path:
-    """``model.safetensors`` -> ``model.ckpt.safetensors``."""
-    out = Path(out)
-    stem = out.name[: -len(".safetensors")] if out.name.endswith(".safetensors") else out.name
-    return out.with_name(f"{stem}{CKPT_SUFFIX}")
-
-
 def model_path_for(ckpt: str | os.PathLike) -> Path | None:
     """``model.ckpt.safetensors`` -> ``model.safetensors`` (None for other names)."""
     ckpt = Path(ckpt)
-    if not ckpt.name.endswith(CKPT_SUFFIX) or ckpt.name == CKPT_SUFFIX:
+    if not ckpt.name.endswith(CHECKPOINT_SUFFIX) or ckpt.name == CHECKPOINT_SUFFIX:
         return None
-    return ckpt.with_name(ckpt.name[: -len(CKPT_SUFFIX)] + ".safetensors")
+    return ckpt.with_name(ckpt.name[: -len(CHECKPOINT_SUFFIX)] + ".safetensors")
 
 
 def check_writable(out: Path) -> None:
@@ -58,6 +49,7 @@ def check_writable(out: Path) -> None:
     if not os.access(directory, os.W_OK):
         raise ModelFileError(f"Cannot save to {out}: the directory {directory} is not writable. Choose another "
                              "{out}.", setting="out")
+    check_replaceable(out)  # not a folder, FIFO or device
 
 
 @dataclass

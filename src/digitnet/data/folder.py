@@ -178,7 +178,7 @@ def save_labelled_image(
     from PIL import Image
 
     from digitnet.images import prepare, read_grey
-    from digitnet.model_io import atomic_write_bytes
+    from digitnet.files import atomic_write_bytes
 
     label = _check_label(label, n_classes)
     if isinstance(image, (bytes, bytearray, memoryview)):

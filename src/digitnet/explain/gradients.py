@@ -24,7 +24,7 @@ import numpy as np
 
 from digitnet.errors import ConfigError
 from digitnet.nn.activations import BACKWARD
-from digitnet.nn.network import Gradient, Network, backprop, feedforward_chunk, forward, output_delta
+from digitnet.nn.network import Gradient, Network, backprop, backward, feedforward_chunk, forward, output_delta
 
 
 def image_shape(n: int) -> tuple[int, int]:
@@ -67,18 +67,10 @@ def first_layer_images(w: np.ndarray) -> np.ndarray:
 def _backward_to_input(net: Network, fw, delta: np.ndarray) -> np.ndarray:
     """Carry the output error ``delta`` (n, n_out) back to the input: (n, n_in).
 
-    BP2 moves delta back one layer at a time; at the first layer g = delta^1 w^1 is dC/dx.
-    Each layer object supplies its own dC/da of its input, so this works for every kind
-    the network is built from (dense, conv, pool, flatten); layers without an activation
-    are "identity", whose backward pass hands g on unchanged.
+    The network's own backward pass (BP2 one layer at a time, see
+    :func:`digitnet.nn.network.backward`); at the first layer g = delta^1 w^1 is dC/dx.
     """
-    acts = net.activation_names
-    g = delta
-    for l in range(len(net.params) - 1, -1, -1):
-        _, g = net.modules[l].backward(net.params[l], fw.activations[l], delta, need_input_grad=True)
-        if l > 0:
-            delta = BACKWARD[acts[l - 1]](fw.zs[l - 1], fw.activations[l], g)  # BP2
-    return g
+    return backward(net, fw, delta, to_input=True)[1]
 
 
 def input_gradient(

@@ -5,6 +5,11 @@ example), and returns the activation ``a`` of the same shape and dtype. ``backwa
 returns ``dC/dz`` given ``g = dC/da``: for element-wise activations that is ``g * f'(z)``,
 with ``f'`` computed from the output ``a`` where that is cheaper (as scikit-learn does);
 softmax couples its outputs, so its backward pass is the Jacobian-vector product.
+
+:data:`ACTIVATIONS` (forward) and :data:`BACKWARD` are the tables every other module looks
+names up in; :data:`ACTIVATION_NAMES` and :data:`HIDDEN_ACTIVATION_NAMES` are derived from
+them. To add an activation, write ``f`` and ``f_backward`` here and add one line to each
+table (and a case to ``tests/test_network.py``'s gradient checks).
 """
 
 from __future__ import annotations
@@ -68,13 +73,19 @@ ACTIVATIONS = {
     "sigmoid": sigmoid,
     "tanh": tanh,
     "relu": relu,
-    "identity": identity,
     "softmax": softmax,
+    "identity": identity,
 }
 BACKWARD = {
     "sigmoid": sigmoid_backward,
     "tanh": tanh_backward,
     "relu": relu_backward,
-    "identity": identity_backward,
     "softmax": softmax_backward,
+    "identity": identity_backward,
 }
+# Any activation can be the output layer's. Hidden layers take the element-wise nonlinear
+# ones: softmax couples a layer's neurons into a probability distribution (an output-layer
+# idea), and identity would make consecutive layers collapse into one linear map.
+NOT_HIDDEN = ("softmax", "identity")
+ACTIVATION_NAMES = tuple(ACTIVATIONS)
+HIDDEN_ACTIVATION_NAMES = tuple(name for name in ACTIVATIONS if name not in NOT_HIDDEN)

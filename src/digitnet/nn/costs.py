@@ -8,12 +8,18 @@ The cost of a batch is the *average* over its examples, as in the video:
                   C = -1/n sum_x ln a_y(x)                                    (softmax outputs)
 
 where y(x) is the one-hot vector of the label. ``fn`` returns the *sum* over the batch
-(callers divide by n), ``grad_a`` returns dC_x/da per example.
+(callers divide by n), ``grad_a`` returns dC_x/da per example. The network looks a cost up
+by name in :data:`COSTS` and calls ``total(a, y, output)`` (the summed cost) and
+``delta(z, a, y, output)`` (BP1, the output error), where ``output`` names the output
+layer's activation. To add a cost, write a class with these four methods and add it to
+:data:`COSTS`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from digitnet.nn.activations import BACKWARD
 
 # Logs are taken of a clipped to [EPS, 1 - EPS] so that a saturated output costs a large
 # finite number instead of inf.
@@ -41,6 +47,15 @@ class QuadraticCost:
         """dC_x/da = a - y, (n, k)."""
         return a - one_hot(y, a.shape[1], a.dtype)
 
+    @classmethod
+    def total(cls, a: np.ndarray, y: np.ndarray, output: str) -> float:
+        return cls.fn(a, y)
+
+    @classmethod
+    def delta(cls, z: np.ndarray, a: np.ndarray, y: np.ndarray, output: str) -> np.ndarray:
+        """BP1: dC_x/da (.) sigma'(z^L), through the output activation's backward pass."""
+        return BACKWARD[output](z, a, cls.grad_a(a, y))
+
 
 class CrossEntropyCost:
     name = "cross-entropy"
@@ -62,5 +77,17 @@ class CrossEntropyCost:
             return -e / ac
         return (ac - e) / (ac * (1 - ac))
 
+    @classmethod
+    def total(cls, a: np.ndarray, y: np.ndarray, output: str) -> float:
+        return cls.fn(a, y, softmax=output == "softmax")
+
+    @staticmethod
+    def delta(z: np.ndarray, a: np.ndarray, y: np.ndarray, output: str) -> np.ndarray:
+        """BP1. For sigmoid and softmax outputs (the only ones the config allows with this cost)
+        sigma'(z) cancels: delta = a - y. This is both cheaper and exact where a saturates (no
+        division by a (1 - a))."""
+        return a - one_hot(y, a.shape[1], a.dtype)
+
 
 COSTS = {"quadratic": QuadraticCost, "cross-entropy": CrossEntropyCost}
+COST_NAMES = tuple(COSTS)

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from digitnet.config import NetworkConfig
+from digitnet.data.resample import deskew_images, deskew_inputs
 from digitnet.errors import ConfigError
 from digitnet.nn.activations import ACTIVATIONS, BACKWARD
-from digitnet.nn.costs import COSTS, one_hot
+from digitnet.nn.costs import COSTS
 from digitnet.nn.layers import LAYERS, Dense
 
 
@@ -157,8 +158,6 @@ class Network:
 
     def _preprocess(self, x: np.ndarray) -> np.ndarray:
         if self.config.preprocess == "deskew":
-            from digitnet.images import deskew_inputs
-
             return deskew_inputs(x)
         return x
 
@@ -169,8 +168,6 @@ class Network:
         split's uint8 images, so a whole data set costs one float32 copy, not two.
         """
         if self.config.preprocess == "deskew" and np.asarray(split.images).dtype == np.uint8:
-            from digitnet.images import deskew_images
-
             n_in = int(np.prod(split.images.shape[1:]))
             if n_in != self.config.layers[0]:
                 raise ConfigError(
@@ -317,21 +314,12 @@ def forward(net: Network, x: np.ndarray, dropout: float = 0.0, rng: np.random.Ge
 
 def total_cost(net: Network, a: np.ndarray, y: np.ndarray) -> float:
     """The cost of output ``a`` (n, k) for labels ``y`` (n,), *summed* over the batch."""
-    cfg = net.config
-    if cfg.cost == "cross-entropy":
-        return COSTS["cross-entropy"].fn(a, y, softmax=cfg.output_activation == "softmax")
-    return COSTS["quadratic"].fn(a, y)
+    return COSTS[net.config.cost].total(a, y, net.config.output_activation)
 
 
 def output_delta(net: Network, z: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
     """BP1: delta^L = dC_x/dz^L for every example, (n, k)."""
-    cfg = net.config
-    if cfg.cost == "cross-entropy":
-        # For sigmoid and softmax outputs the sigma'(z) cancels: delta = a - y. This is
-        # both cheaper and exact where a saturates (no division by a (1 - a)).
-        return a - one_hot(y, a.shape[1], a.dtype)
-    g = COSTS["quadratic"].grad_a(a, y)
-    return BACKWARD[cfg.output_activation](z, a, g)
+    return COSTS[net.config.cost].delta(z, a, y, net.config.output_activation)
 
 
 def _kept(fw: Forward, kind: str, l: int) -> dict[str, np.ndarray]:
@@ -341,6 +329,34 @@ def _kept(fw: Forward, kind: str, l: int) -> dict[str, np.ndarray]:
     if kind == "pool":
         return {"z": fw.zs[l]}
     return {}
+
+
+def backward(
+    net: Network, fw: Forward, delta: np.ndarray, to_input: bool = False
+) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None]:
+    """Carry the output error ``delta`` = delta^L back through the network of forward pass ``fw``.
+
+    Returns every layer's gradients of the *summed* cost (BP3, BP4: one dict per entry of
+    ``net.params``) and, with ``to_input``, dC/dx (n, n_in), the gradient with respect to the
+    input (else None). Each layer object supplies its own BP3, BP4 and dC/da of its input;
+    BP2 turns that into the previous layer's delta.
+    """
+    acts = net.activation_names
+    grads: list[dict[str, np.ndarray]] = [{} for _ in net.params]
+    g = None
+    for l in range(len(net.params) - 1, -1, -1):
+        layer = net.modules[l]
+        mask = None if fw.masks is None else fw.masks[l]
+        a_in = fw.activations[l] if mask is None else fw.inputs[l]
+        grads[l], g = layer.backward(net.params[l], a_in, delta, l > 0 or to_input, **_kept(fw, layer.kind, l))  # BP3, BP4
+        if l > 0:
+            if mask is not None:
+                g = g * mask  # the input was a * mask, so dC/da = dC/d(input) * mask
+            if net.modules[l - 1].kind in _NO_ACTIVATION:
+                delta = g
+            else:
+                delta = BACKWARD[acts[l - 1]](fw.zs[l - 1], fw.activations[l], g)  # BP2
+    return grads, g
 
 
 def backprop(
@@ -353,21 +369,8 @@ def backprop(
     """
     fw = forward(net, x, dropout, rng)
     n = len(x)
-    acts = net.activation_names
     delta = output_delta(net, fw.zs[-1], fw.activations[-1], y)  # BP1
-    grads: list[dict[str, np.ndarray]] = [{} for _ in net.params]
-    for l in range(len(net.params) - 1, -1, -1):
-        layer = net.modules[l]
-        mask = None if fw.masks is None else fw.masks[l]
-        a_in = fw.activations[l] if mask is None else fw.inputs[l]
-        grads[l], g = layer.backward(net.params[l], a_in, delta, l > 0, **_kept(fw, layer.kind, l))  # BP3, BP4
-        if l > 0:
-            if mask is not None:
-                g = g * mask  # the input was a * mask, so dC/da = dC/d(input) * mask
-            if net.modules[l - 1].kind in _NO_ACTIVATION:
-                delta = g
-            else:
-                delta = BACKWARD[acts[l - 1]](fw.zs[l - 1], fw.activations[l], g)  # BP2
+    grads, _ = backward(net, fw, delta)
     inv_n = np.asarray(1.0 / n, dtype=x.dtype)
     for gr in grads:
         for v in gr.values():

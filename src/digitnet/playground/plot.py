@@ -12,13 +12,12 @@ no global state); matplotlib is imported only when a picture is asked for.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
+from digitnet.files import write_figure
 from digitnet.playground.descent import Descent, MultiDescent, explain_stop
 from digitnet.playground.expr import Expression, parse
 
@@ -57,18 +56,7 @@ def save_png(figure, path, dpi: int = 120) -> Path:
     The image goes to a temporary file in the same folder first and is then renamed
     over ``path``, so a reader never sees half a file.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            figure.savefig(f, format="png", dpi=dpi)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a picture is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_figure(figure, path, dpi=dpi)
 
 
 def _caption(runs, minima) -> str:

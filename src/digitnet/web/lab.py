@@ -33,17 +33,16 @@ from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset, Split, load_mnist
 from digitnet.errors import DigitnetError, DivergenceError, ModelFileError
 from digitnet.evaluate import evaluate
+from digitnet.files import CHECKPOINT_SUFFIX, MODEL_SUFFIX, model_stem
 from digitnet.metrics import accuracy
 from digitnet.model_io import load_model, save_model
 from digitnet.nn.network import Network
 from digitnet.presets import get_preset
 from digitnet.train import History, Trainer
 
-MODEL_SUFFIX = ".safetensors"
-CHECKPOINT_SUFFIX = ".ckpt.safetensors"
 # A model is chosen by name, never by path: letters, digits, '_', '-' and '.', starting
 # with a letter or digit, so it cannot name a parent directory or a hidden file.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z, not $: "$" also matches before a final newline
 POINTS_PER_EPOCH = 100  # cost points kept per epoch (each the mean of its mini-batches)
 SNAPSHOT_SECONDS = 0.2  # how often the training thread publishes its weights
 ACCURACY_SECONDS = 0.5  # how often it measures test accuracy while running, at least...
@@ -68,12 +67,11 @@ def check_model_name(name) -> str:
             "A model name is 1 to 64 letters, digits, '_', '-' or '.', starting with a letter or digit "
             f"(no folders or paths); got {name!r}."
         )
-    if name.endswith(CHECKPOINT_SUFFIX):
-        name = name[: -len(CHECKPOINT_SUFFIX)]
-    elif name.endswith(MODEL_SUFFIX):
-        name = name[: -len(MODEL_SUFFIX)]
+    name = model_stem(name)
     if not name or name.endswith(".ckpt"):
         raise ModelFileError(f"{name!r} is a checkpoint name; choose a model name without '.ckpt'.")
+    if name.endswith(MODEL_SUFFIX):  # "h.safetensors.safetensors": which file is meant is unclear
+        raise ModelFileError(f"{name + MODEL_SUFFIX!r} ends in {MODEL_SUFFIX} twice; choose a name with it once or not at all.")
     return name
 
 
