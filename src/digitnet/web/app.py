@@ -331,14 +331,9 @@ def create_app(
             raise ApiError(404, "The gradient-descent playground needs digitnet.playground, which this install lacks.")
         if content_type(request) != "application/json":
             raise ApiError(415, "Send the request body as JSON with the header Content-Type: application/json.")
-        raw = await read_body(request, max_body)
-
-        def work():
-            req = parse_descent(raw, pg)
-            run = pg.descend(req.expr, req.start, eta=req.eta, steps=req.steps, momentum=req.momentum)
-            return views.descent(pg, req.expr, run, req.view)
-
-        return _json(await pool["descent"].run(work))
+        req = parse_descent(await read_body(request, max_body), pg)
+        args = (req.formula, req.start, req.eta, req.steps, req.momentum, req.view)
+        return _json(await pool["descent"].run(_in_worker_process, views.descent_answer, *args))
 
     routes = [
         Route("/", index),
@@ -448,6 +443,32 @@ class _Guard:
             if not started:
                 response = _json({"error": UNEXPECTED}, 500)
                 await response(scope, receive, send_with_headers)
+
+
+_processes = None  # the worker process for the playground, started on first use
+_processes_lock = threading.Lock()
+
+
+def _in_worker_process(fn, *args):
+    """``fn(*args)`` in a worker process: pure-Python number crunching (the playground) there
+    does not take the interpreter lock from the training thread and the server's requests."""
+    global _processes
+    import concurrent.futures
+    import multiprocessing
+    from concurrent.futures.process import BrokenProcessPool
+
+    with _processes_lock:
+        if _processes is None:
+            _processes = concurrent.futures.ProcessPoolExecutor(
+                max_workers=POOLS["descent"][0], mp_context=multiprocessing.get_context("spawn"))
+        processes = _processes
+    try:
+        return processes.submit(fn, *args).result()
+    except BrokenProcessPool:  # the worker died (killed, out of memory): start a new one next time
+        with _processes_lock:
+            if _processes is processes:
+                _processes = None
+        raise ApiError(503, "The playground's worker stopped; try again.", {"Retry-After": str(RETRY_AFTER)}) from None
 
 
 def _host_name(header: str) -> str:

@@ -85,8 +85,12 @@ async def read_body(request, limit: int = MAX_BODY, seconds: float | None = None
                 raise ApiError(413, f"The request body is over the limit of {limit:,} bytes. Send a smaller image.")
             chunks.append(chunk)
 
+    from starlette.requests import ClientDisconnect
+
     try:
         await asyncio.wait_for(receive(), seconds)
+    except ClientDisconnect:  # nobody is left to answer; the app just ends the request
+        raise ApiError(400, "The client went away before sending the whole body.") from None
     except asyncio.TimeoutError:
         raise ApiError(408, f"The request body did not arrive within {seconds:g} s; send it at once.",
                        {"Connection": "close"}) from None
@@ -287,6 +291,7 @@ def parse_train_config(raw: bytes, presets: dict, n_in: int, n_out: int, n_train
 class DescentRequest:
     """A checked playground request: the parsed formula and the descent's settings."""
 
+    formula: str
     expr: object  # digitnet.playground.Expression
     start: list[float]
     eta: float
@@ -329,4 +334,4 @@ def parse_descent(raw: bytes, pg) -> DescentRequest:
         raise ApiError(400, f"This formula ({size:,} characters written out) may run at most "
                             f"{DESCENT_BUDGET // size:,} steps here; got {steps:,}. Ask for fewer steps or "
                             "use a shorter formula.")
-    return DescentRequest(expr, start, eta, steps, momentum, view)
+    return DescentRequest(formula, expr, start, eta, steps, momentum, view)

@@ -118,3 +118,12 @@ def descent(pg, expr, run, view) -> dict:
         "grid": {"n": DESCENT_GRID,
                  "values": [None if not math.isfinite(v) else round(float(v), 6) for v in grid.ravel()]},
     }
+
+
+def descent_answer(formula: str, start, eta: float, steps: int, momentum: float, view) -> dict:
+    """Run the playground for a checked request and shape the answer (runs in a worker process)."""
+    import digitnet.playground as pg
+
+    expr = pg.parse(formula)
+    run = pg.descend(expr, start, eta=eta, steps=steps, momentum=momentum)
+    return descent(pg, expr, run, view)
