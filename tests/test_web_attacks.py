@@ -346,3 +346,57 @@ def test_serve_on_another_loopback_address_accepts_its_own_host_header(fake_serv
         assert c.get("/api/info").status_code == 200
     with TestClient(fake_server["app"], base_url="http://evil.example") as c:
         assert c.get("/api/info").status_code == 400
+
+
+# --- 3. connections: a real server on a random port of 127.0.0.1 ------------------------------
+def test_idle_and_half_sent_connections_are_closed_and_never_lock_out_a_request(app, monkeypatch):
+    import socket
+
+    import httpx
+    import uvicorn
+
+    import digitnet.web.requests as requests_module
+    from digitnet.web.server import make_protocol
+
+    monkeypatch.setattr(requests_module, "BODY_SECONDS", 1.0)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="error", http=make_protocol(20, header_seconds=1.0),
+                            timeout_keep_alive=1, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        idle = []
+        for i in range(60):  # three times the limit: silent, half-sent headers, half-sent bodies
+            s = socket.create_connection(("127.0.0.1", port))
+            if i % 3 == 1:
+                s.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nX-a: ")
+            elif i % 3 == 2:
+                s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 9999\r\n\r\n{")
+            idle.append(s)
+        t = time.perf_counter()
+        r = httpx.post(f"http://127.0.0.1:{port}/api/predict", json={"test_index": 0}, timeout=5)
+        assert r.status_code == 200 and time.perf_counter() - t < 2
+        assert len(server.server_state.connections) <= 21
+        time.sleep(2.5)  # past the header and body timeouts: all are closed or answered 408
+        still_open = []
+        for i, s in enumerate(idle):
+            s.settimeout(0.5)
+            try:
+                s.recv(1024)  # b"" (closed) or a 408 answer
+            except TimeoutError:
+                still_open.append(i % 3)
+            except ConnectionResetError:  # closed with unread data: a reset
+                pass
+            s.close()
+        assert still_open == []
+        assert len(server.server_state.connections) == 0
+    finally:
+        server.should_exit = True
+        thread.join(10)

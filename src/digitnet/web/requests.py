@@ -22,7 +22,7 @@ from digitnet.config import ACTIVATION_NAMES, COST_NAMES, INIT_NAMES, OPTIMIZER_
 from digitnet.errors import ConfigError
 
 MAX_BODY = 2 * 1024 * 1024  # bytes: a 1024x1024 drawing as JSON does not fit, a 512x512 one does
-BODY_SECONDS = 10.0  # a request body must arrive within this time (a slow client is cut off)
+BODY_SECONDS = 5.0  # a request body must arrive within this time (a slow client is cut off)
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu")
 LIMITS = {
     "image_side": (28, 1024),  # width and height of a drawing, pixels
