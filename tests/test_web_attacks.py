@@ -400,3 +400,29 @@ def test_idle_and_half_sent_connections_are_closed_and_never_lock_out_a_request(
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_logs_are_rate_limited_not_hundreds_of_megabytes():
+    import io
+    import logging
+
+    from digitnet.web.server import RateLimitFilter
+
+    logger = logging.getLogger("digitnet.test.flood")
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    logger.addHandler(handler)
+    logger.addFilter(RateLimitFilter(per_minute=5))
+    logger.propagate = False
+    try:
+        for _ in range(10_000):  # what 1,100 connections over the descriptor limit used to log
+            try:
+                raise OSError(24, "Too many open files")
+            except OSError:
+                logger.error("socket.accept() out of system resource", exc_info=True)
+        logger.error("something else")
+    finally:
+        logger.removeHandler(handler)
+    text = out.getvalue()
+    assert text.count("out of system resource") == 5 and "something else" in text
+    assert len(text) < 5_000
