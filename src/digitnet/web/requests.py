@@ -256,34 +256,59 @@ def _hidden_sizes(obj: dict, default: list[int]) -> list[int]:
     return hidden
 
 
+# The form's field for each setting it sets (the page has no flags; errors name its fields).
+FORM_FIELDS = {"layers": "hidden"}
+
+
+def _settings_from_dict(settings: dict) -> tuple[NetworkConfig, TrainConfig]:
+    """The library's one door from flat settings to validated configs (``digitnet.settings``,
+    which the CLI and config files use too); the same steps by hand where it is not there yet."""
+    try:
+        from digitnet.settings import settings_from_dict
+    except ImportError:  # pragma: no cover - before digitnet.settings exists
+        from digitnet.presets import get_preset
+
+        d = dict(settings)
+        net, train = get_preset(d.pop("preset", "video"))
+        net_names, train_names = set(net.to_dict()), set(train.to_dict())
+        return (NetworkConfig.from_dict({**net.to_dict(), **{k: v for k, v in d.items() if k in net_names}}),
+                TrainConfig.from_dict({**train.to_dict(), **{k: v for k, v in d.items() if k in train_names}}))
+    return settings_from_dict(settings)
+
+
 def parse_train_config(raw: bytes, presets: dict, n_in: int, n_out: int, n_train: int
                        ) -> tuple[NetworkConfig, TrainConfig, int]:
     """The page's "new network" form -> (NetworkConfig, TrainConfig, training images).
 
     ``presets`` maps the names the page offers to ``(description, NetworkConfig,
-    TrainConfig)``; the form's fields override the chosen preset's.
+    TrainConfig)``. The form's fields are checked against the page's limits (work a request
+    may ask for), then become settings over the chosen preset, validated by the library; an
+    error names the form's field.
     """
     obj = parse_object(raw, TRAIN_FIELDS)
     preset = choice(obj, "preset", list(presets), "video")
-    base_net, base_train = presets[preset][1], presets[preset][2]
-    net_changes = {"layers": (n_in, *_hidden_sizes(obj, list(base_net.layers[1:-1])), n_out)}
+    base_net = presets[preset][1]
+    settings = {"preset": preset, "layers": (n_in, *_hidden_sizes(obj, list(base_net.layers[1:-1])), n_out)}
     for name, choices in (("activation", HIDDEN_ACTIVATIONS), ("output_activation", ACTIVATION_NAMES),
-                          ("cost", COST_NAMES), ("init", INIT_NAMES)):
+                          ("cost", COST_NAMES), ("init", INIT_NAMES), ("optimizer", OPTIMIZER_NAMES)):
         if name in obj:
-            net_changes[name] = choice(obj, name, choices)
-    train_changes = {}
-    if "optimizer" in obj:
-        train_changes["optimizer"] = choice(obj, "optimizer", OPTIMIZER_NAMES)
+            settings[name] = choice(obj, name, choices)
     for name in ("eta", "lmbda", "momentum"):
         if name in obj:
-            train_changes[name] = number(obj, name, *LIMITS[name])
+            settings[name] = number(obj, name, *LIMITS[name])
     for name in ("batch_size", "epochs", "seed"):
         if name in obj:
-            train_changes[name] = number(obj, name, *LIMITS[name], integer=True)
+            settings[name] = number(obj, name, *LIMITS[name], integer=True)
     train_size = number(obj, "train_size", 1, n_train, n_train, integer=True)
-    net_cfg = NetworkConfig.from_dict({**base_net.to_dict(), **net_changes})
-    train_cfg = TrainConfig.from_dict({**base_train.to_dict(), **train_changes, "validation": False,
-                                       "keep_best": False, "train_size": train_size if train_size < n_train else None})
+    # the page measures test accuracy as it trains; it keeps no validation split
+    settings.update(validation=False, keep_best=False, train_size=train_size if train_size < n_train else None)
+    try:
+        net_cfg, train_cfg = _settings_from_dict(settings)
+    except ConfigError as e:
+        render = getattr(e, "render", None)
+        message = render(lambda s: f"'{FORM_FIELDS.get(s, s)}'") if render else str(e)
+        raise ApiError(400, message, field=FORM_FIELDS.get(getattr(e, "setting", None) or "",
+                                                           getattr(e, "setting", None))) from None
     return net_cfg, train_cfg, train_size
 
 
