@@ -248,6 +248,9 @@ def _read_metadata(meta: dict, tensors: dict[str, np.ndarray]) -> dict[str, Any]
     if network is None:
         raise ValueError("'network' is missing")
     _check_settings(network, NetworkConfig, "network")
+    layers = network.get("layers")
+    if not isinstance(layers, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in layers):
+        raise ValueError("'network.layers' must list whole numbers")
     kinds = _json_field(meta, "kinds", list, [])
     if not all(isinstance(k, str) and k in _LAYER_KINDS for k in kinds):
         raise ValueError("'kinds' must list layer kinds (dense, conv, pool, flatten)")
