@@ -461,6 +461,9 @@ def _in_worker_process(fn, *args):
         if _processes is None:
             _processes = concurrent.futures.ProcessPoolExecutor(
                 max_workers=POOLS["descent"][0], mp_context=multiprocessing.get_context("spawn"))
+            import atexit
+
+            atexit.register(_processes.shutdown, cancel_futures=True)
         processes = _processes
     try:
         return processes.submit(fn, *args).result()
