@@ -17,10 +17,10 @@ or page, 405 wrong method, 408 body too slow, 409 conflicts with the training jo
 drawings folder, 413 body too large, 415 wrong content type, 503 busy (with
 ``Retry-After``), and 500 for a bug (logged once; no internals are sent).
 
-Work is bounded: the CPU-heavy requests run in small thread pools of their own kind
-(:data:`POOLS`: predictions, the playground, everything else), each with a short queue; a
-full pool answers 503 at once rather than queueing without end, so one kind of request
-cannot starve another. A prediction asks the training thread to wait between mini-batches
+Work is bounded: requests run in small thread pools of their own kind (:data:`POOLS`:
+predictions; the playground, whose work runs in a worker process; changes to the training
+job, one at a time; everything else), each with a short queue; a full pool answers 503 at
+once rather than queueing without end, so one kind of request cannot starve another. A prediction asks the training thread to wait between mini-batches
 only once its body has fully arrived, so a slow client never slows training.
 
 Endpoints (all JSON unless said otherwise)::
@@ -90,7 +90,9 @@ DENSE_PRESET_TABLE = {name: PRESETS[name] for name in DENSE_PRESETS}
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Thread pools by kind of request: (threads, requests that may wait for one). A request that
 # finds its pool's threads and queue full is answered 503 with Retry-After at once.
-POOLS = {"predict": (2, 30), "descent": (1, 3), "work": (4, 32)}
+# "control" has one thread: requests that change the training job or the model folder (start,
+# pause, reset, load, save, ...) run one at a time, so a pause never meets a half-started start.
+POOLS = {"predict": (2, 30), "descent": (1, 3), "work": (4, 32), "control": (1, 32)}
 MAX_EVENT_STREAMS = 32  # pages following training at once
 MAX_DRAWINGS = 10_000  # pictures the page saves into its drawings folder, all labels together
 RETRY_AFTER = 1  # seconds a busy server asks a client to wait
@@ -165,15 +167,8 @@ def create_app(
     static = Path(str(resources.files("digitnet.web") / "static"))
     data = lab.data
     pool = {kind: Pool(kind, *size) for kind, size in {**POOLS, **(pools or {})}.items()}
-    # Requests that change the training job run one at a time (start, pause, reset, ...):
-    # a pause that arrives while a start is still starting waits for it.
-    control = threading.Lock()
     drawing_counts: dict[int, int] = {}  # pictures per label in the drawings folder, counted once
     streams = {"open": 0}
-
-    def controlled(fn, *args):
-        with control:
-            return fn(*args)
 
     async def index(request: Request) -> Response:
         return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
@@ -245,7 +240,7 @@ def create_app(
             return {"file": f"{path.parent.name}/{path.name}", "label": label, "count": drawing_counts[label],
                     "folder": drawings.name}
 
-        return _json(await pool["work"].run(controlled, work))
+        return _json(await pool["control"].run(work))
 
     # -- models --
     async def models(request: Request) -> Response:
@@ -253,14 +248,14 @@ def create_app(
 
     async def load_model(request: Request) -> Response:
         obj = await json_body(request, max_body, {"name"}, {"name"})
-        return _json(await pool["work"].run(controlled, lab.load, obj["name"]))
+        return _json(await pool["control"].run(lab.load, obj["name"]))
 
     async def save_model(request: Request) -> Response:
         if content_type(request) != "application/json":
             raise ApiError(415, "Send the request body as JSON with the header Content-Type: application/json.")
         name, overwrite = parse_save(await read_body(request, max_body))
         check_model_name(name)
-        return _json(await pool["work"].run(controlled, lab.save, name, overwrite))
+        return _json(await pool["control"].run(lab.save, name, overwrite))
 
     # -- learn --
     async def train_config(request: Request) -> Response:
@@ -269,19 +264,19 @@ def create_app(
         net_cfg, train_cfg, train_size = parse_train_config(
             await read_body(request, max_body), DENSE_PRESET_TABLE, data.train.x.shape[1], len(data.classes),
             len(data.train))
-        return _json(await pool["work"].run(controlled, lab.configure, net_cfg, train_cfg, train_size))
+        return _json(await pool["control"].run(lab.configure, net_cfg, train_cfg, train_size))
 
     async def train_start(request: Request) -> Response:
         obj = await json_body(request, max_body, {"until"})
         until = obj.get("until", "end")
         if until not in ("end", "epoch"):
             raise ApiError(400, f"The 'until' field must be one of end, epoch; got {until!r}."[:200])
-        return _json(await pool["work"].run(controlled, lab.start, until))
+        return _json(await pool["control"].run(lab.start, until))
 
     def _control(method):
         async def route(request: Request) -> Response:
             await json_body(request, max_body, set())
-            return _json(await pool["work"].run(controlled, method))
+            return _json(await pool["control"].run(method))
         return route
 
     async def train_status(request: Request) -> Response:
