@@ -26,8 +26,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 HEADER_SECONDS = 10.0  # a connection without a request in progress is closed after this long
 KEEP_ALIVE_SECONDS = 5  # uvicorn's timeout_keep_alive
 MAX_HEADER_BYTES = 16 * 1024  # h11_max_incomplete_event_size: the request line and headers
-RESERVED_FDS = 256  # descriptors kept for files, models, logs, and connections accepted in one burst
-BACKLOG = 128  # connections the listening socket queues, and accepts in one burst
+RESERVED_FDS = 320  # descriptors kept for files, models, logs, and connections accepted before the
+# limit can close others (asyncio accepts up to BACKLOG at a time, and closes a beat later)
+BACKLOG = 64  # connections the listening socket queues, and accepts in one burst
 MAX_CONNECTIONS = 4096
 
 
