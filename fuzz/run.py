@@ -1,7 +1,7 @@
 """A longer fuzzing run of digitnet's readers (IDX, gzip, model files, images).
 
 Model files are fuzzed two ways: byte mutations, and structure-aware crafted metadata
-under a recomputed, valid digest (a fifth as many inputs as the other readers).
+under a recomputed, valid digest (one thirtieth as many inputs as the other readers, at least 50).
 
 It runs the property-based tests of tests/test_fuzz.py with many more generated inputs
 per reader and prints how many inputs each reader got and what was found (a failing
