@@ -1,5 +1,8 @@
 """A longer fuzzing run of digitnet's readers (IDX, gzip, model files, images).
 
+Model files are fuzzed two ways: byte mutations, and structure-aware crafted metadata
+under a recomputed, valid digest (one thirtieth as many inputs as the other readers, at least 50).
+
 It runs the property-based tests of tests/test_fuzz.py with many more generated inputs
 per reader and prints how many inputs each reader got and what was found (a failing
 property prints the smallest input that breaks it).

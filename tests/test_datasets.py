@@ -103,3 +103,42 @@ def test_count_mismatch_and_bad_labels(tmp_path, rng):
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.full(20, 12, dtype=np.uint8))
     with pytest.raises(DataError, match="labels must be 0..9"):
         load_idx_dataset(tmp_path)
+
+
+def _small_set(directory, n=20):
+    rng = np.random.default_rng(0)
+    for stem, a in (("train-images-idx3-ubyte", rng.integers(0, 255, (n, 28, 28), dtype=np.uint8)),
+                    ("train-labels-idx1-ubyte", rng.integers(0, 10, n).astype(np.uint8)),
+                    ("t10k-images-idx3-ubyte", rng.integers(0, 255, (n, 28, 28), dtype=np.uint8)),
+                    ("t10k-labels-idx1-ubyte", rng.integers(0, 10, n).astype(np.uint8))):
+        write_idx(directory / f"{stem}.gz", a)
+
+
+def test_a_gzip_bomb_in_the_data_dir_costs_no_more_than_its_header_says(tmp_path):
+    import tracemalloc
+
+    _small_set(tmp_path)
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as f:  # a header for 20 images, then 100 MB
+        f.write(b"\x00\x00\x08\x03" + (20).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2)
+        for _ in range(100):
+            f.write(bytes(1 << 20))
+    tracemalloc.start()
+    t = time.perf_counter()
+    with pytest.raises(DataError, match="decompresses to more than the 15,696 bytes its header declares"):
+        load_idx_dataset(tmp_path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 * 1024**2 and time.perf_counter() - t < 2
+
+
+def test_a_huge_sparse_data_file_is_refused_before_it_is_read(tmp_path):
+    _small_set(tmp_path)
+    (tmp_path / "train-images-idx3-ubyte.gz").unlink()
+    with open(tmp_path / "train-images-idx3-ubyte", "wb") as f:  # 30 GB, sparse: costs no disk
+        f.write(b"\x00\x00\x08\x03" + (20).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2)
+        f.truncate(30 * 1024**3)
+    t = time.perf_counter()
+    with pytest.raises(DataError, match="too long: the file is 32,212,254,720 bytes but its header declares 15,696"):
+        load_idx_dataset(tmp_path)
+    assert time.perf_counter() - t < 2

@@ -147,6 +147,88 @@ def test_model_reader(model_bytes, tmp_path):
     run()
 
 
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**30), 10**30) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+_FIELD_KEYS = {
+    "network": ["layers", "activation", "output_activation", "cost", "init", "dtype", "features", "deskew", "evil"],
+    "train": ["epochs", "batch_size", "eta", "seed", "schedule", "optimizer", "augment", "train_size", "evil"],
+    "history": ["epochs", "initial_cost", "initial_test_accuracy", "best_epoch", "stopped_epoch", "evil"],
+}
+_RECORD_KEYS = ["epoch", "cost", "train_accuracy", "test_accuracy", "validation_accuracy", "seconds", "eta", "evil"]
+
+
+@st.composite
+def _metadata_value(draw, key):
+    """A JSON text for metadata field ``key``: often of the right shape with odd values inside."""
+    kind = draw(st.sampled_from(["any", "object", "records", "deep", "raw"]))
+    if kind == "object" and key in _FIELD_KEYS:
+        value = draw(st.dictionaries(st.sampled_from(_FIELD_KEYS[key]), _JSON, max_size=5))
+    elif kind == "records":
+        value = {"epochs": draw(st.lists(st.dictionaries(st.sampled_from(_RECORD_KEYS), _JSON, min_size=6),
+                                         max_size=3))}
+    elif kind == "deep":
+        n = draw(st.sampled_from([7, 50, 1000, 100_000]))
+        return "[" * n + "]" * n
+    elif kind == "raw":
+        return draw(st.text(max_size=20))
+    else:
+        value = draw(_JSON)
+    import json
+
+    return json.dumps(value)
+
+
+def test_model_reader_structure_aware(model_bytes, tmp_path):
+    """Crafted metadata with a valid digest (anyone can recompute it): the file loads and
+    works, or gives the one clean "not a valid digitnet model" error."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import save
+
+    from digitnet.model_io import _digest, load_model
+
+    src = tmp_path / "src.safetensors"
+    src.write_bytes(model_bytes)
+    with safe_open(str(src), framework="numpy") as f:
+        meta0 = dict(f.metadata())
+        tensors0 = {k: f.get_tensor(k) for k in f.keys()}
+    path = tmp_path / "m.safetensors"
+    keys = ["network", "train", "history", "kinds", "classes", "input", "epoch", "dataset"]
+
+    @settings(max_examples=max(50, N // 30), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(st.data())
+    def run(data):
+        COUNTS["model-structure"] += 1
+        meta, tensors = dict(meta0), dict(tensors0)
+        for key in data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=3, unique=True)):
+            meta[key] = data.draw(_metadata_value(key))
+        if data.draw(st.booleans()):
+            shape = data.draw(st.sampled_from([(), (0,), (3,), (2, 2)]))
+            tensors["history.batch_cost"] = np.ones(shape, dtype=data.draw(st.sampled_from([np.float32, np.int32])))
+        meta["sha256"] = _digest(tensors)
+        path.write_bytes(save(tensors, metadata=meta))
+        try:
+            m = load_model(path)
+        except ModelFileError as e:
+            assert "not a valid digitnet model" in str(e) or "network config" in str(e) or "altered" in str(e)
+            return
+        # what the readers do with a loaded model works
+        m.net.feedforward(np.zeros((1, m.net.config.layers[0]), dtype=np.float32))
+        json.dumps(m.history.to_dict() if m.history else None)
+        if m.history:
+            [(r.epoch, r.cost, r.test_accuracy) for r in m.history.epochs]
+            list(map(float, m.history.batch_costs))
+        m.train_config and m.train_config.to_dict()
+        "".join(m.classes)
+        int(m.epoch)
+
+    run()
+
+
 def test_model_with_nan_weights_is_loaded_but_reported_as_such(tmp_path):
     """NaN/inf weights are a valid file but an unusable model: loading says so."""
     from digitnet.model_io import load_model, save_model

@@ -134,3 +134,73 @@ def test_save_into_read_only_directory(tmp_path, monkeypatch):
     with pytest.raises(ModelFileError, match="Cannot save to .*Permission denied.*writable"):
         save_model(tmp_path / "m.safetensors", Network.create((784, 10)))
     assert not (tmp_path / "m.safetensors").exists()
+
+
+# --- crafted files: a valid digest, odd metadata (issue 15) -------------------------------
+def craft(path, out, **meta_changes):
+    """A copy of the model file at ``path`` with metadata fields replaced (None: removed) and the
+    digest recomputed, as anyone can: the digest is a checksum, not a signature."""
+    from safetensors import safe_open
+    from safetensors.numpy import save
+
+    from digitnet.model_io import _digest
+
+    with safe_open(str(path), framework="numpy") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tensor_changes = meta_changes.pop("tensors", {})
+    tensors.update(tensor_changes)
+    for k, v in meta_changes.items():
+        if v is None:
+            meta.pop(k, None)
+        else:
+            meta[k] = v
+    meta["sha256"] = _digest(tensors)
+    out.write_bytes(save(tensors, metadata=meta))
+    return out
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+RECORD = {"epoch": 1, "cost": 0.1, "train_accuracy": 0.9, "test_accuracy": 0.91, "validation_accuracy": None,
+          "seconds": 0.5, "eta": 3.0}
+CRAFTED = {
+    "history is a list": {"history": "[]"},
+    "kinds is a number": {"kinds": "5"},
+    "train is a list": {"train": "[1, 2]"},
+    "epoch record with an unknown key": {"history": json.dumps({"epochs": [{**RECORD, "evil": 1}]})},
+    "epoch record missing a key": {"history": json.dumps({"epochs": [{"epoch": 1}]})},
+    "epoch record with text": {"history": json.dumps({"epochs": [{**RECORD, "cost": "low"}]})},
+    "0-d batch cost": {"tensors": {"history.batch_cost": np.array(1.0, dtype=np.float32)}},
+    "2-d batch cost": {"tensors": {"history.batch_cost": np.ones((2, 2), dtype=np.float32)}},
+    "network nested 100,000 deep": {"network": DEEP},
+    "history nested 100,000 deep": {"history": DEEP},
+    "train nested deep but parseable": {"train": json.dumps({"augment": [[[[[[[[["x"]]]]]]]]]})},
+    "classes is text": {"classes": '"0123456789"'},
+    "classes hold numbers": {"classes": json.dumps(list(range(10)))},
+    "train eta is text": {"train": json.dumps({"eta": "fast"})},
+    "train with an unknown key": {"train": json.dumps({"etta": 3.0})},
+    "network layers is text": {"network": json.dumps({"layers": "784,16,10"})},
+    "network is null": {"network": "null"},
+    "network missing": {"network": None},
+    "epoch is text": {"epoch": "four"},
+    "epoch is huge": {"epoch": "9" * 5000},
+    "best_epoch is text": {"history": json.dumps({"epochs": [], "best_epoch": "1"})},
+    "initial cost is a list": {"history": json.dumps({"epochs": [], "initial_cost": [1]})},
+    "huge integer": {"train": '{"epochs": ' + "9" * 4000 + "}"},
+    "not JSON": {"kinds": "{"},
+}
+
+
+@pytest.mark.parametrize("changes", CRAFTED.values(), ids=CRAFTED.keys())
+def test_crafted_metadata_with_a_valid_digest_gives_one_clean_error(saved, tmp_path, changes):
+    path, _, _ = saved
+    bad = craft(path, tmp_path / "bad.safetensors", **dict(changes))
+    with pytest.raises(ModelFileError, match="is not a valid digitnet model"):
+        load_model(bad)
+
+
+def test_crafted_file_that_is_well_formed_still_loads(saved, tmp_path):
+    path, net, _ = saved
+    ok = craft(path, tmp_path / "ok.safetensors", history=json.dumps({"epochs": [RECORD]}), train=None)
+    m = load_model(ok)
+    assert m.train_config is None and m.history.epochs[0].test_accuracy == 0.91

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import io
 import os
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ from digitnet.errors import ImageError
 
 MAX_PIXELS = 40_000_000  # refuse decompression bombs larger than this
 MIN_CONTRAST = 8.0  # ink must differ from the paper by at least this many grey levels
+_OPEN_LOCK = threading.Lock()  # read_grey changes the (process-wide) warnings filter while opening
 
 
 def read_grey(source: str | os.PathLike | bytes) -> np.ndarray:
@@ -32,20 +35,35 @@ def read_grey(source: str | os.PathLike | bytes) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     name = "image data" if isinstance(source, (bytes, bytearray)) else str(source)
+    too_large = (f"digitnet reads images of at most {MAX_PIXELS:,} pixels (for example 6000x6000); "
+                 "scale it down (a digit needs no more than 1000x1000).")
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
     except OSError as e:
         raise ImageError(f"Cannot open {name}: {e.strerror or e}.") from None
     try:
-        with fp, Image.open(fp) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                paper = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(paper, im)
-            grey = np.asarray(im.convert("L"), dtype=np.float32)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as e:
+        with fp:
+            # Pillow reads only the header on open: the size is checked here, before any pixel
+            # is decoded (a 300 KB PNG can declare 8800x8800 and cost gigabytes: a decompression
+            # bomb). Pillow's own check only warns below twice its limit; here it is an error.
+            # The warnings filter is process-wide, hence the lock (opening reads a header: quick).
+            with _OPEN_LOCK, warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                im = Image.open(fp)
+            with im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise ImageError(f"{name} is {w}x{h} = {w * h:,} pixels; {too_large}")
+                im.load()
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                    im = im.convert("RGBA")
+                    paper = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                    im = Image.alpha_composite(paper, im)
+                grey = np.asarray(im.convert("L"), dtype=np.float32)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name} has more than {MAX_PIXELS:,} pixels; {too_large}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"{name} is not an image digitnet can read ({e}). Use a PNG or JPEG file.") from None
     if grey.ndim != 2 or grey.size == 0:
         raise ImageError(f"{name} has no pixels.")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import DIGITS
 from digitnet.errors import ConfigError, ModelFileError
 from digitnet.files import atomic_write_bytes
-from digitnet.history import History
+from digitnet.history import EpochRecord, History
 from digitnet.nn.network import Network, param_shapes
 
 FORMAT = "digitnet-model"
@@ -144,6 +145,136 @@ def _unpack(tensors: dict[str, np.ndarray], config: NetworkConfig, kinds: list[s
         raise ModelFileError(f"{where}: {e} The file was altered.") from None
 
 
+# --- what the metadata may hold --------------------------------------------------------
+# The digest is a checksum, not a signature: anyone can write a file with a valid digest and
+# any metadata. So every field is checked for type, shape and size before it is used, and
+# any file either loads or gives one clean "not a valid digitnet model" error.
+MAX_META_CHARS = {"network": 100_000, "train": 100_000, "kinds": 100_000, "classes": 100_000,
+                  "input": 10_000, "history": 20_000_000}
+MAX_META_DEPTH = 6  # nesting of lists and objects in any field
+MAX_EPOCHS = 1_000_000
+_LAYER_KINDS = {"dense", "conv", "pool", "flatten"}
+
+
+def _depth(value) -> int:
+    """How deeply lists and objects nest in ``value`` (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (list, dict)):
+            if d > MAX_META_DEPTH:
+                return d
+            deepest = max(deepest, d)
+            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def _json_field(meta: dict, key: str, kind: type | tuple[type, ...], default=None):
+    text = meta.get(key)
+    if text is None:
+        return default
+    if not isinstance(text, str) or len(text) > MAX_META_CHARS.get(key, 100_000):
+        raise ValueError(f"'{key}' is too long")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"'{key}' is nested too deeply") from None
+    if _depth(value) > MAX_META_DEPTH:
+        raise ValueError(f"'{key}' is nested too deeply")
+    if not isinstance(value, kind):
+        raise ValueError(f"'{key}' is a {type(value).__name__}")
+    return value
+
+
+def _is_number(v, *, none: bool = False) -> bool:
+    return (v is None and none) or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _check_known(d: dict, allowed, what: str) -> None:
+    unknown = set(d) - set(allowed)
+    if unknown:
+        raise ValueError(f"unknown {what} key(s) {', '.join(sorted(map(str, unknown)))[:80]}")
+
+
+def _check_settings(d: dict, cls, what: str) -> None:
+    """Keys of the dataclass ``cls``, each value of its default's type (numbers for floats)."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _check_known(d, fields, what)
+    for k, v in d.items():
+        f = fields[k]
+        default = f.default if f.default is not dataclasses.MISSING else None
+        ok = (v is None or isinstance(v, (str, int, float, bool, list))) if default is None else \
+            isinstance(v, bool) if isinstance(default, bool) else \
+            (isinstance(v, int) and not isinstance(v, bool)) if isinstance(default, int) else \
+            _is_number(v) if isinstance(default, float) else \
+            isinstance(v, str) if isinstance(default, str) else \
+            isinstance(v, (list, str)) if isinstance(default, tuple) else True
+        if not ok:
+            raise ValueError(f"{what} setting '{k}' is a {type(v).__name__}")
+        if isinstance(v, int) and not -2**63 <= v < 2**63 or isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{what} setting '{k}' is out of range")
+
+
+def _read_metadata(meta: dict, tensors: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The metadata's fields, parsed and checked (raises ValueError naming the bad field)."""
+    network = _json_field(meta, "network", dict)
+    if network is None:
+        raise ValueError("'network' is missing")
+    _check_settings(network, NetworkConfig, "network")
+    layers = network.get("layers")
+    if not isinstance(layers, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in layers):
+        raise ValueError("'network.layers' must list whole numbers")
+    kinds = _json_field(meta, "kinds", list, [])
+    if not all(isinstance(k, str) and k in _LAYER_KINDS for k in kinds):
+        raise ValueError("'kinds' must list layer kinds (dense, conv, pool, flatten)")
+    classes = _json_field(meta, "classes", list, list(DIGITS))
+    if not 1 <= len(classes) <= 10_000 or not all(isinstance(c, str) and len(c) <= 100 for c in classes):
+        raise ValueError("'classes' must list 1 to 10,000 names")
+    train = _json_field(meta, "train", dict)
+    if train is not None:
+        _check_settings(train, TrainConfig, "train")
+    _json_field(meta, "input", dict)
+    history = _json_field(meta, "history", dict)
+    if history is not None:
+        _check_known(history, ("epochs", "initial_cost", "initial_test_accuracy", "best_epoch", "stopped_epoch"),
+                     "history")
+        epochs = history.get("epochs", [])
+        if not isinstance(epochs, list) or len(epochs) > MAX_EPOCHS:
+            raise ValueError("'history.epochs' must be a list of epoch records")
+        record_fields = set(EpochRecord.__dataclass_fields__)
+        for rec in epochs:
+            if not isinstance(rec, dict) or set(rec) != record_fields:
+                raise ValueError(f"an epoch record must have exactly the keys {', '.join(sorted(record_fields))}")
+            if not isinstance(rec["epoch"], int) or isinstance(rec["epoch"], bool):
+                raise ValueError("an epoch record's 'epoch' must be a whole number")
+            for k in ("cost", "train_accuracy", "seconds", "eta"):
+                if not _is_number(rec[k]):
+                    raise ValueError(f"an epoch record's '{k}' must be a number")
+            for k in ("test_accuracy", "validation_accuracy"):
+                if not _is_number(rec[k], none=True):
+                    raise ValueError(f"an epoch record's '{k}' must be a number or null")
+        for k in ("initial_cost", "initial_test_accuracy"):
+            if not _is_number(history.get(k), none=True):
+                raise ValueError(f"'history.{k}' must be a number or null")
+        for k in ("best_epoch", "stopped_epoch"):
+            v = history.get(k)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+                raise ValueError(f"'history.{k}' must be a whole number or null")
+    costs = tensors.get("history.batch_cost")
+    if costs is not None and (costs.ndim != 1 or costs.dtype.kind != "f"):
+        raise ValueError("the tensor history.batch_cost must be a 1-d array of floats")
+    epoch_text = meta.get("epoch", "0")
+    if not isinstance(epoch_text, str) or not epoch_text.isdigit() or len(epoch_text) > 7:
+        raise ValueError("'epoch' must be a whole number")
+    dataset = meta.get("dataset", "mnist")
+    if not isinstance(dataset, str) or len(dataset) > 100:
+        raise ValueError("'dataset' must be a short name")
+    return {"network": network, "kinds": kinds, "classes": classes, "train": train, "history": history,
+            "epoch": int(epoch_text)}
+
+
 def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> SavedModel:
     """Load a model (or checkpoint) file, checking its format, version, shapes and digest."""
     from safetensors import SafetensorError, safe_open
@@ -175,14 +306,17 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
     if meta.get("sha256") != _digest(tensors):
         raise ModelFileError(f"{where}: the weights do not match the file's checksum. The file was altered or damaged.")
     try:
-        config = NetworkConfig.from_dict(json.loads(meta["network"]))
-        kinds = json.loads(meta.get("kinds", "[]"))
-        classes = tuple(json.loads(meta.get("classes", json.dumps(list(DIGITS)))))
-        train_config = TrainConfig.from_dict(json.loads(meta["train"])) if "train" in meta else None
-        hist_meta: dict[str, Any] | None = json.loads(meta["history"]) if "history" in meta else None
-        epoch = int(meta.get("epoch", "0"))
-    except (KeyError, ValueError, TypeError, ConfigError) as e:
-        raise ModelFileError(f"{where}: the model description in the file is invalid ({e}). The file was altered.") from None
+        fields = _read_metadata(meta, tensors)
+        config = NetworkConfig.from_dict(fields["network"])
+        kinds = fields["kinds"]
+        classes = tuple(fields["classes"])
+        train_config = TrainConfig.from_dict(fields["train"]) if fields["train"] is not None else None
+        hist_meta: dict[str, Any] | None = fields["history"]
+        epoch = fields["epoch"]
+        history = History.from_dict(hist_meta, tensors.get("history.batch_cost", ())) if hist_meta is not None else None
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError, RecursionError, ConfigError) as e:
+        raise ModelFileError(f"{where} is not a valid digitnet model: the model description in the file is "
+                             f"invalid ({str(e)[:200]}). The file was altered.") from None
     net = _unpack(tensors, config, kinds, "", where)
     if not all(np.isfinite(v).all() for p in net.params for v in p.values()):
         raise ModelFileError(
@@ -191,8 +325,5 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
         )
     has_initial = any(k.startswith("initial.layers.") for k in tensors)
     initial = _unpack(tensors, config, kinds, "initial.", where) if has_initial else None
-    history = None
-    if hist_meta is not None:
-        history = History.from_dict(hist_meta, tensors.get("history.batch_cost", ()))
     extra = {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}
     return SavedModel(net, history, train_config, initial, meta.get("dataset", "mnist"), classes, epoch, extra, meta)

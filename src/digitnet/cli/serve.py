@@ -82,11 +82,17 @@ def serve(port, host, open_browser, model_dir, data_dir):
     sys.setswitchinterval(0.001)
 
     from digitnet.web import create_app
+    from digitnet.web.app import LOCAL_HOSTS
+    from digitnet.web.server import BACKLOG, KEEP_ALIVE_SECONDS, MAX_HEADER_BYTES, connection_limit, make_protocol, quiet_logs
 
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     local = _is_loopback(host)
-    app = create_app(model_dir, data_dir=data_dir, allowed_hosts=None if not local else ("127.0.0.1", "localhost", "::1"))
+    # A loopback address answers to its own name too (127.0.0.2 is loopback but not 127.0.0.1).
+    allowed = (*LOCAL_HOSTS, host.strip("[]").lower()) if local else None
+    app = create_app(model_dir, data_dir=data_dir, allowed_hosts=allowed)
+    for line in app.state.lab.skipped:
+        click.echo(f"Skipped a model file: {line}", err=True)
     sock = _bind(host, port)
     url = _url(host, sock.getsockname()[1])
     click.echo(f"digitnet is serving on {url}  (models in {model_dir.resolve()}; Ctrl-C to stop)")
@@ -95,7 +101,12 @@ def serve(port, host, open_browser, model_dir, data_dir):
                    "train on this machine.", err=True)
     if open_browser:
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, access_log=False)
+    # Bounded connections and timeouts (digitnet.web.server): idle and half-sent requests
+    # are closed, and the connection count stays below the file-descriptor limit.
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, access_log=False,
+                            http=make_protocol(connection_limit()), timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                            h11_max_incomplete_event_size=MAX_HEADER_BYTES, backlog=BACKLOG)
+    quiet_logs()
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

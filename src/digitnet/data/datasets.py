@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitnet.data.idx import gunzip, parse_idx
+from digitnet.data.idx import parse_idx, read_idx_bytes
 from digitnet.errors import DataError
 
 DIGITS = tuple(str(d) for d in range(10))
@@ -101,12 +101,9 @@ MNIST_SHA256 = _read_sums(_shipped_dir())
 
 def _read_file(directory: Path, stem: str, sha256: str | None, what: str = "MNIST") -> np.ndarray:
     gz, raw = directory / f"{stem}.gz", directory / stem
-    if gz.is_file():
-        path = gz
-        data = gunzip(path.read_bytes(), str(path))
-    elif raw.is_file():
-        path = raw
-        data = path.read_bytes()
+    if gz.is_file() or raw.is_file():
+        path = gz if gz.is_file() else raw
+        data = read_idx_bytes(path)  # sizes checked against the header before reading
     else:
         raise DataError(
             f"Missing data file: neither {gz} nor {raw} exists. Put the four MNIST files there, or "

@@ -99,6 +99,85 @@ def gunzip(data: bytes, name: str, limit: int = MAX_BYTES) -> bytes:
     return out
 
 
+def _header_size(head: bytes, name: str) -> tuple[int, int]:
+    """The first bytes of an IDX file -> (header bytes, payload bytes the header declares).
+
+    Raises :class:`DataError` like :func:`parse_idx` for a wrong magic number or a header
+    that declares more than :data:`MAX_BYTES`."""
+    if len(head) < 4:
+        raise DataError(f"{name}: only {len(head)} bytes, too short for an IDX header. Is it truncated?")
+    zero, code, ndim = struct.unpack(">HBB", head[:4])
+    if zero != 0 or code not in IDX_DTYPES or not 1 <= ndim <= 4:
+        parse_idx(head[:4] + b"\0" * 4, name)  # raises the wrong-magic-number error
+    header = 4 + 4 * ndim
+    if len(head) < header:
+        raise DataError(f"{name}: the header is cut short ({len(head)} bytes). The file is truncated.")
+    dims = struct.unpack(f">{ndim}I", head[4:header])
+    expected = int(np.prod(dims, dtype=object)) * IDX_DTYPES[code].itemsize
+    if expected > MAX_BYTES:
+        raise DataError(
+            f"{name}: the header declares {' x '.join(map(str, dims))} values "
+            f"({expected:,} bytes), more than digitnet accepts. The file is corrupted."
+        )
+    return header, expected
+
+
+CHUNK = 1 << 20  # bytes read (or decompressed) at a time
+
+
+def read_idx_bytes(path, name: str | None = None) -> bytes:
+    """The (decompressed) bytes of the IDX file at ``path`` (``.gz``: gzip-compressed).
+
+    The sizes are checked against the header *before* the data is read: an uncompressed file
+    must be exactly as long as its header says (a 30 GB file is refused without being read),
+    and a compressed one is decompressed as a stream that stops as soon as it passes the size
+    its header implies (a gzip bomb costs no more than a real file). The result still goes
+    through :func:`parse_idx`.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    name = name or str(path)
+    try:
+        with open(path, "rb") as f:
+            if path.suffix != ".gz":
+                head = f.read(4 + 4 * 4)
+                header, expected = _header_size(head, name)
+                size = path.stat().st_size
+                if size != header + expected:
+                    problem = "truncated" if size < header + expected else "too long"
+                    raise DataError(
+                        f"{name}: {problem}: the file is {size:,} bytes but its header declares "
+                        f"{header + expected:,}. Download or copy the file again."
+                    )
+                return head + f.read(size - len(head))
+            return _gunzip_file(f, name)
+    except OSError as e:
+        raise DataError(f"Cannot read {name}: {e.strerror or e}.") from None
+
+
+def _gunzip_file(f, name: str) -> bytes:
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = bytearray()
+    limit = None  # set once the header has been decompressed
+    try:
+        while not d.eof:
+            chunk = d.unconsumed_tail or f.read(CHUNK)
+            if not chunk:
+                raise DataError(f"{name}: the gzip stream is truncated. Download or copy the file again.")
+            room = (limit if limit is not None else 4 + 4 * 4) - len(out) + 1
+            out += d.decompress(chunk, max(room, 1))
+            if limit is None and len(out) >= 4 + 4 * 4 or limit is None and d.eof:
+                header, expected = _header_size(bytes(out[:20]), name)
+                limit = header + expected
+            if limit is not None and len(out) > limit:
+                raise DataError(f"{name}: decompresses to more than the {limit:,} bytes its header declares. "
+                                "The file is corrupted.")
+    except zlib.error as e:
+        raise DataError(f"{name}: not a valid gzip file ({e}). Download or copy the file again.") from None
+    return bytes(out)
+
+
 def write_idx(path, a: np.ndarray, compress: bool | None = None) -> None:
     """Write ``a`` as an IDX file (gzip-compressed if the name ends in .gz)."""
     from pathlib import Path

@@ -6,13 +6,22 @@ plain HTML, CSS and JavaScript in ``static/`` (no build step, nothing fetched fr
 internet); it talks to the JSON endpoints below and follows training through
 server-sent events.
 
-Every request is checked at the boundary: bodies are capped (``max_body`` bytes),
-must be JSON objects with known fields (or a PNG for ``/api/predict``), numbers must lie
-in the ranges of :data:`LIMITS`, formulas go through the playground's safe parser, and
-models are chosen by name among those in the model directory, never by path. A bad
-request gets ``{"error": "..."}`` with a 4xx status: 400 bad input, 404 unknown model or
-page, 405 wrong method, 409 conflicts with the running training job, 413 body too large,
-415 wrong content type.
+The routes here are thin: :mod:`digitnet.web.requests` reads and checks every request
+(bodies capped at ``max_body`` bytes and read within a time limit, JSON objects with known
+fields or a PNG, numbers in the ranges of its ``LIMITS``, formulas through the playground's
+safe parser and a work budget, models chosen by name, never by path), the library and the
+:class:`~digitnet.web.lab.Lab` do the work, and :mod:`digitnet.web.views` shapes the answer.
+
+Every answer is JSON, errors too: ``{"error": "..."}`` with 400 bad input, 404 unknown model
+or page, 405 wrong method, 408 body too slow, 409 conflicts with the training job or a full
+drawings folder, 413 body too large, 415 wrong content type, 503 busy (with
+``Retry-After``), and 500 for a bug (logged once; no internals are sent).
+
+Work is bounded: requests run in small thread pools of their own kind (:data:`POOLS`:
+predictions; the playground, whose work runs in a worker process; changes to the training
+job, one at a time; everything else), each with a short queue; a full pool answers 503 at
+once rather than queueing without end, so one kind of request cannot starve another. A prediction asks the training thread to wait between mini-batches
+only once its body has fully arrived, so a slow client never slows training.
 
 Endpoints (all JSON unless said otherwise)::
 
@@ -31,174 +40,105 @@ Endpoints (all JSON unless said otherwise)::
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
-import math
+import logging
+import threading
+import time
 from importlib import resources
 from pathlib import Path
 
+import anyio
 import numpy as np
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from digitnet.config import ACTIVATION_NAMES, COST_NAMES, INIT_NAMES, OPTIMIZER_NAMES, NetworkConfig, TrainConfig
-from digitnet.errors import ConfigError, DigitnetError, ExpressionError
+from digitnet.config import ACTIVATION_NAMES, COST_NAMES, INIT_NAMES, OPTIMIZER_NAMES
+from digitnet.errors import DigitnetError, ExpressionError
 from digitnet.images import prepare
 from digitnet.jsonable import jsonable
 from digitnet.presets import PRESETS
+from digitnet.web import views
 from digitnet.web.lab import Busy, Lab, NotFound, check_model_name
+from digitnet.web.requests import (
+    HIDDEN_ACTIVATIONS,
+    LIMITS,
+    MAX_BODY,
+    ApiError,
+    content_type,
+    json_body,
+    parse_descent,
+    parse_drawing,
+    parse_predict,
+    parse_save,
+    parse_train_config,
+    query_int,
+    query_seconds,
+    read_body,
+)
+
+log = logging.getLogger("digitnet.web")
 
 # The page sets up fully connected networks (its picture is the video's columns of neurons);
 # presets with convolutional features are for the command line.
 DENSE_PRESETS = [name for name, (_, net, _) in PRESETS.items() if not net.features]
-MAX_BODY = 2 * 1024 * 1024  # bytes: a 1024x1024 drawing as JSON does not fit, a 512x512 one does
+DENSE_PRESET_TABLE = {name: PRESETS[name] for name in DENSE_PRESETS}
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-LIMITS = {
-    "image_side": (28, 1024),  # width and height of a drawing, pixels
-    "hidden_layers": (0, 4),  # number of hidden layers
-    "hidden_size": (1, 512),  # neurons per hidden layer
-    "eta": (1e-6, 100.0),
-    "batch_size": (1, 1000),
-    "epochs": (1, 200),
-    "seed": (0, 2**32 - 1),
-    "lmbda": (0.0, 1000.0),
-    "momentum": (0.0, 0.999),
-    "descent_steps": (1, 10_000),
-    "descent_eta": (1e-9, 100.0),
-    "descent_coord": (-1e6, 1e6),
-    "events_seconds": (0.05, 3600.0),
-}
-DESCENT_GRID = 96  # the contour map is computed on a 96x96 grid
-SHOWN_FIRST_LAYER = 64  # first-layer neurons whose weight images are sent
-MAX_EDGE_WEIGHTS = 65_536  # deeper layers with more weights than this are drawn without edges
-PATH_POINTS = 2_000  # the descent path sent to the page is thinned to this many points
+# Thread pools by kind of request: (threads, requests that may wait for one). A request that
+# finds its pool's threads and queue full is answered 503 with Retry-After at once.
+# "control" has one thread: requests that change the training job or the model folder (start,
+# pause, reset, load, save, ...) run one at a time, so a pause never meets a half-started start.
+POOLS = {"predict": (2, 30), "descent": (1, 3), "work": (4, 32), "control": (1, 32)}
+MAX_EVENT_STREAMS = 32  # pages following training at once
+MAX_DRAWINGS = 10_000  # pictures the page saves into its drawings folder, all labels together
+RETRY_AFTER = 1  # seconds a busy server asks a client to wait
 
 
-class ApiError(Exception):
-    """A request the app refuses: an HTTP status and a message for the person."""
+class Pool:
+    """A bounded pool of threads for one kind of request (see :data:`POOLS`)."""
 
-    def __init__(self, status: int, message: str, **extra):
-        super().__init__(message)
-        self.status, self.message, self.extra = status, message, extra
+    def __init__(self, name: str, threads: int, queue: int):
+        self.name, self.threads, self.capacity = name, threads, threads + queue
+        self.admitted = 0
+        self._limiter: anyio.CapacityLimiter | None = None
 
-
-# --- JSON in and out ---------------------------------------------------------------------
-def _json(obj, status: int = 200) -> JSONResponse:
-    return JSONResponse(jsonable(obj), status_code=status)
-
-
-def _b64(a: np.ndarray) -> str:
-    """An array as base64 of its little-endian float32 bytes (a Float32Array in the page)."""
-    return base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode("ascii")
-
-
-def _b64_bytes(a: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(a, dtype=np.uint8).tobytes()).decode("ascii")
-
-
-def _rounded(a: np.ndarray, digits: int = 4) -> list[float]:
-    return [round(float(v), digits) for v in np.asarray(a).ravel()]
+    async def run(self, fn, *args):
+        if self.admitted >= self.capacity:
+            raise ApiError(503, f"The server is busy with {self.admitted} {self.name} requests; "
+                                f"try again in {RETRY_AFTER} s.", {"Retry-After": str(RETRY_AFTER)})
+        if self._limiter is None:  # made in the event loop that uses it
+            self._limiter = anyio.CapacityLimiter(self.threads)
+        self.admitted += 1
+        try:
+            return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        finally:
+            self.admitted -= 1
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise ApiError(400, "The Content-Length header is not a number.")
-        if int(length) > limit:
-            raise ApiError(413, f"The request body is {int(length):,} bytes; the limit is {limit:,}. "
-                                "Send a smaller image (28x28 to 512x512 pixels is plenty).")
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise ApiError(413, f"The request body is over the limit of {limit:,} bytes. Send a smaller image.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+class RateLimitedLog:
+    """Log a kind of message at most ``per_minute`` times a minute, then say how many were left out."""
 
+    def __init__(self, logger: logging.Logger, per_minute: int = 10):
+        self.logger, self.per_minute = logger, per_minute
+        self._window, self._count, self._dropped = 0.0, 0, 0
+        self._lock = threading.Lock()
 
-def _content_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-async def _json_body(request: Request, limit: int, fields: set[str], required: set[str] = frozenset()) -> dict:
-    if _content_type(request) != "application/json":
-        raise ApiError(415, "Send the request body as JSON with the header Content-Type: application/json.")
-    raw = await _body(request, limit)
-    return _parse_object(raw, fields, required)
-
-
-def _parse_object(raw: bytes, fields: set[str], required: set[str] = frozenset()) -> dict:
-    try:
-        obj = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ApiError(400, f"The request body is not valid JSON ({e}).") from None
-    if not isinstance(obj, dict):
-        raise ApiError(400, "The request body must be a JSON object, such as {\"name\": \"my-model\"}.")
-    unknown = sorted(set(obj) - fields)
-    if unknown:
-        raise ApiError(400, f"Unknown field(s): {', '.join(unknown)}. Known fields: {', '.join(sorted(fields))}.")
-    missing = sorted(required - set(obj))
-    if missing:
-        raise ApiError(400, f"Missing field(s): {', '.join(missing)}.")
-    return obj
-
-
-def _number(obj: dict, name: str, lo: float, hi: float, default=None, *, integer: bool = False):
-    v = obj.get(name, default)
-    if v is None and default is None and name not in obj:
-        return None
-    kind = "a whole number" if integer else "a number"
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not float(v).is_integer()):
-        raise ApiError(400, f"The '{name}' field must be {kind} from {lo:g} to {hi:g}; got {v!r}.")
-    if not (math.isfinite(v) and lo <= v <= hi):
-        raise ApiError(400, f"The '{name}' field must be {kind} from {lo:g} to {hi:g}; got {v!r}.")
-    return int(v) if integer else float(v)
-
-
-def _choice(obj: dict, name: str, choices, default=None):
-    v = obj.get(name, default)
-    if v not in choices:
-        raise ApiError(400, f"The '{name}' field must be one of {', '.join(map(str, choices))}; got {v!r}.")
-    return v
-
-
-def _query_int(request: Request, name: str, lo: int, hi: int) -> int | None:
-    text = request.query_params.get(name)
-    if text is None or text == "":
-        return None
-    try:
-        v = int(text)
-    except ValueError:
-        raise ApiError(400, f"The '{name}' parameter must be a whole number from {lo} to {hi}; got {text!r}.") from None
-    if not lo <= v <= hi:
-        raise ApiError(400, f"The '{name}' parameter must be a whole number from {lo} to {hi}; got {v}.")
-    return v
-
-
-def _grey_pixels(obj: dict) -> np.ndarray:
-    """``{"width", "height", "pixels"}`` -> (height, width) float32 grey levels 0..255."""
-    lo, hi = LIMITS["image_side"]
-    w = _number(obj, "width", lo, hi, integer=True)
-    h = _number(obj, "height", lo, hi, integer=True)
-    if w is None or h is None:
-        raise ApiError(400, f"Give the drawing's 'width' and 'height' ({lo} to {hi} pixels) with its 'pixels'.")
-    pixels = obj.get("pixels")
-    if not isinstance(pixels, list) or len(pixels) != w * h:
-        got = f"{len(pixels)} values" if isinstance(pixels, list) else type(pixels).__name__
-        raise ApiError(400, f"'pixels' must be a list of width x height = {w * h} grey levels, row by row; got {got}.")
-    if not set(map(type, pixels)) <= {int, float}:  # not bool, str or nested lists
-        raise ApiError(400, "Every pixel must be a number from 0 (black) to 255 (white).")
-    grey = np.asarray(pixels, dtype=np.float64).reshape(h, w)  # float64 first: 1e300 must not overflow
-    if not np.isfinite(grey).all() or grey.min() < 0 or grey.max() > 255:
-        raise ApiError(400, "Every pixel must be a number from 0 (black) to 255 (white).")
-    return grey.astype(np.float32)
+    def error(self, message: str, exc: BaseException | None = None) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._window >= 60:
+                if self._dropped:
+                    self.logger.error("%d similar errors were not logged in the last minute.", self._dropped)
+                self._window, self._count, self._dropped = now, 0, 0
+            self._count += 1
+            if self._count > self.per_minute:
+                self._dropped += 1
+                return
+        self.logger.error(message, exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None)
 
 
 # --- the app -----------------------------------------------------------------------------
@@ -210,6 +150,7 @@ def create_app(
     drawings_dir=None,
     max_body: int = MAX_BODY,
     allowed_hosts: tuple[str, ...] | None = LOCAL_HOSTS,
+    pools: dict[str, tuple[int, int]] | None = None,
 ) -> "_Guard":
     """The web app (an ASGI application) over the models in ``model_dir``.
 
@@ -218,12 +159,16 @@ def create_app(
     Drawings saved with a label go to ``drawings_dir`` (default ``model_dir/drawings``).
     Requests whose Host header is not in ``allowed_hosts`` are refused (a guard against
     DNS rebinding; pass ``None`` to accept any host, as ``digitnet serve --host`` does).
+    ``pools`` overrides :data:`POOLS` (threads and queue per kind of request).
     The app's :class:`~digitnet.web.lab.Lab` is ``app.state.lab``.
     """
     lab = Lab(model_dir, dataset=dataset, data_dir=data_dir)
     drawings = Path(drawings_dir) if drawings_dir is not None else Path(model_dir) / "drawings"
     static = Path(str(resources.files("digitnet.web") / "static"))
     data = lab.data
+    pool = {kind: Pool(kind, *size) for kind, size in {**POOLS, **(pools or {})}.items()}
+    drawing_counts: dict[int, int] = {}  # pictures per label in the drawings folder, counted once
+    streams = {"open": 0}
 
     async def index(request: Request) -> Response:
         return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
@@ -231,8 +176,8 @@ def create_app(
     async def info(request: Request) -> Response:
         return _json({
             "presets": {k: {"description": d, "network": n.to_dict(), "train": t.to_dict()}
-                        for k, (d, n, t) in PRESETS.items() if k in DENSE_PRESETS},
-            "choices": {"activation": ["sigmoid", "tanh", "relu"], "output_activation": list(ACTIVATION_NAMES),
+                        for k, (d, n, t) in DENSE_PRESET_TABLE.items()},
+            "choices": {"activation": list(HIDDEN_ACTIVATIONS), "output_activation": list(ACTIVATION_NAMES),
                         "cost": list(COST_NAMES), "init": list(INIT_NAMES), "optimizer": list(OPTIMIZER_NAMES)},
             "limits": {**LIMITS, "train_size": (1, len(data.train)), "max_body": max_body},
             "data": {"name": data.name, "classes": list(data.classes), "train": len(data.train), "test": len(data.test)},
@@ -243,250 +188,147 @@ def create_app(
 
     # -- draw --
     async def predict(request: Request) -> Response:
-        ctype = _content_type(request)
-        raw = await _body(request, max_body)
-        test_index = None
-        if ctype == "image/png":
-            source = raw
-        elif ctype == "application/json":
-            obj = _parse_object(raw, {"width", "height", "pixels", "test_index"})
-            if "test_index" in obj:
-                if set(obj) != {"test_index"}:
-                    raise ApiError(400, "Send either a drawing (width, height, pixels) or a 'test_index', not both.")
-                test_index = _number(obj, "test_index", 0, len(data.test) - 1, integer=True)
-                source = None
-            else:
-                source = _grey_pixels(obj)
-        else:
-            raise ApiError(415, "Send the drawing as JSON {width, height, pixels} (Content-Type: application/json) "
-                                "or as a PNG file (Content-Type: image/png).")
+        ctype = content_type(request)
+        raw = await read_body(request, max_body)  # all of it, before anything waits on training
+        req = parse_predict(ctype, raw, len(data.test))
 
         def work():
-            with lab.priority():
-                x = data.test.x[test_index] if test_index is not None else prepare(source)
-                net, acts = lab.predict(x)
-                out = acts[-1]
-                k = int(out.argmax())
-                return {
-                    "digit": k,
-                    "label": data.classes[k] if k < len(data.classes) else str(k),
-                    "outputs": _rounded(out),
-                    # the fully connected layers' activations: the columns of neurons on the page
-                    "activations": [_rounded(a) for a in acts[len(acts) - len(net.config.layers) + 1:]],
-                    "input": _rounded(x, 3),  # the prepared 28x28, as `digitnet predict` makes it
-                    "seen": _rounded(acts[0], 3),  # what the first layer sees (deskewed if the network does that)
-                    "test_index": test_index,
-                    "true_label": int(data.test.y[test_index]) if test_index is not None else None,
-                    "weights_version": lab.snapshot_version,
-                }
+            if req.test_index is not None:
+                x, true_label = data.test.x[req.test_index], int(data.test.y[req.test_index])
+            else:
+                x, true_label = prepare(req.png if req.png is not None else req.grey), None
+            net, acts = lab.predict(x)
+            return views.prediction(net, acts, x, data.classes, req.test_index, true_label, lab.snapshot_version)
 
-        return _json(await run_in_threadpool(work))
+        # The training thread waits between mini-batches while a prediction is queued or
+        # running, so predictions stay fast while training runs.
+        with lab.priority():
+            return _json(await pool["predict"].run(work))
 
     async def network(request: Request) -> Response:
-        def work():
-            net, version = lab.snapshot, lab.snapshot_version
-            dense = [p for p, kind in zip(net.params, net.kinds) if kind == "dense"]
-            weights, biases = [p["w"] for p in dense], [p["b"] for p in dense]
-            w0 = weights[0]
-            shown = min(len(w0), SHOWN_FIRST_LAYER)
-            # Row j of the first layer's w is neuron j's weights on the pixels: a picture when
-            # the pixels feed it directly (no convolutional features in between).
-            square = int(math.isqrt(w0.shape[1])) if not net.config.features else 0
-            return {
-                "weights_version": version,
-                "layers": list(net.config.layers),
-                "activation": net.config.activation,
-                "output_activation": net.config.output_activation,
-                "first": {
-                    "neurons": int(len(w0)), "shown": shown,
-                    "side": square if square and square * square == w0.shape[1] else None,
-                    "weights": _b64(w0[:shown]), "biases": _rounded(biases[0][:shown]),
-                },
-                "deeper": [
-                    {"shape": list(w.shape), "weights": _b64(w) if w.size <= MAX_EDGE_WEIGHTS else None,
-                     "biases": _rounded(b)}
-                    for w, b in zip(weights[1:], biases[1:])
-                ],
-            }
-
-        return _json(await run_in_threadpool(work))
+        return _json(await pool["work"].run(lambda: views.network_picture(lab.snapshot, lab.snapshot_version)))
 
     async def test_image(request: Request) -> Response:
-        index = _query_int(request, "index", 0, len(data.test) - 1)
+        index = query_int(request, "index", 0, len(data.test) - 1)
         if index is None:
             index = int(np.random.default_rng().integers(len(data.test)))
         return _json({"index": index, "label": int(data.test.y[index]),
-                      "side": int(data.test.images.shape[1]), "pixels": _b64_bytes(data.test.images[index])})
+                      "side": int(data.test.images.shape[1]), "pixels": views.b64_bytes(data.test.images[index])})
 
     async def save_drawing(request: Request) -> Response:
         save = _save_labelled()
         if save is None:
             raise ApiError(404, "Saving labelled drawings needs digitnet.data.folder, which this install lacks.")
-        obj = await _json_body(request, max_body, {"label", "width", "height", "pixels"}, {"label", "pixels"})
-        label = _number(obj, "label", 0, len(data.classes) - 1, integer=True)
-        grey = _grey_pixels(obj)
+        if content_type(request) != "application/json":
+            raise ApiError(415, "Send the request body as JSON with the header Content-Type: application/json.")
+        label, grey = parse_drawing(await read_body(request, max_body), len(data.classes))
 
         def work():
+            if not drawing_counts:  # count the folder once; later saves keep the count
+                for k in range(len(data.classes)):
+                    folder = drawings / str(k)
+                    drawing_counts[k] = (sum(1 for p in folder.glob("*.png") if not p.name.startswith("."))
+                                         if folder.is_dir() else 0)
+            if sum(drawing_counts.values()) >= MAX_DRAWINGS:
+                raise ApiError(409, f"The drawings folder is full: it holds {MAX_DRAWINGS:,} pictures, the most "
+                                    "this page saves. Move them out of 'drawings' in the model folder to save more.")
             x = prepare(grey)  # the same 28x28 the network sees
             drawings.mkdir(parents=True, exist_ok=True)
             path = save(drawings, label, x)
-            count = sum(1 for p in path.parent.glob("*.png") if not p.name.startswith("."))
-            return {"file": f"{path.parent.name}/{path.name}", "label": label, "count": count,
-                    "folder": str(drawings)}
+            drawing_counts[label] += 1
+            # the file relative to the drawings folder: the server's own paths are not sent
+            return {"file": f"{path.parent.name}/{path.name}", "label": label, "count": drawing_counts[label],
+                    "folder": drawings.name}
 
-        return _json(await run_in_threadpool(work))
+        return _json(await pool["control"].run(work))
 
     # -- models --
     async def models(request: Request) -> Response:
         return _json({"models": lab.list_models(), "current": lab.job.name})
 
     async def load_model(request: Request) -> Response:
-        obj = await _json_body(request, max_body, {"name"}, {"name"})
-        return _json(await run_in_threadpool(lab.load, obj["name"]))
+        obj = await json_body(request, max_body, {"name"}, {"name"})
+        return _json(await pool["control"].run(lab.load, obj["name"]))
 
     async def save_model(request: Request) -> Response:
-        obj = await _json_body(request, max_body, {"name", "overwrite"}, {"name"})
-        overwrite = obj.get("overwrite", False)
-        if not isinstance(overwrite, bool):
-            raise ApiError(400, f"'overwrite' must be true or false; got {overwrite!r}.")
-        check_model_name(obj["name"])
-        return _json(await run_in_threadpool(lab.save, obj["name"], overwrite))
+        if content_type(request) != "application/json":
+            raise ApiError(415, "Send the request body as JSON with the header Content-Type: application/json.")
+        name, overwrite = parse_save(await read_body(request, max_body))
+        check_model_name(name)
+        return _json(await pool["control"].run(lab.save, name, overwrite))
 
     # -- learn --
-    train_fields = {"preset", "hidden", "activation", "output_activation", "cost", "init", "optimizer", "eta",
-                    "batch_size", "epochs", "seed", "train_size", "lmbda", "momentum"}
-
     async def train_config(request: Request) -> Response:
-        obj = await _json_body(request, max_body, train_fields)
-        preset = _choice(obj, "preset", DENSE_PRESETS, "video")
-        base_net, base_train = PRESETS[preset][1], PRESETS[preset][2]
-        n_in, n_out = data.train.x.shape[1], len(data.classes)
-        hidden = obj.get("hidden", list(base_net.layers[1:-1]))
-        if isinstance(hidden, str):
-            hidden = [p.strip() for p in hidden.replace(" ", ",").split(",") if p.strip()]
-            try:
-                hidden = [int(p) for p in hidden]
-            except ValueError:
-                raise ApiError(400, f"'hidden' lists the hidden layers' sizes, e.g. \"16,16\"; got {obj['hidden']!r}.") from None
-        lo_n, hi_n = LIMITS["hidden_layers"]
-        lo_s, hi_s = LIMITS["hidden_size"]
-        if (not isinstance(hidden, list) or not lo_n <= len(hidden) <= hi_n
-                or not all(type(h) is int and lo_s <= h <= hi_s for h in hidden)):
-            raise ApiError(400, f"'hidden' must list {lo_n} to {hi_n} hidden layer sizes, each {lo_s} to {hi_s}, "
-                                f"e.g. [16, 16]; got {obj.get('hidden')!r}.")
-        net_changes = {"layers": (n_in, *hidden, n_out)}
-        for name, choices in (("activation", ["sigmoid", "tanh", "relu"]), ("output_activation", ACTIVATION_NAMES),
-                              ("cost", COST_NAMES), ("init", INIT_NAMES)):
-            if name in obj:
-                net_changes[name] = _choice(obj, name, choices)
-        train_changes = {}
-        if "optimizer" in obj:
-            train_changes["optimizer"] = _choice(obj, "optimizer", OPTIMIZER_NAMES)
-        for name in ("eta", "lmbda", "momentum"):
-            if name in obj:
-                train_changes[name] = _number(obj, name, *LIMITS[name])
-        for name in ("batch_size", "epochs", "seed"):
-            if name in obj:
-                train_changes[name] = _number(obj, name, *LIMITS[name], integer=True)
-        train_size = _number(obj, "train_size", 1, len(data.train), len(data.train), integer=True)
-        net_cfg = NetworkConfig.from_dict({**base_net.to_dict(), **net_changes})
-        train_cfg = TrainConfig.from_dict({**base_train.to_dict(), **train_changes, "validation": False,
-                                           "keep_best": False,
-                                           "train_size": train_size if train_size < len(data.train) else None})
-        return _json(await run_in_threadpool(lab.configure, net_cfg, train_cfg, train_size))
+        if content_type(request) != "application/json":
+            raise ApiError(415, "Send the request body as JSON with the header Content-Type: application/json.")
+        net_cfg, train_cfg, train_size = parse_train_config(
+            await read_body(request, max_body), DENSE_PRESET_TABLE, data.train.x.shape[1], len(data.classes),
+            len(data.train))
+        return _json(await pool["control"].run(lab.configure, net_cfg, train_cfg, train_size))
 
     async def train_start(request: Request) -> Response:
-        obj = await _json_body(request, max_body, {"until"})
-        until = _choice(obj, "until", ["end", "epoch"], "end")
-        return _json(await run_in_threadpool(lab.start, until))
+        obj = await json_body(request, max_body, {"until"})
+        until = obj.get("until", "end")
+        if until not in ("end", "epoch"):
+            raise ApiError(400, f"The 'until' field must be one of end, epoch; got {until!r}."[:200])
+        return _json(await pool["control"].run(lab.start, until))
 
-    async def train_step(request: Request) -> Response:
-        await _json_body(request, max_body, set())
-        return _json(await run_in_threadpool(lab.step))
-
-    async def train_pause(request: Request) -> Response:
-        await _json_body(request, max_body, set())
-        return _json(await run_in_threadpool(lab.pause))
-
-    async def train_reset(request: Request) -> Response:
-        await _json_body(request, max_body, set())
-        return _json(await run_in_threadpool(lab.reset))
+    def _control(method):
+        async def route(request: Request) -> Response:
+            await json_body(request, max_body, set())
+            return _json(await pool["control"].run(method))
+        return route
 
     async def train_status(request: Request) -> Response:
         return _json(lab.progress_since(None)[0])
 
     async def train_events(request: Request) -> Response:
-        text = request.query_params.get("max_seconds")
-        lo, hi = LIMITS["events_seconds"]
-        try:
-            seconds = float(text) if text else 600.0
-        except ValueError:
-            seconds = float("nan")
-        if not (math.isfinite(seconds) and lo <= seconds <= hi):
-            raise ApiError(400, f"'max_seconds' must be a number from {lo:g} to {hi:g}; got {text!r}.")
+        seconds = query_seconds(request, "max_seconds", 600.0)
+        if streams["open"] >= MAX_EVENT_STREAMS:
+            raise ApiError(503, f"{MAX_EVENT_STREAMS} pages are following training already; try again later.",
+                           {"Retry-After": str(RETRY_AFTER)})
 
         async def stream():
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + seconds
-            cursor, seen, beat = None, None, loop.time()
-            yield "retry: 1000\n\n"  # the browser reconnects a second after the stream ends
-            while True:
-                if lab.version != seen or cursor is None:
-                    seen = lab.version
-                    payload, cursor = lab.progress_since(cursor)
-                    yield f"event: progress\ndata: {json.dumps(jsonable(payload))}\n\n"
-                    beat = loop.time()
-                elif loop.time() - beat > 10:
-                    yield ": still here\n\n"  # a comment keeps proxies from closing the stream
-                    beat = loop.time()
-                if loop.time() >= deadline or await request.is_disconnected():
-                    return
-                await asyncio.sleep(0.1)
+            streams["open"] += 1
+            try:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + seconds
+                cursor, seen, beat = None, None, loop.time()
+                yield "retry: 1000\n\n"  # the browser reconnects a second after the stream ends
+                while True:
+                    if lab.version != seen or cursor is None:
+                        seen = lab.version
+                        payload, cursor = lab.progress_since(cursor)
+                        yield f"event: progress\ndata: {json.dumps(jsonable(payload))}\n\n"
+                        beat = loop.time()
+                    elif loop.time() - beat > 10:
+                        yield ": still here\n\n"  # a comment keeps proxies from closing the stream
+                        beat = loop.time()
+                    if loop.time() >= deadline or await request.is_disconnected():
+                        return
+                    await asyncio.sleep(0.1)
+            finally:
+                streams["open"] -= 1
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     # -- look --
     async def evaluation(request: Request) -> Response:
-        result = await run_in_threadpool(lab.evaluation)
+        result = await pool["work"].run(lab.evaluation)
         images = data.test.images
-        gallery = [{**m, "pixels": _b64_bytes(images[m["index"]])} for m in result["misclassified"]]
+        gallery = [{**m, "pixels": views.b64_bytes(images[m["index"]])} for m in result["misclassified"]]
         return _json({**result, "misclassified": gallery})
 
     async def descent(request: Request) -> Response:
         pg = _descent_module()
         if pg is None:
             raise ApiError(404, "The gradient-descent playground needs digitnet.playground, which this install lacks.")
-        obj = await _json_body(request, max_body, {"formula", "start", "eta", "steps", "momentum", "view"},
-                               {"formula", "start"})
-        formula = obj["formula"]
-        if not isinstance(formula, str):
-            raise ApiError(400, f"'formula' must be text such as \"3/2x^2 + 1/2y^2\"; got {formula!r}.")
-        eta = _number(obj, "eta", *LIMITS["descent_eta"], 0.1)
-        steps = _number(obj, "steps", *LIMITS["descent_steps"], 500, integer=True)
-        momentum = _number(obj, "momentum", *LIMITS["momentum"], 0.0)
-        lo, hi = LIMITS["descent_coord"]
-        start = obj["start"]
-        if not isinstance(start, list) or not 1 <= len(start) <= 2:
-            raise ApiError(400, f"'start' must be [x] or [x, y]; got {start!r}.")
-        start = [_number({"start": v}, "start", lo, hi) for v in start]
-        view = obj.get("view")
-        if view is not None:
-            if not isinstance(view, list) or len(view) != 4:
-                raise ApiError(400, f"'view' must be [xmin, xmax, ymin, ymax]; got {view!r}.")
-            view = [_number({"view": v}, "view", lo, hi) for v in view]
-            if not (view[0] < view[1] and view[2] < view[3]):
-                raise ApiError(400, "'view' must have xmin < xmax and ymin < ymax.")
-
-        def work():
-            expr = pg.parse(formula)
-            if len(start) != expr.dim:
-                raise ConfigError(f"C({', '.join(expr.variables)}) needs a start with {expr.dim} coordinate(s); "
-                                  f"got {len(start)}.")
-            run = pg.descend(expr, start, eta=eta, steps=steps, momentum=momentum)
-            return _descent_result(pg, expr, run, view)
-
-        return _json(await run_in_threadpool(work))
+        if content_type(request) != "application/json":
+            raise ApiError(415, "Send the request body as JSON with the header Content-Type: application/json.")
+        req = parse_descent(await read_body(request, max_body), pg)
+        args = (req.formula, req.start, req.eta, req.steps, req.momentum, req.view)
+        return _json(await pool["descent"].run(_in_worker_process, views.descent_answer, *args))
 
     routes = [
         Route("/", index),
@@ -500,9 +342,9 @@ def create_app(
         Route("/api/models/save", save_model, methods=["POST"]),
         Route("/api/train/config", train_config, methods=["POST"]),
         Route("/api/train/start", train_start, methods=["POST"]),
-        Route("/api/train/step", train_step, methods=["POST"]),
-        Route("/api/train/pause", train_pause, methods=["POST"]),
-        Route("/api/train/reset", train_reset, methods=["POST"]),
+        Route("/api/train/step", _control(lab.step), methods=["POST"]),
+        Route("/api/train/pause", _control(lab.pause), methods=["POST"]),
+        Route("/api/train/reset", _control(lab.reset), methods=["POST"]),
         Route("/api/train/status", train_status),
         Route("/api/train/events", train_events),
         Route("/api/evaluate", evaluation),
@@ -513,16 +355,21 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
-        await run_in_threadpool(lab.close)
+        await anyio.to_thread.run_sync(lab.close)
 
     app = Starlette(routes=routes, exception_handlers=_handlers(), lifespan=lifespan)
     app.state.lab = lab
+    app.state.pools = pool
     return _Guard(app, allowed_hosts)
+
+
+def _json(obj, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(jsonable(obj), status_code=status, headers=headers)
 
 
 def _handlers() -> dict:
     async def api_error(request: Request, exc: ApiError) -> Response:
-        return _json({"error": exc.message, **exc.extra}, exc.status)
+        return _json({"error": exc.message, **exc.extra}, exc.status, exc.headers)
 
     async def digitnet_error(request: Request, exc: DigitnetError) -> Response:
         status = 409 if isinstance(exc, Busy) else 404 if isinstance(exc, NotFound) else 400
@@ -534,11 +381,21 @@ def _handlers() -> dict:
                     405: f"{request.method} is not allowed on {request.url.path}."}
         return _json({"error": messages.get(exc.status_code, exc.detail)}, exc.status_code)
 
-    return {ApiError: api_error, DigitnetError: digitnet_error, HTTPException: http_error}
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette sends this, then raises the error again for _Guard to log
+        return _json({"error": UNEXPECTED}, 500)
+
+    return {ApiError: api_error, DigitnetError: digitnet_error, HTTPException: http_error, Exception: unexpected}
+
+
+_unexpected = RateLimitedLog(log)
+UNEXPECTED = "Something went wrong inside digitnet (a bug, logged on the server). Try again, or reload the page."
 
 
 class _Guard:
-    """ASGI middleware: refuse unknown Host headers; add headers that keep the page local.
+    """ASGI middleware: refuse unknown Host headers; add headers that keep the page local;
+    answer an unexpected error (a bug) with a JSON 500, logging it (rate-limited) but
+    sending no internals.
 
     The Content-Security-Policy lets the page load only its own files, so nothing can be
     fetched from elsewhere even by mistake.
@@ -559,24 +416,57 @@ class _Guard:
             host = _host_name(dict(scope["headers"]).get(b"host", b"").decode("latin-1"))
             if host not in self.allowed:
                 response = _json({"error": f"This app answers only on {', '.join(sorted(self.allowed))}; "
-                                           f"the request was for host {host!r}."}, 400)
+                                           f"the request was for host {host[:100]!r}."}, 400)
                 return await response(scope, receive, send)
+        started = False
 
         async def send_with_headers(message):
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
                             (b"content-security-policy", self.CSP.encode())]
                 message = {**message, "headers": headers}
             await send(message)
 
-        if scope.get("path") == "/api/predict":
-            # The training thread waits between mini-batches while a prediction is anywhere in
-            # flight (reading the body, preparing, answering), so predictions stay fast.
-            with self.state.lab.priority():
-                await self.app(scope, receive, send_with_headers)
-        else:
+        try:
             await self.app(scope, receive, send_with_headers)
+        except Exception as e:  # a bug: one JSON line for the page, the traceback in the log
+            _unexpected.error(f"Unexpected error in {scope.get('method')} {scope.get('path')}: "
+                              f"{type(e).__name__}", e)
+            if not started:
+                response = _json({"error": UNEXPECTED}, 500)
+                await response(scope, receive, send_with_headers)
+
+
+_processes = None  # the worker process for the playground, started on first use
+_processes_lock = threading.Lock()
+
+
+def _in_worker_process(fn, *args):
+    """``fn(*args)`` in a worker process: pure-Python number crunching (the playground) there
+    does not take the interpreter lock from the training thread and the server's requests."""
+    global _processes
+    import concurrent.futures
+    import multiprocessing
+    from concurrent.futures.process import BrokenProcessPool
+
+    with _processes_lock:
+        if _processes is None:
+            _processes = concurrent.futures.ProcessPoolExecutor(
+                max_workers=POOLS["descent"][0], mp_context=multiprocessing.get_context("spawn"))
+            import atexit
+
+            atexit.register(_processes.shutdown, cancel_futures=True)
+        processes = _processes
+    try:
+        return processes.submit(fn, *args).result()
+    except BrokenProcessPool:  # the worker died (killed, out of memory): start a new one next time
+        with _processes_lock:
+            if _processes is processes:
+                _processes = None
+        raise ApiError(503, "The playground's worker stopped; try again.", {"Retry-After": str(RETRY_AFTER)}) from None
 
 
 def _host_name(header: str) -> str:
@@ -601,41 +491,3 @@ def _save_labelled():
     except ImportError:
         return None
     return save_labelled_image
-
-
-def _descent_result(pg, expr, run, view) -> dict:
-    path, values = run.path, run.values
-    if len(path) > PATH_POINTS:  # thin a long path evenly, keeping the last point
-        keep = np.unique(np.r_[np.linspace(0, len(path) - 1, PATH_POINTS).astype(int), len(path) - 1])
-        path, values = path[keep], values[keep]
-    finite = path[np.isfinite(path).all(axis=1)]
-    if view is None:
-        reach = max(2.0, 1.2 * float(np.abs(finite).max()) if len(finite) else 2.0)
-        reach = min(reach, 1e6)
-        view = [-reach, reach, -reach, reach]
-    n = DESCENT_GRID
-    xs = np.linspace(view[0], view[1], n)
-    if expr.dim == 2:
-        ys = np.linspace(view[2], view[3], n)
-        grid = expr.value(np.stack(np.meshgrid(xs, ys), axis=-1))  # (n, n): row = y, column = x
-    else:
-        grid = expr.value(xs[:, None])  # (n,)
-    suggestion = None
-    if run.stop_reason == "unbounded":
-        fixed = pg.square_linear_terms(expr)
-        suggestion = str(fixed) if fixed is not None else None
-    return {
-        "expression": str(expr),
-        "variables": list(expr.variables),
-        "path": path.tolist(),
-        "path_values": values.tolist(),
-        "steps": run.steps,
-        "final": run.final.tolist(),
-        "value": run.value,
-        "stop_reason": run.stop_reason,
-        "explanation": pg.explain_stop(run),
-        "gradient": pg.describe_gradient(run.gradient_at_start, run.variables),
-        "suggestion": suggestion,
-        "view": view,
-        "grid": {"n": n, "values": [None if not math.isfinite(v) else round(float(v), 6) for v in grid.ravel()]},
-    }

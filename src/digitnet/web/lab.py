@@ -125,10 +125,13 @@ class Lab:
         self._eval_cache: tuple[int, dict] | None = None
         self._splits: dict[tuple[bool, int], Split] = {}
         self._splits_validation: dict[str, tuple[Split, Split]] = {}
-        models = self.list_models()
-        if models:
-            newest = max(models, key=lambda m: m["modified"])
-            self.job = self._job_from_file(newest["name"])
+        self.skipped: list[str] = []  # model files that could not be opened at start, one line each
+        for newest in sorted(self.list_models(), key=lambda m: m["modified"], reverse=True):
+            try:  # a foreign, truncated or altered file must not stop the page: try the next one
+                self.job = self._job_from_file(newest["name"])
+                break
+            except ModelFileError as e:
+                self.skipped.append(str(e))
         else:
             net_cfg, train_cfg = get_preset("video")
             self.job = self._new_job(net_cfg, train_cfg, len(self.data.train))
