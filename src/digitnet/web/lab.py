@@ -31,6 +31,7 @@ import numpy as np
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset, Split, load_mnist
 from digitnet.errors import DigitnetError, DivergenceError, ModelFileError
+from digitnet.data.folder import worst_mistakes
 from digitnet.evaluate import evaluate
 from digitnet.metrics import accuracy
 from digitnet.model_io import load_model, save_model
@@ -98,7 +99,8 @@ class Job:
 
     @property
     def epoch(self) -> int:
-        return len(self.history.epochs)
+        """Epochs completed: the Trainer's count once training has begun."""
+        return self.trainer.epoch if self.trainer is not None else len(self.history.epochs)
 
 
 class Lab:
@@ -108,8 +110,9 @@ class Lab:
     ``model_dir`` is the only directory models are listed from, loaded from and saved to.
     """
 
-    def __init__(self, model_dir, dataset: Dataset | None = None, data_dir=None):
+    def __init__(self, model_dir, dataset: Dataset | None = None, data_dir=None, engine: str = "auto"):
         self.model_dir = Path(model_dir)
+        self.engine = engine  # the training engine setting: "auto" picks the fastest that is installed
         if not self.model_dir.is_dir():
             raise ModelFileError(f"The model directory {self.model_dir} does not exist. Create it or pass another one.")
         self.data = dataset if dataset is not None else load_mnist(data_dir)
@@ -204,12 +207,11 @@ class Lab:
     def _trainer(self) -> Trainer:
         job = self.job
         if job.trainer is None:
-            # The numpy engine: the page trains a batch at a time and yields to predictions
-            # between batches, so a faster step gains it little, and the load test's latencies
-            # (benchmarks/loadtest.py, README "Reliability") were measured with this engine.
+            # The engine setting, as everywhere else. Whatever the engine, the page trains one
+            # mini-batch per call and yields to predictions between batches (see _run).
             t = Trainer(job.net, self._train_split(job), job.train_config, test=self.data.test,
                         validation=self._validation_splits()[1] if job.train_config.validation else None,
-                        engine="numpy")
+                        engine=self.engine)
             t.history = job.history
             t.epoch = job.epoch
             job.trainer = t
@@ -280,13 +282,18 @@ class Lab:
             return self.state()
 
     def pause(self) -> dict:
-        """Stop the training thread after its current mini-batch (a no-op when idle)."""
-        thread = self._thread
-        if thread is not None:
-            self._stop.set()
-            thread.join(timeout=30)
+        """Stop the training thread after its current mini-batch (a no-op when idle).
+
+        Starting and stopping happen under one lock, so a pause racing a start sees either
+        no thread or one that has started (joining a thread that has not started raises).
+        The training thread never takes this lock, so waiting for it here cannot deadlock.
+        """
         with self._lock:
-            if self.job.status == "running":
+            thread = self._thread
+            if thread is not None and thread.ident is not None:
+                self._stop.set()
+                thread.join(timeout=30)
+            if self.job.status == "running" and not self.running:
                 self.job.status = "paused"
             self.version += 1
             return self.state()
@@ -439,20 +446,19 @@ class Lab:
             return cached[1]
         test = self.data.test
         r = evaluate(net, test, self.data.classes)
-        wrong = np.flatnonzero(r.predictions != test.y)
-        confidence = r.outputs[wrong, r.predictions[wrong]]
-        order = wrong[np.argsort(-confidence, kind="stable")]
+        # The mistakes the network was surest of, ranked as `digitnet evaluate` ranks them.
+        order = worst_mistakes(r.outputs, test.y, k=48)
         result = {
             "accuracy": r.accuracy,
             "n": r.n,
             "classes": list(self.data.classes),
             "confusion": r.confusion.tolist(),
             "per_class": [None if not math.isfinite(v) else float(v) for v in r.per_class],
-            "wrong": int(len(wrong)),
+            "wrong": int(np.count_nonzero(r.predictions != test.y)),
             "misclassified": [
                 {"index": int(i), "label": int(test.y[i]), "predicted": int(r.predictions[i]),
                  "confidence": float(r.outputs[i, r.predictions[i]])}
-                for i in order[:48]
+                for i in order
             ],
         }
         self._eval_cache = (version, result)
