@@ -297,6 +297,7 @@ def create_app(
                 "layers": list(net.config.layers),
                 "activation": net.config.activation,
                 "output_activation": net.config.output_activation,
+                "describe": lab.describe(net),  # layers in words, true parameter count, conv filters
                 "first": {
                     "neurons": int(len(w0)), "shown": shown,
                     "side": square if square and square * square == w0.shape[1] else None,
@@ -396,9 +397,10 @@ def create_app(
         return _json(await run_in_threadpool(lab.configure, net_cfg, train_cfg, train_size))
 
     async def train_start(request: Request) -> Response:
-        obj = await _json_body(request, max_body, {"until"})
+        obj = await _json_body(request, max_body, {"until", "more_epochs"})
         until = _choice(obj, "until", ["end", "epoch"], "end")
-        return _json(await run_in_threadpool(lab.start, until))
+        more = _number(obj, "more_epochs", *LIMITS["epochs"], integer=True) if "more_epochs" in obj else 0
+        return _json(await run_in_threadpool(lab.start, until, more))
 
     async def train_step(request: Request) -> Response:
         await _json_body(request, max_body, set())

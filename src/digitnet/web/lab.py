@@ -19,6 +19,7 @@ and the :class:`~digitnet.errors.DigitnetError` subclasses below into 4xx status
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import re
 import threading
@@ -96,6 +97,12 @@ class Job:
     status: str = "ready"  # ready, running, paused, done, diverged
     message: str | None = None
     pending: list[float] = field(default_factory=list)  # batch costs not yet averaged into a point
+    saved_batches: int | None = None  # `batches` when it was last loaded or saved (None: never)
+
+    @property
+    def unsaved(self) -> bool:
+        """Training that no model file holds: what replacing this job would lose."""
+        return self.batches > 0 and self.batches != self.saved_batches
 
     @property
     def epoch(self) -> int:
@@ -198,6 +205,7 @@ class Lab:
                 job.accuracy.append((rec.epoch * per_epoch, rec.test_accuracy))
         job.batches = max(len(costs), len(history.epochs) * per_epoch)
         job.status = "done" if job.epoch >= train_cfg.epochs else "paused" if job.epoch else "ready"
+        job.saved_batches = job.batches
         return job
 
     def _replace_job(self, job: Job) -> None:
@@ -265,12 +273,22 @@ class Lab:
             self._publish()
             return self.state()
 
-    def start(self, until: str = "end") -> dict:
-        """Train in the background until the last epoch (``"end"``) or this epoch's end."""
+    def start(self, until: str = "end", more_epochs: int = 0) -> dict:
+        """Train in the background until the last epoch (``"end"``) or this epoch's end.
+
+        ``more_epochs`` > 0 first adds that many epochs to a job whose epochs are all done
+        (e.g. a loaded model), so it trains on from its weights.
+        """
         with self._lock:
             if self.running:
                 raise Busy("A training job is already running. Pause it first, or wait for it to finish: "
                            "only one training job runs at a time.")
+            job = self.job
+            if more_epochs > 0 and job.status != "diverged" and job.epoch >= job.train_config.epochs:
+                job.train_config = dataclasses.replace(job.train_config, epochs=job.epoch + more_epochs)
+                if job.trainer is not None:
+                    job.trainer.config = job.train_config
+                job.status = "paused"
             self._check_can_train()
             trainer = self._trainer()
             self._stop.clear()
@@ -418,6 +436,7 @@ class Lab:
             "test_accuracy": job.accuracy[-1][1] if job.accuracy else None,
             "weights_version": self.snapshot_version,
             "n_params": job.net.n_params,
+            "unsaved": job.unsaved,
         }
 
     def progress_since(self, cursor: tuple[int, int, int, int] | None) -> tuple[dict, tuple[int, int, int, int]]:
@@ -437,6 +456,27 @@ class Lab:
         net = self.snapshot
         fw = net.forward(x[None, :])
         return net, [a[0] for a in fw.activations]
+
+    @staticmethod
+    def describe(net: Network) -> dict:
+        """What the page says about ``net``: its layers in words, its true parameter count, and
+        the first conv layer's filters (the pictures a conv net has instead of 784-weight neurons)."""
+        cfg = net.config
+        layers = []
+        for (kind, args, _, out), params in zip(cfg.plan() if cfg.features else [], net.params):
+            n = sum(v.size for v in params.values())
+            text = {"conv": lambda: f"conv {args[0]} of {args[1]}x{args[1]}", "pool": lambda: f"pool {args[0]}x{args[0]}",
+                    "flatten": lambda: "flatten", "dense": lambda: f"dense {args[0]}"}[kind]()
+            layers.append({"kind": kind, "text": text, "out": list(out), "params": int(n)})
+        filters = None
+        conv = [p for p, kind in zip(net.params, net.kinds) if kind == "conv"]
+        if conv:
+            w = conv[0]["w"]  # (c_out, c_in, k, k): filter o on input channel 0 is a k x k picture
+            filters = {"count": int(w.shape[0]), "side": int(w.shape[2]), "channels": int(w.shape[1]),
+                       "weights": [round(float(v), 5) for v in w[:, 0].ravel()]}
+        n_dense_inputs = net.weights[len(net.weights) - len(cfg.layers) + 1].shape[1]
+        return {"text": cfg.describe(), "n_params": int(net.n_params), "features": layers,
+                "dense_inputs": int(n_dense_inputs), "filters": filters}
 
     def evaluation(self) -> dict:
         """Accuracy, confusion matrix and the most confident mistakes on the test split."""
@@ -507,5 +547,6 @@ class Lab:
             job = self.job
             save_model(path, job.net, job.history, job.train_config, job.initial, self.data.name, self.data.classes)
             job.name = name
+            job.saved_batches = job.batches
             self.version += 1
             return {"name": name, "file": path.name, **self.state()}
