@@ -554,7 +554,7 @@
     const who = d.model ? `the model “${d.model}”` : "the unsaved network";
     el.textContent = d.batch || d.epoch
       ? `Reading with ${who} from Learn: ${trainedWords(d)}${d.unsaved && d.model ? " (changed since it was saved)" : ""}.`
-      : `Reading with the untrained network from Learn (random initial weights): its answers are guesses until you train it or load a model.`;
+      : `Reading with ${who} from Learn, untrained (random initial weights): its answers are guesses until you train it or load a trained model.`;
     el.classList.toggle("warn", !d.batch && !d.epoch);
   }
 
@@ -629,7 +629,8 @@
     s.dataset.status = d.status;
     s.dataset.version = String(d.weights_version);
     const run = $("train-run");
-    run.textContent = running ? "❚❚ Pause" : d.status === "done" ? "▶ Train 1 more epoch" : "▶ Train";
+    run.textContent = running ? "❚❚ Pause" : d.status === "done" ? "▶ Train more" : "▶ Train";
+    run.title = d.status === "done" ? "Train one more epoch, on from these weights" : "";
     const finished = d.status === "done" || d.status === "diverged";
     run.disabled = !running && d.status === "diverged";
     for (const id of ["train-step", "train-epoch"]) $(id).disabled = running || finished;
@@ -686,8 +687,8 @@
     svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" }, chart);
     svg("text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle" }, chart).textContent =
       `epochs (${num(per)} mini-batches of ${d.train.batch_size} each)`;
-    svg("text", { x: 12, y: T + (H - T - B) / 2, transform: `rotate(-90 12 ${T + (H - T - B) / 2})`, "text-anchor": "middle" }, chart).textContent = "cost";
-    svg("text", { x: W - 8, y: T + (H - T - B) / 2, transform: `rotate(90 ${W - 8} ${T + (H - T - B) / 2})`, "text-anchor": "middle" }, chart).textContent = "test accuracy";
+    svg("text", { x: 12, y: T + (H - T - B) / 2, transform: `rotate(-90 12 ${T + (H - T - B) / 2})`, "text-anchor": "middle", class: "axis-title" }, chart).textContent = "cost";
+    svg("text", { x: W - 8, y: T + (H - T - B) / 2, transform: `rotate(90 ${W - 8} ${T + (H - T - B) / 2})`, "text-anchor": "middle", class: "axis-title" }, chart).textContent = "test accuracy";
     if (!pts.length && !acc.length) {
       svg("text", { x: (L + W - R) / 2, y: H / 2, "text-anchor": "middle", class: "empty" }, chart).textContent = "Press ▶ Train to start descending.";
       return;
