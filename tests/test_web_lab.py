@@ -125,3 +125,57 @@ def test_the_epoch_and_position_come_from_the_trainer(tmp_path, data):
         assert s["batch"] == k and s["epoch"] == trainer.epoch == k // 3
         assert s["batch_in_epoch"] == k % 3
     assert s["status"] == "done"
+
+
+def _client(tmp_path, data):
+    return TestClient(create_app(tmp_path, dataset=data), base_url="http://127.0.0.1")
+
+
+def test_a_finished_network_trains_more_epochs_when_asked(tmp_path, data):
+    with _client(tmp_path, data) as client:
+        client.post("/api/train/config", json={"hidden": [8], "epochs": 1, "train_size": 300, "batch_size": 100})
+        client.post("/api/train/start", json={"until": "epoch"})
+        for _ in range(200):
+            s = client.get("/api/train/status").json()
+            if s["status"] == "done":
+                break
+            time.sleep(0.02)
+        assert s["status"] == "done" and s["epoch"] == 1
+        r = client.post("/api/train/start", json={})
+        assert r.status_code == 409 and "All 1 epochs are done" in r.json()["error"]
+        r = client.post("/api/train/start", json={"more_epochs": 0})
+        assert r.status_code == 400 and "'more_epochs' field must be a whole number from 1 to 200" in r.json()["error"]
+        assert client.post("/api/train/start", json={"more_epochs": 1}).status_code == 200
+        for _ in range(200):
+            s = client.get("/api/train/status").json()
+            if s["status"] == "done":
+                break
+            time.sleep(0.02)
+        assert s["status"] == "done" and s["epoch"] == s["epochs"] == 2 and s["batch"] == 6
+
+
+def test_unsaved_training_is_flagged_until_saved(tmp_path, data):
+    with _client(tmp_path, data) as client:
+        client.post("/api/train/config", json={"hidden": [8], "epochs": 2, "train_size": 300})
+        assert client.get("/api/train/status").json()["unsaved"] is False  # nothing trained, nothing to lose
+        assert client.post("/api/train/step", json={}).json()["unsaved"] is True
+        assert client.post("/api/models/save", json={"name": "m"}).json()["unsaved"] is False
+        assert client.post("/api/train/step", json={}).json()["unsaved"] is True
+        assert client.post("/api/models/load", json={"name": "m"}).json()["unsaved"] is False
+
+
+def test_a_conv_network_is_described_by_its_layers_and_true_size(tmp_path, data):
+    from digitnet.config import NetworkConfig
+    from digitnet.model_io import save_model
+    from digitnet.nn.network import Network
+
+    net = Network.create(NetworkConfig(layers=(784, 8, 10), features=("conv:3:5", "pool:2"), activation="relu"))
+    save_model(tmp_path / "conv.safetensors", net)
+    with _client(tmp_path, data) as client:
+        about = client.get("/api/network").json()["describe"]
+    assert about["n_params"] == net.n_params == 3 * 25 + 3 + 432 * 8 + 8 + 8 * 10 + 10
+    assert [f["text"] for f in about["features"]] == ["conv 3 of 5x5", "pool 2x2", "flatten", "dense 8", "dense 10"]
+    assert about["dense_inputs"] == 12 * 12 * 3
+    f = about["filters"]
+    assert (f["count"], f["side"]) == (3, 5)
+    np.testing.assert_allclose(f["weights"], net.params[0]["w"][:, 0].ravel(), atol=1e-5)
