@@ -31,8 +31,8 @@ import numpy as np
 
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset, Split, load_mnist
-from digitnet.errors import DigitnetError, DivergenceError, ModelFileError
 from digitnet.data.folder import worst_mistakes
+from digitnet.errors import DigitnetError, DivergenceError, ModelFileError
 from digitnet.evaluate import evaluate
 from digitnet.metrics import accuracy
 from digitnet.model_io import load_model, save_model
@@ -464,9 +464,13 @@ class Lab:
         cfg = net.config
         layers = []
         for (kind, args, _, out), params in zip(cfg.plan() if cfg.features else [], net.params):
+            if kind == "conv":
+                text = f"conv {args[0]} of {args[1]}x{args[1]}"
+            elif kind == "pool":
+                text = f"pool {args[0]}x{args[0]}"
+            else:
+                text = f"{kind} {args[0]}" if args else kind
             n = sum(v.size for v in params.values())
-            text = {"conv": lambda: f"conv {args[0]} of {args[1]}x{args[1]}", "pool": lambda: f"pool {args[0]}x{args[0]}",
-                    "flatten": lambda: "flatten", "dense": lambda: f"dense {args[0]}"}[kind]()
             layers.append({"kind": kind, "text": text, "out": list(out), "params": int(n)})
         filters = None
         conv = [p for p, kind in zip(net.params, net.kinds) if kind == "conv"]
@@ -479,7 +483,7 @@ class Lab:
                 "dense_inputs": int(n_dense_inputs), "filters": filters}
 
     def evaluation(self) -> dict:
-        """Accuracy, confusion matrix and the most confident mistakes on the test split."""
+        """Accuracy, confusion matrix and the mistakes the network was surest of, on the test split."""
         version, net = self.snapshot_version, self.snapshot
         cached = self._eval_cache
         if cached is not None and cached[0] == version:
