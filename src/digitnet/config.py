@@ -21,13 +21,13 @@ from typing import Any
 from digitnet.errors import ConfigError
 from digitnet.nn.activations import ACTIVATION_NAMES, HIDDEN_ACTIVATION_NAMES  # noqa: F401 (the tables' names)
 from digitnet.nn.costs import COST_NAMES
+
 INIT_NAMES = ("standard", "scaled", "xavier", "he")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adam")
 SCHEDULE_NAMES = ("constant", "step", "cosine", "linear")
 DTYPE_NAMES = ("float32", "float64")
 PREPROCESS_NAMES = ("none", "deskew")
 AUGMENT_NAMES = ("shift", "rotate", "elastic")
-HIDDEN_ACTIVATION_NAMES = ("sigmoid", "tanh", "relu")
 # The training engines (digitnet.engines.ENGINES holds them, fastest first) and "auto".
 ENGINE_NAMES = ("auto", "numba", "numpy", "reference")
 

@@ -69,8 +69,10 @@ from digitnet.web.requests import (
     LIMITS,
     MAX_BODY,
     ApiError,
+    choice,
     content_type,
     json_body,
+    number,
     parse_descent,
     parse_drawing,
     parse_predict,
@@ -206,7 +208,12 @@ def create_app(
             return _json(await pool["predict"].run(work))
 
     async def network(request: Request) -> Response:
-        return _json(await pool["work"].run(lambda: views.network_picture(lab.snapshot, lab.snapshot_version)))
+        def work():
+            net = lab.snapshot
+            # layers in words, true parameter count, conv filters: what the page writes under the picture
+            return {**views.network_picture(net, lab.snapshot_version), "describe": lab.describe(net)}
+
+        return _json(await pool["work"].run(work))
 
     async def test_image(request: Request) -> Response:
         index = query_int(request, "index", 0, len(data.test) - 1)
@@ -267,11 +274,10 @@ def create_app(
         return _json(await pool["control"].run(lab.configure, net_cfg, train_cfg, train_size))
 
     async def train_start(request: Request) -> Response:
-        obj = await json_body(request, max_body, {"until"})
-        until = obj.get("until", "end")
-        if until not in ("end", "epoch"):
-            raise ApiError(400, f"The 'until' field must be one of end, epoch; got {until!r}."[:200])
-        return _json(await pool["control"].run(lab.start, until))
+        obj = await json_body(request, max_body, {"until", "more_epochs"})
+        until = choice(obj, "until", ["end", "epoch"], "end")
+        more = number(obj, "more_epochs", *LIMITS["epochs"], integer=True) if "more_epochs" in obj else 0
+        return _json(await pool["control"].run(lab.start, until, more))
 
     def _control(method):
         async def route(request: Request) -> Response:

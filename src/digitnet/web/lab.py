@@ -19,6 +19,7 @@ and the :class:`~digitnet.errors.DigitnetError` subclasses below into 4xx status
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import re
 import threading
@@ -28,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from digitnet import engines
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset, Split, load_mnist
+from digitnet.data.folder import worst_mistakes
 from digitnet.errors import DigitnetError, DivergenceError, ModelFileError
 from digitnet.evaluate import evaluate
 from digitnet.files import CHECKPOINT_SUFFIX, MODEL_SUFFIX, model_stem
@@ -94,10 +95,17 @@ class Job:
     status: str = "ready"  # ready, running, paused, done, diverged
     message: str | None = None
     pending: list[float] = field(default_factory=list)  # batch costs not yet averaged into a point
+    saved_batches: int | None = None  # `batches` when it was last loaded or saved (None: never)
+
+    @property
+    def unsaved(self) -> bool:
+        """Training that no model file holds: what replacing this job would lose."""
+        return self.batches > 0 and self.batches != self.saved_batches
 
     @property
     def epoch(self) -> int:
-        return len(self.history.epochs)
+        """Epochs completed: the Trainer's count once training has begun."""
+        return self.trainer.epoch if self.trainer is not None else len(self.history.epochs)
 
 
 class Lab:
@@ -107,8 +115,9 @@ class Lab:
     ``model_dir`` is the only directory models are listed from, loaded from and saved to.
     """
 
-    def __init__(self, model_dir, dataset: Dataset | None = None, data_dir=None):
+    def __init__(self, model_dir, dataset: Dataset | None = None, data_dir=None, engine: str = "auto"):
         self.model_dir = Path(model_dir)
+        self.engine = engine  # the training engine setting: "auto" picks the fastest that is installed
         if not self.model_dir.is_dir():
             raise ModelFileError(f"The model directory {self.model_dir} does not exist. Create it or pass another one.")
         self.data = dataset if dataset is not None else load_mnist(data_dir)
@@ -197,6 +206,7 @@ class Lab:
                 job.accuracy.append((rec.epoch * per_epoch, rec.test_accuracy))
         job.batches = max(len(costs), len(history.epochs) * per_epoch)
         job.status = "done" if job.epoch >= train_cfg.epochs else "paused" if job.epoch else "ready"
+        job.saved_batches = job.batches
         return job
 
     def _replace_job(self, job: Job) -> None:
@@ -206,13 +216,11 @@ class Lab:
     def _trainer(self) -> Trainer:
         job = self.job
         if job.trainer is None:
-            # The numpy engine where it can (else the reference): the page trains a batch at a
-            # time and yields to predictions between batches, so a faster step gains it little,
-            # and the load test's latencies (benchmarks/loadtest.py, README "Reliability") were
-            # measured with this engine.
+            # The engine setting, as everywhere else. Whatever the engine, the page trains one
+            # mini-batch per call and yields to predictions between batches (see _run).
             t = Trainer(job.net, self._train_split(job), job.train_config, test=self.data.test,
                         validation=self._validation_splits()[1] if job.train_config.validation else None,
-                        engine=engines.fastest(job.net, job.train_config, ("numpy", "reference")))
+                        engine=self.engine)
             t.history = job.history
             t.epoch = job.epoch
             job.trainer = t
@@ -266,12 +274,22 @@ class Lab:
             self._publish()
             return self.state()
 
-    def start(self, until: str = "end") -> dict:
-        """Train in the background until the last epoch (``"end"``) or this epoch's end."""
+    def start(self, until: str = "end", more_epochs: int = 0) -> dict:
+        """Train in the background until the last epoch (``"end"``) or this epoch's end.
+
+        ``more_epochs`` > 0 first adds that many epochs to a job whose epochs are all done
+        (e.g. a loaded model), so it trains on from its weights.
+        """
         with self._lock:
             if self.running:
                 raise Busy("A training job is already running. Pause it first, or wait for it to finish: "
                            "only one training job runs at a time.")
+            job = self.job
+            if more_epochs > 0 and job.status != "diverged" and job.epoch >= job.train_config.epochs:
+                job.train_config = dataclasses.replace(job.train_config, epochs=job.epoch + more_epochs)
+                if job.trainer is not None:
+                    job.trainer.config = job.train_config
+                job.status = "paused"
             self._check_can_train()
             trainer = self._trainer()
             self._stop.clear()
@@ -283,13 +301,18 @@ class Lab:
             return self.state()
 
     def pause(self) -> dict:
-        """Stop the training thread after its current mini-batch (a no-op when idle)."""
-        thread = self._thread
-        if thread is not None:
-            self._stop.set()
-            thread.join(timeout=30)
+        """Stop the training thread after its current mini-batch (a no-op when idle).
+
+        Starting and stopping happen under one lock, so a pause racing a start sees either
+        no thread or one that has started (joining a thread that has not started raises).
+        The training thread never takes this lock, so waiting for it here cannot deadlock.
+        """
         with self._lock:
-            if self.job.status == "running":
+            thread = self._thread
+            if thread is not None and thread.ident is not None:
+                self._stop.set()
+                thread.join(timeout=30)
+            if self.job.status == "running" and not self.running:
                 self.job.status = "paused"
             self.version += 1
             return self.state()
@@ -414,6 +437,7 @@ class Lab:
             "test_accuracy": job.accuracy[-1][1] if job.accuracy else None,
             "weights_version": self.snapshot_version,
             "n_params": job.net.n_params,
+            "unsaved": job.unsaved,
         }
 
     def progress_since(self, cursor: tuple[int, int, int, int] | None) -> tuple[dict, tuple[int, int, int, int]]:
@@ -434,28 +458,52 @@ class Lab:
         fw = net.forward(x[None, :])
         return net, [a[0] for a in fw.activations]
 
+    @staticmethod
+    def describe(net: Network) -> dict:
+        """What the page says about ``net``: its layers in words, its true parameter count, and
+        the first conv layer's filters (the pictures a conv net has instead of 784-weight neurons)."""
+        cfg = net.config
+        layers = []
+        for (kind, args, _, out), params in zip(cfg.plan() if cfg.features else [], net.params):
+            if kind == "conv":
+                text = f"conv {args[0]} of {args[1]}x{args[1]}"
+            elif kind == "pool":
+                text = f"pool {args[0]}x{args[0]}"
+            else:
+                text = f"{kind} {args[0]}" if args else kind
+            n = sum(v.size for v in params.values())
+            layers.append({"kind": kind, "text": text, "out": list(out), "params": int(n)})
+        filters = None
+        conv = [p for p, kind in zip(net.params, net.kinds) if kind == "conv"]
+        if conv:
+            w = conv[0]["w"]  # (c_out, c_in, k, k): filter o on input channel 0 is a k x k picture
+            filters = {"count": int(w.shape[0]), "side": int(w.shape[2]), "channels": int(w.shape[1]),
+                       "weights": [round(float(v), 5) for v in w[:, 0].ravel()]}
+        n_dense_inputs = net.weights[len(net.weights) - len(cfg.layers) + 1].shape[1]
+        return {"text": cfg.describe(), "n_params": int(net.n_params), "features": layers,
+                "dense_inputs": int(n_dense_inputs), "filters": filters}
+
     def evaluation(self) -> dict:
-        """Accuracy, confusion matrix and the most confident mistakes on the test split."""
+        """Accuracy, confusion matrix and the mistakes the network was surest of, on the test split."""
         version, net = self.snapshot_version, self.snapshot
         cached = self._eval_cache
         if cached is not None and cached[0] == version:
             return cached[1]
         test = self.data.test
         r = evaluate(net, test, self.data.classes)
-        wrong = np.flatnonzero(r.predictions != test.y)
-        confidence = r.outputs[wrong, r.predictions[wrong]]
-        order = wrong[np.argsort(-confidence, kind="stable")]
+        # The mistakes the network was surest of, ranked as `digitnet evaluate` ranks them.
+        order = worst_mistakes(r.outputs, test.y, k=48)
         result = {
             "accuracy": r.accuracy,
             "n": r.n,
             "classes": list(self.data.classes),
             "confusion": r.confusion.tolist(),
             "per_class": [None if not math.isfinite(v) else float(v) for v in r.per_class],
-            "wrong": int(len(wrong)),
+            "wrong": int(np.count_nonzero(r.predictions != test.y)),
             "misclassified": [
                 {"index": int(i), "label": int(test.y[i]), "predicted": int(r.predictions[i]),
                  "confidence": float(r.outputs[i, r.predictions[i]])}
-                for i in order[:48]
+                for i in order
             ],
         }
         self._eval_cache = (version, result)
@@ -504,5 +552,6 @@ class Lab:
             job = self.job
             save_model(path, job.net, job.history, job.train_config, job.initial, self.data.name, self.data.classes)
             job.name = name
+            job.saved_batches = job.batches
             self.version += 1
             return {"name": name, "file": path.name, **self.state()}

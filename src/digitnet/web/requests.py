@@ -18,13 +18,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from digitnet.config import ACTIVATION_NAMES, COST_NAMES, INIT_NAMES, OPTIMIZER_NAMES, NetworkConfig, TrainConfig
+from digitnet.config import (
+    ACTIVATION_NAMES,
+    COST_NAMES,
+    HIDDEN_ACTIVATION_NAMES,
+    INIT_NAMES,
+    OPTIMIZER_NAMES,
+    NetworkConfig,
+    TrainConfig,
+)
 from digitnet.errors import ConfigError
 from digitnet.settings import settings_from_dict
 
 MAX_BODY = 2 * 1024 * 1024  # bytes: a 1024x1024 drawing as JSON does not fit, a 512x512 one does
 BODY_SECONDS = 5.0  # a request body must arrive within this time (a slow client is cut off)
-HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu")
+HIDDEN_ACTIVATIONS = HIDDEN_ACTIVATION_NAMES  # the activations the library allows between layers
 LIMITS = {
     "image_side": (28, 1024),  # width and height of a drawing, pixels
     "hidden_layers": (0, 4),  # number of hidden layers

@@ -270,10 +270,12 @@
 
   function buildNetworkSvg() {
     const layers = state.net.layers;
+    const about = state.net.describe;
+    const conv = about.features.filter((f) => f.kind === "conv" || f.kind === "pool");
     netSvg.replaceChildren();
     const W = 640, H = 400, top = 22, bottom = 22;
     const columns = layers.length - 1;
-    const x0 = 200, x1 = 560;
+    const x0 = conv.length ? 330 : 200, x1 = 560;
     const cols = [];
     for (let c = 0; c < columns; c++) {
       const n = layers[c + 1], shown = Math.min(n, MAX_SHOWN);
@@ -291,10 +293,23 @@
     svg("rect", { x: 20, y: H / 2 - 60, width: 120, height: 120, fill: "none", stroke: "#3a4656" }, netSvg);
     svg("text", { x: 80, y: H / 2 + 80, "text-anchor": "middle" }, netSvg).textContent = `${layers[0]} inputs`;
     const first = cols[0];
+    let fanX = 140;
+    if (conv.length) { // conv and pool layers between the pixels and the first dense layer: a box of their names
+      const bh = 34 + 20 * conv.length, by = H / 2 - bh / 2;
+      svg("rect", { x: 168, y: by, width: 124, height: bh, rx: 8, class: "features" }, netSvg);
+      conv.forEach((f, k) => {
+        svg("text", { x: 230, y: by + 22 + 20 * k, "text-anchor": "middle", class: "feature" }, netSvg).textContent = f.text;
+      });
+      svg("text", { x: 230, y: by + bh - 10, "text-anchor": "middle" }, netSvg).textContent = `${num(about.dense_inputs)} features`;
+      for (const y of [H / 2 - 30, H / 2, H / 2 + 30]) {
+        svg("line", { x1: 140, y1: y, x2: 168, y2: y, stroke: "#8b98a9", "stroke-opacity": 0.5 }, fan);
+      }
+      fanX = 292;
+    }
     for (let k = 0; k < 7; k++) {
       const ys = H / 2 - 54 + k * 18;
       for (const y of first.ys) {
-        svg("line", { x1: 140, y1: ys, x2: first.x - first.r, y2: y, stroke: "#8b98a9", "stroke-opacity": 0.05 }, fan);
+        svg("line", { x1: fanX, y1: ys, x2: first.x - first.r, y2: y, stroke: "#8b98a9", "stroke-opacity": 0.05 }, fan);
       }
     }
     const edgeEls = [];
@@ -311,7 +326,7 @@
       const el = svg("circle", { cx: col.x, cy: y, r: col.r, class: "neuron", fill: "#000" }, netSvg);
       el.dataset.layer = String(c);
       el.dataset.index = String(i);
-      if (c === 0) {
+      if (c === 0 && state.net.first.side) { // its weights on the pixels make a picture
         el.classList.add("clickable");
         el.addEventListener("click", () => selectNeuron(i));
         svg("title", {}, el).textContent = `Hidden neuron ${i + 1}: click to see its weights`;
@@ -332,9 +347,11 @@
       return t;
     });
     layout = { cols, edgeEls, neuronEls, outLabels, img };
-    state.netShape = layers.join("-");
-    const params = layers.slice(1).reduce((sum, n, l) => sum + n * layers[l] + n, 0);
-    $("net-shape").textContent = `${state.netShape} · ${num(params)} weights and biases`;
+    state.netShape = about.text;
+    const shape = conv.length
+      ? [String(layers[0]), ...conv.map((f) => f.text), ...layers.slice(1).map(String)].join(" → ")
+      : layers.join("-");
+    $("net-shape").textContent = `${shape} · ${num(about.n_params)} weights and biases`;
   }
 
   function shade(a, act) { // an activation -> 0..1 brightness, as the video draws it
@@ -394,7 +411,21 @@
     const i = state.selected;
     const first = state.net && state.net.first;
     document.querySelectorAll("#net-svg .neuron.selected, #weight-grid canvas.selected").forEach((el) => el.classList.remove("selected"));
-    if (i === null || !first || i >= first.shown || !first.side) return;
+    if (!first) return;
+    if (!first.side) {
+      const f = state.net.describe.filters;
+      $("neuron-text").textContent = `Its first dense layer sees the ${num(state.net.describe.dense_inputs)} features that `
+        + "the conv and pool layers compute, not the pixels, so its weights make no picture. "
+        + (f ? `Its first conv layer's ${f.count} filters of ${f.side}×${f.side} are under Learn.` : "");
+      $("neuron-canvas").hidden = true;
+      return;
+    }
+    $("neuron-canvas").hidden = false;
+    if (i === null) {
+      $("neuron-text").textContent = `Click a neuron of the first hidden layer to see the ${first.side * first.side} weights it gives the pixels.`;
+      return;
+    }
+    if (i >= first.shown) return;
     const w = first._w || (first._w = floats(first.weights));
     const side = first.side;
     const c = $("neuron-canvas");
@@ -411,20 +442,37 @@
 
   function renderWeightGrid() {
     const first = state.net.first;
+    const filters = state.net.describe.filters;
     const grid = $("weight-grid");
-    if (!first.side) { grid.textContent = "The first layer's weights are not a square image."; return; }
-    const w = first._w || (first._w = floats(first.weights));
-    const side = first.side;
-    while (grid.childElementCount > first.shown) grid.lastChild.remove();
-    for (let i = 0; i < first.shown; i++) {
+    grid.dataset.kind = first.side ? "neurons" : filters ? "filters" : "none";
+    if (grid.dataset.kind === "none") {
+      $("weights-title").textContent = "First-layer weights";
+      grid.replaceChildren();
+      grid.textContent = "The first layer's weights are not a square image.";
+      return;
+    }
+    const conv = grid.dataset.kind === "filters";
+    $("weights-title").textContent = conv ? `First conv layer's filters (${filters.side}×${filters.side})` : "First-layer weights";
+    $("weights-what").textContent = conv ? "the strokes each filter looks for, anywhere in the image" : "what each neuron looks for";
+    const side = conv ? filters.side : first.side;
+    const count = conv ? Math.min(filters.count, 64) : first.shown;
+    const w = conv ? filters.weights : first._w || (first._w = floats(first.weights));
+    if (grid.firstChild && grid.firstChild.nodeType !== 1) grid.replaceChildren();
+    while (grid.childElementCount > count) grid.lastChild.remove();
+    for (let i = 0; i < count; i++) {
       let c = grid.children[i];
       if (!c) {
         c = document.createElement("canvas");
-        c.addEventListener("click", () => { selectNeuron(i); document.getElementById("draw").scrollIntoView(); });
+        c.addEventListener("click", () => {
+          if (grid.dataset.kind !== "neurons") return;
+          selectNeuron(i);
+          document.getElementById("draw").scrollIntoView();
+        });
         grid.appendChild(c);
       }
       c.width = c.height = side;
-      c.title = `Hidden neuron ${i + 1}`;
+      c.title = conv ? `Filter ${i + 1} of the first conv layer` : `Hidden neuron ${i + 1}`;
+      c.classList.toggle("filter", conv);
       weightImage(c, w, i * side * side, side * side);
     }
   }
@@ -432,13 +480,14 @@
   async function refreshNetwork() {
     const net = await api("/api/network");
     state.net = net;
-    if (net.layers.join("-") !== state.netShape) {
+    if (net.describe.text !== state.netShape) {
       state.selected = null;
       buildNetworkSvg();
     }
     renderWeightGrid();
     showNeuron();
     updateNetworkSvg();
+    $("net-shape").dataset.version = String(net.weights_version); // tests wait for the weights they expect
   }
 
   let netTimer = null, netPending = false;
@@ -473,8 +522,45 @@
     showConfig({ network: p.network, train: p.train, train_size: state.info.data.train });
   });
 
+  // --- not losing work ------------------------------------------------------------------
+  // What the current network has learnt, in words: "trained for 2 epochs and 31 mini-batches, 94.8% on the test digits".
+  function trainedWords(d) {
+    const parts = [];
+    if (d.epoch) parts.push(`${d.epoch} epoch${d.epoch === 1 ? "" : "s"}`);
+    if (d.batch_in_epoch) parts.push(`${num(d.batch_in_epoch)} mini-batch${d.batch_in_epoch === 1 ? "" : "es"}`);
+    return `trained for ${parts.join(" and ") || "nothing"}, ${pct(d.test_accuracy)} on the test digits`;
+  }
+
+  // Ask before replacing a network with training that no model file holds. True: go ahead.
+  function mayDiscard(action) {
+    const d = state.train;
+    if (!d || !d.unsaved) return true;
+    return window.confirm(`${action}?\n\nThe current network (${trainedWords(d)}) is not saved, and its training `
+      + "will be lost. Press Cancel and use “Save as” in Learn to keep it.");
+  }
+
+  function confirmReset() {
+    const d = state.train;
+    if (!d || (!d.batch && !d.epoch)) return true; // nothing trained: nothing to lose
+    const kept = d.unsaved ? "That training is not saved: it will be lost."
+      : d.model ? `The model “${d.model}” stays in the model folder; load it again from the Model menu.` : "";
+    return window.confirm(`Reset to the random initial weights?\n\nThe network (${trainedWords(d)}) forgets its `
+      + `training. ${kept}\n\nDraw reads digits with this same network, so it will read with the untrained one.`);
+  }
+
+  // Draw reads with the network that Learn trains: say which one that is now.
+  function renderDrawNet(d) {
+    const el = $("draw-net");
+    const who = d.model ? `the model “${d.model}”` : "the unsaved network";
+    el.textContent = d.batch || d.epoch
+      ? `Reading with ${who} from Learn: ${trainedWords(d)}${d.unsaved && d.model ? " (changed since it was saved)" : ""}.`
+      : `Reading with ${who} from Learn, untrained (random initial weights): its answers are guesses until you train it or load a trained model.`;
+    el.classList.toggle("warn", !d.batch && !d.epoch);
+  }
+
   $("config-form").addEventListener("submit", async (e) => {
     e.preventDefault();
+    if (!mayDiscard("Set up a new network")) return;
     const body = {
       preset: $("preset").value,
       hidden: $("hidden").value,
@@ -497,10 +583,14 @@
   async function post(path, body = {}) {
     try { return await api(path, { json: body }); } catch (e) { toast(e.message); return null; }
   }
-  $("train-run").addEventListener("click", () => post(state.status === "running" ? "/api/train/pause" : "/api/train/start"));
+  $("train-run").addEventListener("click", () => {
+    if (state.status === "running") post("/api/train/pause");
+    else if (state.status === "done") post("/api/train/start", { more_epochs: 1 }); // a finished network trains on
+    else post("/api/train/start");
+  });
   $("train-step").addEventListener("click", () => post("/api/train/step"));
   $("train-epoch").addEventListener("click", () => post("/api/train/start", { until: "epoch" }));
-  $("train-reset").addEventListener("click", () => post("/api/train/reset"));
+  $("train-reset").addEventListener("click", () => { if (confirmReset()) post("/api/train/reset"); });
 
   function onProgress(d) {
     const wasRunning = state.status === "running";
@@ -534,18 +624,22 @@
       `test accuracy ${pct(d.test_accuracy)}`,
     ];
     const s = $("train-status");
-    const note = d.message || (d.status === "done" ? "All epochs are done: set up a new network (or Reset) to train again." : "");
+    const note = d.message || (d.status === "done" ? "All epochs are done: ▶ trains one more epoch; Reset starts over." : "");
     s.innerHTML = parts.join(" · ") + (note ? `<br><span class="muted">${escapeHtml(note)}</span>` : "");
     s.dataset.status = d.status;
+    s.dataset.version = String(d.weights_version);
     const run = $("train-run");
-    run.textContent = running ? "❚❚ Pause" : "▶ Train";
+    run.textContent = running ? "❚❚ Pause" : d.status === "done" ? "▶ Train more" : "▶ Train";
+    run.title = d.status === "done" ? "Train one more epoch, on from these weights" : "";
     const finished = d.status === "done" || d.status === "diverged";
-    run.disabled = !running && finished;
+    run.disabled = !running && d.status === "diverged";
     for (const id of ["train-step", "train-epoch"]) $(id).disabled = running || finished;
     for (const id of ["new-network", "save-model", "model-select"]) $(id).disabled = running;
     const badge = $("model-badge");
     badge.textContent = `${d.model || "unsaved"} · ${pct(d.test_accuracy)} test`;
     badge.classList.toggle("good", d.test_accuracy !== null && d.test_accuracy > 0.9);
+    badge.title = badge.textContent;
+    renderDrawNet(d);
   }
 
   function escapeHtml(s) {
@@ -593,8 +687,8 @@
     svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" }, chart);
     svg("text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle" }, chart).textContent =
       `epochs (${num(per)} mini-batches of ${d.train.batch_size} each)`;
-    svg("text", { x: 12, y: T + (H - T - B) / 2, transform: `rotate(-90 12 ${T + (H - T - B) / 2})`, "text-anchor": "middle" }, chart).textContent = "cost";
-    svg("text", { x: W - 8, y: T + (H - T - B) / 2, transform: `rotate(90 ${W - 8} ${T + (H - T - B) / 2})`, "text-anchor": "middle" }, chart).textContent = "test accuracy";
+    svg("text", { x: 12, y: T + (H - T - B) / 2, transform: `rotate(-90 12 ${T + (H - T - B) / 2})`, "text-anchor": "middle", class: "axis-title" }, chart).textContent = "cost";
+    svg("text", { x: W - 8, y: T + (H - T - B) / 2, transform: `rotate(90 ${W - 8} ${T + (H - T - B) / 2})`, "text-anchor": "middle", class: "axis-title" }, chart).textContent = "test accuracy";
     if (!pts.length && !acc.length) {
       svg("text", { x: (L + W - R) / 2, y: H / 2, "text-anchor": "middle", class: "empty" }, chart).textContent = "Press ▶ Train to start descending.";
       return;
@@ -635,6 +729,7 @@
   $("model-select").addEventListener("change", async () => {
     const select = $("model-select");
     if (select.value === "(unsaved network)") return;
+    if (!mayDiscard(`Switch to the model “${select.value}”`)) { select.value = select.dataset.current; return; }
     try {
       await api("/api/models/load", { json: { name: select.value } });
       await refreshModels();
