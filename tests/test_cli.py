@@ -116,7 +116,7 @@ def test_predict_bad_image(model, tmp_path):
     f = tmp_path / "notes.txt"
     f.write_text("not an image")
     r = CliRunner().invoke(main, ["predict", str(path), str(f)])
-    assert r.exit_code == 1 and "Error:" in r.output and "is not an image" in r.output
+    assert r.exit_code == 1 and "Error:" in r.output and "notes.txt is not a PNG or JPEG image" in r.output
 
 
 def test_evaluate_rejects_model_trained_elsewhere(tmp_path):
@@ -151,5 +151,5 @@ def test_train_engine_choice(tmp_path, monkeypatch):
         assert r.exit_code == 0, r.output
         assert json.loads(r.output)["engine"] == "numba"
     r = CliRunner().invoke(main, args, env={"DIGITNET_ENGINE": "cuda"})
-    assert r.exit_code == 2
+    assert r.exit_code == 1
     assert "Invalid value for '--engine'" in r.output and "'cuda' is not one of 'auto', 'numpy', 'numba'" in r.output
