@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from digitnet.cli import main
 from digitnet.cli.common import echo_json, pct
@@ -90,6 +91,10 @@ def training(model, out, as_json):
 
     Plots the average cost over all training images after every epoch, each mini-batch's
     cost smoothed by a moving average, and the training and test accuracy per epoch.
+
+    \b
+    Example:
+      digitnet show training digitnet-model.safetensors
     """
     from digitnet.errors import ModelFileError
     from digitnet.plots import training_figure
@@ -125,7 +130,12 @@ def weights(model, out, as_json):
     """Every first-layer neuron's 784 weights as a 28x28 image, as in the video.
 
     Beside the learned weights: the initial ones (kept in the model file, or recreated from
-    its seed) and how far each weight moved. Red is positive, blue negative, white 0.
+    its seed) and how far each weight moved. Blue is positive, red negative, white 0 (as
+    in every digitnet picture). For a convolutional network: its first layer's filters.
+
+    \b
+    Example:
+      digitnet show weights digitnet-model.safetensors --out weights.png
     """
     from digitnet.explain import initial_network, weights_report
     from digitnet.plots import weights_figure
@@ -133,9 +143,13 @@ def weights(model, out, as_json):
     saved = _load(model)
     initial, source = initial_network(saved)
     report = weights_report(saved.net, initial, source)
-    fig = weights_figure(report.learned, report.initial, initial_source=source)
+    conv = saved.net.kinds[0] == "conv"
+    fig = weights_figure(report.learned, report.initial, initial_source=source, filters=conv,
+                         title="First-layer filters" if conv else "First-layer weights")
     s = report.summary()
-    line = f"{s['n_neurons']} first-layer neurons, mean |w| {s['learned_mean_abs']:.3g}"
+    side = f"{report.learned.shape[1]}x{report.learned.shape[2]}"
+    what = f"{s['n_neurons']} convolution filters ({side})" if conv else f"{s['n_neurons']} first-layer neurons"
+    line = f"{what}, mean |w| {s['learned_mean_abs']:.3g}"
     if report.initial is not None:
         line += (f" (initially {s['initial_mean_abs']:.3g}); the weights moved by {s['relative_move']:.3g} times "
                  f"their initial size; correlation of learned with initial weights {s['mean_correlation_with_initial']:.2f}.")
@@ -156,6 +170,10 @@ def errors(model, count, data_dir, out, as_json):
 
     The gallery shows misclassified test images with the true digit, the network's answer
     and the activation of that answer, most confident mistakes first.
+
+    \b
+    Example:
+      digitnet show errors digitnet-model.safetensors --count 12
     """
     from digitnet.evaluate import evaluate
     from digitnet.explain import misclassified
@@ -197,6 +215,10 @@ def gradient(model, image, top_k, examples, data_dir, out, as_json):
     the first layer's |dC/dw| as a 28x28 image per neuron, every component's magnitude per
     layer, the top-k weights and biases and the share of the gradient's squared norm they
     carry, and each layer's share. Averaging over all 60,000 images takes a few seconds.
+
+    \b
+    Example:
+      digitnet show gradient digitnet-model.safetensors --image 7 --top 20
     """
     from digitnet.errors import ConfigError
     from digitnet.explain import analyse_gradient, dataset_gradient, example_gradient
@@ -258,8 +280,17 @@ def activations(model, image, test_index, data_dir, out, as_json):
             raise ConfigError(f"--test-index {test_index} is out of range: the test set has images 0 to {len(test) - 1}.")
         x, what = test.x[test_index], f"test image {test_index} (a {saved.classes[int(test.y[test_index])]})"
     a = run_activations(saved.net, x)
-    weights_ = saved.net.weights if all(k == "dense" for k in saved.net.kinds) else None
-    fig = activations_figure(a.x, a.layers, weights_, saved.classes, title=f"Activations for {what}")
+    kinds = saved.net.kinds
+    # A conv net's feature maps are not columns of neurons: draw its dense layers, fed by
+    # the flattened features (all of them are in --json).
+    dense = list(range(max((i for i, kind in enumerate(kinds) if kind != "dense"), default=-1) + 1, len(kinds)))
+    features = None
+    if dense[0] > 0:
+        n_features = int(np.size(a.layers[dense[0] - 1]))
+        features = f"{n_features} features from {', '.join(saved.net.config.features)}"
+    weights_ = [saved.net.params[i]["w"] for i in dense]
+    fig = activations_figure(a.x, [a.layers[i] for i in dense], weights_, saved.classes,
+                             title=f"Activations for {what}", features=features)
     k = a.prediction
     numbers = {"model": model, "input": what, "label": saved.classes[k], **a.summary()}
     outs = "  ".join(f"{c}:{v:.2f}" for c, v in zip(saved.classes, a.output))
@@ -280,6 +311,10 @@ def noise(model, count, seed, data_dir, out, as_json):
 
     Compares the activation of the most active output ("confidence") on images whose
     pixels are uniform random in [0, 1] with that on the real test digits.
+
+    \b
+    Example:
+      digitnet show noise digitnet-model.safetensors --count 5000
     """
     from digitnet.explain import noise_experiment
     from digitnet.plots import noise_figure
@@ -314,6 +349,10 @@ def dream(model, steps, step_size, seed, data_dir, out, as_json):
     pixels along the gradient of that digit's output (clipped to 0..1) so the output grows.
     The ten images are shown beside the average real image of each digit: they look like
     scattered specks, not like digits. Takes about a second.
+
+    \b
+    Example:
+      digitnet show dream digitnet-model.safetensors --steps 500
     """
     from digitnet.explain import class_means, dream as run_dream
     from digitnet.plots import dream_figure
@@ -351,6 +390,10 @@ def shuffled(model, train_size, epochs, seed, data_dir, out, as_json):
     labels) climbs only with the true labels (Zhang et al. 2017). With the defaults
     (2,000 images, 60 epochs, the video's 784-16-16-10 network) this takes about 10 to
     20 seconds.
+
+    \b
+    Example:
+      digitnet show shuffled digitnet-model.safetensors --train-size 1000 --epochs 30
     """
     from tqdm import tqdm
 
