@@ -1,8 +1,8 @@
 """``digitnet show ...``: pictures of what a trained network learned, and the numbers behind them.
 
-Every subcommand takes a MODEL file, writes one PNG (``--out``, or ``MODEL-NAME-COMMAND.png``
-in the current directory) and prints a one-line summary of its numbers, or all of them as
-one JSON object with ``--json``.
+Every subcommand takes a MODEL file, writes one PNG (``--out``, or ``NAME-COMMAND.png``
+in the current directory, NAME being the model file's name without .safetensors) and
+prints a one-line summary of its numbers, or all of them as one JSON object with ``--json``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,14 @@ from digitnet.cli import main
 from digitnet.cli.common import echo_json, pct
 
 
+# Said the same way in every --help and in the README.
+DEFAULT_OUT = ("NAME-COMMAND.png in the current directory, NAME being the model file's name without .safetensors, "
+               "e.g. digitnet-model-weights.png")
+
+
 def _out_option(f):
     return click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
-                        help="Where to write the PNG [default: MODEL-NAME-COMMAND.png in the current directory].")(f)
+                        help=f"Where to write the PNG [default: {DEFAULT_OUT}].")(f)
 
 
 def _json_option(f):
@@ -71,8 +76,9 @@ def _finish(fig, out: str, as_json: bool, numbers: dict, summary: str) -> None:
 def show() -> None:
     """Look inside a trained network: pictures and the numbers behind them.
 
-    Each command writes a PNG (--out, or MODEL-NAME-COMMAND.png) and prints a summary,
-    or its numbers as JSON with --json.
+    Each command writes a PNG (--out, or NAME-COMMAND.png in the current directory,
+    NAME being the model file's name without .safetensors) and prints a summary, or its
+    numbers as JSON with --json. Signed numbers are blue positive, red negative.
 
     \b
     Examples:
