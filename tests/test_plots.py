@@ -207,6 +207,8 @@ def test_gradient_figure_has_a_weight_and_bias_legend_not_in_the_sign_colours():
     legends = [[t.get_text() for t in a.get_legend().get_texts()] for a in fig.get_axes() if a.get_legend()]
     assert sum(leg == ["weight (w)", "bias (b)"] for leg in legends) == 2  # the dots and the bars
     assert {plots.C_WEIGHT, plots.C_BIAS}.isdisjoint({"tab:red", "tab:blue", "red", "blue"})
+    assert "one image per neuron" in _texts(fig)
+    assert "one image per convolution filter" in _texts(plots.gradient_figure([rep], filters=True))
 
 
 def test_conv_filters_get_their_own_caption():

@@ -298,13 +298,14 @@ def errors_figure(confusion: np.ndarray, images: np.ndarray, true: np.ndarray, p
 
 
 # --- gradient ----------------------------------------------------------------------
-def _gradient_row(fig, axes, report, show_colorbar_label: str) -> None:
+def _gradient_row(fig, axes, report, show_colorbar_label: str, filters: bool = False) -> None:
     from matplotlib.ticker import PercentFormatter
 
     ax_img, ax_strip, ax_top, ax_cum = axes
     imgs = report.first_layer_images()
     vmax = float(np.percentile(imgs, 99.5)) or float(imgs.max()) or 1.0
-    im = _mosaic_panel(ax_img, imgs, MAGNITUDE, 0.0, vmax, "first layer |dC/dw|, one image per neuron")
+    im = _mosaic_panel(ax_img, imgs, MAGNITUDE, 0.0, vmax,
+                       f"first layer |dC/dw|, one image per {'convolution filter' if filters else 'neuron'}")
     fig.colorbar(im, ax=ax_img, shrink=0.85, extend="max", label=show_colorbar_label)
 
     # Every component's magnitude, one column per layer's weights and biases.
@@ -367,16 +368,18 @@ def _weight_bias_handles():
     return [Patch(color=C_WEIGHT, label="weight (w)"), Patch(color=C_BIAS, label="bias (b)")]
 
 
-def gradient_figure(reports: Sequence, title: str = "Which weights matter: the gradient of the cost"):
+def gradient_figure(reports: Sequence, title: str = "Which weights matter: the gradient of the cost", *,
+                    filters: bool = False):
     """One row per :class:`~digitnet.explain.GradientReport` (e.g. one example, then the
     training-set average): first-layer |dC/dw| images, every component's magnitude per
-    layer, the top-k components and the cumulative share of the squared norm."""
+    layer, the top-k components and the cumulative share of the squared norm. ``filters``:
+    the first layer is convolutional (its images are filters, not neurons' 28x28 weights)."""
     reports = list(reports)
     fig = _figure(21, 5.2 * len(reports) + 0.4)
     rows = fig.subfigures(len(reports), 1, squeeze=False)[:, 0]
     for sub, rep in zip(rows, reports):
         axes = sub.subplots(1, 4, width_ratios=[1.15, 1.25, 1.0, 1.0])
-        _gradient_row(sub, axes, rep, "|dC/dw|")
+        _gradient_row(sub, axes, rep, "|dC/dw|", filters=filters)
         sub.suptitle(f"{rep.label}: cost {rep.gradient.cost:.4f}, ||gradient|| = {rep.norm:.3g} over "
                      f"{rep.n_components} components", fontsize=11, fontweight="bold")
     fig.suptitle(title, fontsize=13, fontweight="bold")

@@ -241,7 +241,7 @@ def gradient(model, image, top_k, examples, data_dir, out, as_json):
     one = analyse_gradient(example_gradient(net, part.x[image], label), top_k,
                            f"Training image {image} (a {saved.classes[label]})", 1)
     avg = analyse_gradient(dataset_gradient(net, part.x[:n], part.y[:n]), top_k, f"Average over {n} training images", n)
-    fig = gradient_figure([one, avg])
+    fig = gradient_figure([one, avg], filters=net.kinds[0] == "conv")
     numbers = {"model": model, "image": image, "example": one.to_dict(), "average": avg.to_dict()}
     shares = ", ".join(f"layer {s.layer + 1} {s.share:.1%}" for s in avg.layers)
     line = (f"One image: the top {top_k} of {one.n_components} components carry {one.top_share:.1%} of "
