@@ -164,10 +164,10 @@ def test_hostile_formulas_are_refused(run, formula):
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["x^2", "--start", "1", "--starts", "3"], 2, "either --start or --starts"),
-        (["x^2 + y^2", "--start", "1"], 2, "expected 2 numbers as X,Y"),
-        (["x^2", "--start", "a"], 2, "expected 1 number as X"),
-        (["x^2", "--starts", "3", "--box", "2"], 2, "expected 2 numbers as LO,HI"),
+        (["x^2", "--start", "1", "--starts", "3"], 1, "either --start or --starts"),
+        (["x^2 + y^2", "--start", "1"], 1, "expected 2 numbers as X,Y"),
+        (["x^2", "--start", "a"], 1, "expected 1 number as X"),
+        (["x^2", "--starts", "3", "--box", "2"], 1, "expected 2 numbers as LO,HI"),
         (["x^2", "--eta", "-1"], 1, "Error: The 'eta' parameter must be > 0"),
         (["x^2", "--momentum", "1"], 1, "'momentum' parameter must be in [0, 1)"),
         (["log(x)", "--start=-1"], 1, "undefined at the start (x = -1)"),
@@ -177,6 +177,7 @@ def test_bad_options_are_clear_errors(run, args, code, message):
     result = run(*args)
     assert result.exit_code == code
     assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("Error: ")
 
 
 def test_help_explains_every_option_with_an_example(run):

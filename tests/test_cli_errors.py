@@ -75,7 +75,7 @@ def test_predict_reports_every_file_and_fails_if_any_failed(model, seven, tmp_pa
     out = r.stdout.splitlines()
     assert len(out) == 5
     assert out[0].startswith(f"{seven}: ") and "outputs" in out[0] and out[4] == out[0]
-    assert out[1] == f"{notes}: error: {notes} is not a PNG or JPEG image."
+    assert out[1] == f"{notes}: error: {notes} is not an image digitnet can read (not a PNG or JPEG image)."
     assert out[2].startswith(f"{tmp_path}: error: ") and out[3].startswith(f"{tmp_path / 'nosuch.png'}: error: ")
     assert "BufferedReader" not in r.output
     assert r.stderr.strip() == "Error: 3 of 5 images could not be read (see above); the others were read."
@@ -87,14 +87,14 @@ def test_predict_json_has_an_error_field_and_exit_status_1(model, seven, tmp_pat
     r = CliRunner().invoke(main, ["predict", model, str(notes), seven, "--json"])
     assert r.exit_code == 1
     d = json.loads(r.stdout)
-    assert d[0] == {"file": str(notes), "error": f"{notes} is not a PNG or JPEG image."}
+    assert d[0] == {"file": str(notes), "error": f"{notes} is not an image digitnet can read (not a PNG or JPEG image)."}
     assert d[1]["file"] == seven and "error" not in d[1] and len(d[1]["outputs"]) == 10
 
 
 def test_predict_one_bad_file_is_one_line(model, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")
-    _one_error_line(CliRunner().invoke(main, ["predict", model, str(notes)]), "notes.txt is not a PNG or JPEG image")
+    _one_error_line(CliRunner().invoke(main, ["predict", model, str(notes)]), "notes.txt is not an image digitnet can read (not a PNG or JPEG image)")
     _one_error_line(CliRunner().invoke(main, ["predict", model, str(tmp_path)]), str(tmp_path))
 
 

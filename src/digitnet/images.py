@@ -46,7 +46,7 @@ def read_grey(source: str | os.PathLike | bytes) -> np.ndarray:
                 im = Image.alpha_composite(paper, im)
             grey = np.asarray(im.convert("L"), dtype=np.float32)
     except UnidentifiedImageError:  # Pillow's message names its file object, not the file
-        raise ImageError(f"{name} is not a PNG or JPEG image.") from None
+        raise ImageError(f"{name} is not an image digitnet can read (not a PNG or JPEG image).") from None
     except (Image.DecompressionBombError, OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"{name} is not an image digitnet can read ({e}). Use a PNG or JPEG file.") from None
     if grey.ndim != 2 or grey.size == 0:
