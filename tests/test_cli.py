@@ -120,7 +120,8 @@ def test_predict_bad_image(model, tmp_path):
     f = tmp_path / "notes.txt"
     f.write_text("not an image")
     r = CliRunner().invoke(main, ["predict", str(path), str(f)])
-    assert r.exit_code == 1 and "Error:" in r.output and "is not an image" in r.output
+    assert r.exit_code == 1 and "Error:" in r.output and "notes.txt is not an image digitnet can read (not a PNG or JPEG image)" in r.output
+    assert "BufferedReader" not in r.output
 
 
 def test_evaluate_rejects_model_trained_elsewhere(tmp_path):

@@ -165,10 +165,10 @@ def test_hostile_formulas_are_refused(run, formula):
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["x^2", "--start", "1", "--starts", "3"], 2, "either --start or --starts"),
-        (["x^2 + y^2", "--start", "1"], 2, "expected 2 numbers as X,Y"),
-        (["x^2", "--start", "a"], 2, "expected 1 number as X"),
-        (["x^2", "--starts", "3", "--box", "2"], 2, "expected 2 numbers as LO,HI"),
+        (["x^2", "--start", "1", "--starts", "3"], 1, "either --start or --starts"),
+        (["x^2 + y^2", "--start", "1"], 1, "expected 2 numbers as X,Y"),
+        (["x^2", "--start", "a"], 1, "expected 1 number as X"),
+        (["x^2", "--starts", "3", "--box", "2"], 1, "expected 2 numbers as LO,HI"),
         (["x^2", "--eta", "-1"], 1, "Error: The 'eta' parameter must be > 0"),
         (["x^2", "--momentum", "1"], 1, "'momentum' parameter must be in [0, 1)"),
         (["log(x)", "--start=-1"], 1, "undefined at the start (x = -1)"),
@@ -178,6 +178,7 @@ def test_bad_options_are_clear_errors(run, args, code, message):
     result = run(*args)
     assert result.exit_code == code
     assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("Error: ")
 
 
 def test_help_explains_every_option_with_an_example(run):
@@ -187,3 +188,28 @@ def test_help_explains_every_option_with_an_example(run):
                    "--tol", "--every", "--out", "--surface", "--json"):  # fmt: skip
         assert option in result.output
     assert 'digitnet descend "3/2x^2 + 1/2y^2" --start 1,1' in result.output
+
+
+def test_an_oscillating_run_is_told_its_step_is_too_large(run):
+    result = run("x^2", "--eta", "1")
+    assert result.exit_code == 0, result.output
+    assert "Stopped: oscillating after" in result.output
+    assert "try eta = 0.5" in result.output and "larger eta" not in result.output
+
+
+def test_a_saddle_is_reported_as_one(run):
+    result = run("x^2 - y^2", "--start", "1,0")
+    assert "Stopped: converged after" in result.output
+    assert "a saddle point, not a minimum" in result.output
+
+
+def test_stopped_does_not_stutter(run):
+    for args in (("sqrt(x)",), ("x^2", "--steps", "3")):
+        result = run(*args)
+        assert "Stopped: stopped" not in result.output and "Stopped: " in result.output
+
+
+def test_a_sum_of_500_terms_runs(run):
+    result = run("+".join(["x"] * 500))
+    assert result.exit_code == 0, result.output
+    assert "Stopped: unbounded" in result.output and "characters long" not in result.output

@@ -170,3 +170,54 @@ def test_shuffled(model, tmp_path):
     assert len(d["shuffled"]["train_accuracy"]) == 3
     help_text = _run(["show", "shuffled", "--help"]).output
     assert "2,000 images" in help_text and "seconds" in help_text
+
+
+# --- issue 16: every subcommand has an example, one colour convention, conv models --------
+
+SUBCOMMANDS = ("training", "weights", "errors", "gradient", "activations", "noise", "dream", "shuffled")
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_every_subcommand_help_has_an_example(name):
+    out = _run(["show", name, "--help"]).output
+    assert "Example" in out and f"digitnet show {name} digitnet-model.safetensors" in out
+
+
+def test_help_texts_say_blue_is_positive():
+    out = " ".join(_run(["show", "weights", "--help"]).output.split())
+    assert "Blue is positive, red negative" in out and "Red is positive" not in out
+
+
+@pytest.fixture(scope="session")
+def conv_model(tmp_path_factory):
+    """A tiny convolutional network (two 5x5 filters, 2x2 pooling, 12 hidden neurons),
+    trained for one epoch on 300 MNIST images."""
+    mnist = load_mnist()
+    net = Network.create((784, 12, 10), seed=0, features=("conv:2:5", "pool:2"), activation="relu")
+    initial = net.copy()
+    cfg = TrainConfig(epochs=1, batch_size=10, eta=0.1, seed=0)
+    history = train(net, mnist.train.subset(300), cfg, test=mnist.test.subset(200))
+    path = tmp_path_factory.mktemp("conv") / "conv.safetensors"
+    save_model(path, net, history, cfg, initial)
+    return str(path)
+
+
+@pytest.mark.parametrize("args", [
+    ["training"], ["weights"], ["errors", "--count", "4"], ["gradient", "--examples", "50"],
+    ["activations", "--test-index", "0"], ["noise", "--count", "20"], ["dream", "--steps", "3"],
+    ["shuffled", "--train-size", "50", "--epochs", "1"],
+])
+def test_every_view_works_for_a_conv_model(conv_model, tmp_path, args):
+    r = CliRunner().invoke(main, ["show", args[0], conv_model, *args[1:], "--out", str(tmp_path / "v.png")])
+    assert r.exit_code == 0, r.output
+    assert "Traceback" not in r.output and "Wrote" in r.output
+    _png(tmp_path / "v.png")
+
+
+def test_conv_activations_json_and_weights_summary(conv_model, tmp_path):
+    d = _json(_run(["show", "activations", conv_model, "--test-index", "0", "--out", str(tmp_path / "a.png"), "--json"]))
+    assert d["layer_kinds"] == ["conv", "pool", "flatten", "dense", "dense"]
+    assert d["layer_shapes"][0] == [24, 24, 2] and len(d["layers"][0]) == 24 * 24 * 2
+    assert len(d["outputs"]) == 10
+    r = _run(["show", "weights", conv_model, "--out", str(tmp_path / "w.png")])
+    assert "2 convolution filters (5x5)" in r.output

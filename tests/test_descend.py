@@ -292,3 +292,59 @@ def test_a_failed_save_leaves_nothing_behind(tmp_path):
     with pytest.raises(FileWriteError, match="does not exist"):  # one clear error, as for every file written
         save_png(figure, target)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- oscillation, saddles and the wording of the stop (issue 16), long sums (issue 15) ------
+
+
+def test_a_period_two_bounce_is_oscillating_with_an_eta_to_try():
+    run = descend("x^2", 1.0, eta=1.0)  # 1, -1, 1, -1, ...: C = 1 forever
+    assert run.stop_reason == "oscillating"
+    assert run.steps < 100  # found early, not after the whole step budget
+    text = explain_stop(run)
+    assert "too large" in text and "larger eta" not in text
+    assert "try eta = 0.5" in text and "below 2 / curvature = 1" in text
+
+
+def test_a_converging_zigzag_is_not_oscillating():
+    run = descend("x^2", 1.0, eta=0.99, steps=5000)  # bounces, but C falls every two steps
+    assert run.stop_reason == "converged" and run.stationary == "minimum"
+
+
+@pytest.mark.parametrize(
+    "formula, start, down",
+    [("x^2 - y^2", (1, 0), "along y"), ("x*y", (1, 1), "along (0.7071, -0.7071)")],
+)
+def test_a_saddle_is_not_called_a_minimum(formula, start, down):
+    run = descend(formula, start)
+    assert run.stop_reason == "converged" and run.stationary == "saddle"
+    text = explain_stop(run)
+    assert "a saddle point, not a minimum" in text and down in text
+
+
+def test_a_maximum_and_a_minimum_are_told_apart():
+    top = descend("-x^2 - y^2", (0, 0))
+    assert top.stationary == "maximum" and "a maximum, not a minimum" in explain_stop(top)
+    bottom = descend("3/2x^2 + 1/2y^2", (1, 1))
+    assert bottom.stationary == "minimum" and "not a minimum" not in explain_stop(bottom)
+    np.testing.assert_allclose(bottom.curvature, [1.0, 3.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "formula, kwargs",
+    [("x^2", {"steps": 3}), ("sqrt(x)", {}), ("x^2", {"eta": 1.0}), ("x^2", {"eta": 2.0}), ("x", {})],
+)
+def test_the_stop_sentence_never_stutters(formula, kwargs):
+    text = explain_stop(descend(formula, 1.0, **kwargs))
+    assert not text.lower().startswith("stopped")  # the CLI prints it after "Stopped: "
+
+
+def test_the_hint_for_a_long_sum_does_not_reread_its_expanded_echo():
+    formula = "+".join(["x"] * 500)  # 999 characters, under the limit; the echo is 1,997
+    expr = parse(formula)
+    run = descend(expr, 1.0)
+    assert run.stop_reason == "unbounded" and len(run.expression) > 1000
+    assert bounded_alternative(run, expr) is None  # 500 x^2 diverges at eta 0.1: no hint, no error
+    assert bounded_alternative(run) is None
+    other = bounded_alternative(descend(expr, 1.0, eta=1e-4), expr)
+    assert other is not None and other.stop_reason == "converged"

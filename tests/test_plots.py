@@ -128,3 +128,104 @@ def test_shuffled_figure():
     normal, shuffled = _history(), _history(base=0.9)
     fig = plots.shuffled_figure(normal, shuffled, 0.1, n_train=300)
     _check(fig, "300 training images", "chance (10%)", "shuffled labels: test accuracy", "true labels: training accuracy")
+
+
+# --- issue 16: one colour convention, legible colour bars, legends, captions that fit ---------
+
+
+def _overlapping_tick_labels(fig) -> list[str]:
+    """Horizontal colour-bar tick labels that run into their neighbour, after drawing."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    clashes = []
+    for ax in fig.get_axes():
+        if ax.get_label() != "<colorbar>":
+            continue
+        labels = [t for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+        boxes = sorted((t.get_window_extent(renderer).x0, t.get_window_extent(renderer).x1, t.get_text())
+                       for t in labels)
+        for (a0, a1, ta), (b0, b1, tb) in zip(boxes, boxes[1:]):
+            if b0 < a1 + 2:  # fewer than 2 pixels apart
+                clashes.append(f"{ta} / {tb}")
+    return clashes
+
+
+def test_weights_colour_bar_labels_do_not_overlap():
+    rng = np.random.default_rng(0)
+    learned = 0.5 * rng.standard_normal((16, 28, 28))
+    initial = 0.035 * rng.standard_normal((16, 28, 28))  # the video's initial weights: +-0.1, many decimals
+    fig = plots.weights_figure(learned, initial, initial_source="stored in the model file")
+    assert _overlapping_tick_labels(fig) == []
+
+
+def test_weights_figure_says_blue_is_positive_and_draws_it_so():
+    from matplotlib import colormaps
+
+    fig = plots.weights_figure(np.ones((4, 28, 28)))
+    text = _texts(fig)
+    assert "blue +, red -" in text and "Blue pixels push the neuron's weighted sum up" in text
+    cmap = colormaps[plots.DIVERGING]
+    r, g, b, _ = cmap(1.0)  # the colour of the largest positive weight
+    assert b > r
+    r, g, b, _ = cmap(0.0)
+    assert r > b
+
+
+def test_activation_lines_are_blue_for_positive_weights():
+    from matplotlib.collections import LineCollection
+
+    x = np.linspace(0, 1, 16)
+    w_hidden = np.ones((3, 16))
+    w_out = np.array([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]])  # output 0: all positive, output 1: all negative
+    fig = plots.activations_figure(x, [np.full(3, 0.5), np.array([0.7, 0.2])], [w_hidden, w_out],
+                                   classes=("p", "n"))
+    ax = fig.get_axes()[1]
+    weight_lines = [c for c in ax.collections if isinstance(c, LineCollection)][1]
+    colors = weight_lines.get_colors()  # segments in order (j, k): output 0 first
+    assert all(c[2] > c[0] for c in colors[:3])  # positive: blue
+    assert all(c[0] > c[2] for c in colors[3:])  # negative: red
+    assert "blue +, red -" in _texts(fig)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["positive weight (blue)", "negative weight (red)"]
+
+
+def test_activations_figure_of_a_conv_net_draws_its_dense_layers():
+    fig = plots.activations_figure(np.linspace(0, 1, 784), [np.full(12, 0.5), np.linspace(0, 1, 10)],
+                                   [np.ones((12, 288)), np.ones((10, 12))],
+                                   features="288 features from conv:2:5, pool:2")
+    _check(fig, "288 features\nfrom conv:2:5, pool:2", "hidden layer 1", "turn the input into 288 features")
+
+
+def test_gradient_figure_has_a_weight_and_bias_legend_not_in_the_sign_colours():
+    net = Network.create((16, 5, 3), seed=0)
+    x = np.random.default_rng(0).random((4, 16)).astype(np.float32)
+    rep = analyse_gradient(net.gradient(x, np.array([0, 1, 2, 0])), top_k=5, label="Average over 4", n_examples=4)
+    fig = plots.gradient_figure([rep])
+    legends = [[t.get_text() for t in a.get_legend().get_texts()] for a in fig.get_axes() if a.get_legend()]
+    assert sum(leg == ["weight (w)", "bias (b)"] for leg in legends) == 2  # the dots and the bars
+    assert {plots.C_WEIGHT, plots.C_BIAS}.isdisjoint({"tab:red", "tab:blue", "red", "blue"})
+    assert "one image per neuron" in _texts(fig)
+    assert "one image per convolution filter" in _texts(plots.gradient_figure([rep], filters=True))
+
+
+def test_conv_filters_get_their_own_caption():
+    rng = np.random.default_rng(0)
+    fig = plots.weights_figure(rng.standard_normal((8, 5, 5)), filters=True, title="First-layer filters")
+    text = _texts(fig)
+    assert "blotchy" not in text and "8 convolution filters' 25 weights as a 5x5 image" in text
+    assert "blotchy" in _texts(plots.weights_figure(rng.standard_normal((4, 28, 28))))
+
+
+def test_surface_figure_leaves_no_wide_blank_band(tmp_path):
+    from PIL import Image
+
+    from digitnet.playground import descend_many, plot_descent, random_starts, save_png
+
+    run = descend_many("x^4 - 3x^2 + y^2", random_starts(np.random.default_rng(0), 20, 2, (-2, 2)))
+    path = save_png(plot_descent("x^4 - 3x^2 + y^2", run, surface=True), tmp_path / "s.png")
+    a = np.asarray(Image.open(path).convert("L"))
+    blank_columns = (a[: int(0.9 * a.shape[0])] >= 250).all(axis=0).mean()
+    assert blank_columns < 0.15  # it was 0.195: a band between the map and the surface

@@ -535,4 +535,4 @@ def test_serve_explains_a_port_in_use_and_warns_about_other_hosts(fake_server, t
     result = CliRunner().invoke(main, ["serve", "--port", "0", "--host", "0.0.0.0", "--model-dir", str(tmp_path)])
     assert result.exit_code == 0 and "other computers on the network can use this page" in result.output
     result = CliRunner().invoke(main, ["serve", "--port", "99999"])
-    assert result.exit_code == 2 and "99999" in result.output
+    assert result.exit_code == 1 and "99999" in result.output

@@ -63,7 +63,9 @@ def read_grey(source: str | os.PathLike | bytes) -> np.ndarray:
                 grey = np.asarray(im.convert("L"), dtype=np.float32)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name} has more than {MAX_PIXELS:,} pixels; {too_large}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except UnidentifiedImageError:  # Pillow's message names its file object, not the file
+        raise ImageError(f"{name} is not an image digitnet can read (not a PNG or JPEG image).") from None
+    except (OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"{name} is not an image digitnet can read ({e}). Use a PNG or JPEG file.") from None
     if grey.ndim != 2 or grey.size == 0:
         raise ImageError(f"{name} has no pixels.")

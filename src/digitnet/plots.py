@@ -23,7 +23,11 @@ import numpy as np
 from digitnet.files import write_figure
 
 INK = "gray_r"  # input pixels: 0 white paper, 1 black ink
+C_WEIGHT, C_BIAS = "0.35", "tab:orange"  # weights vs biases in the gradient picture (not a sign: red/blue is)
+# One colour convention for signs everywhere (colour bars, lines, captions, help texts):
+# blue positive, red negative.
 DIVERGING = "RdBu"  # signed values: red negative, white 0, blue positive (as on the web page)
+C_POSITIVE, C_NEGATIVE = (0.13, 0.40, 0.67), (0.70, 0.09, 0.17)  # the two ends of RdBu
 MAGNITUDE = "viridis"  # non-negative magnitudes
 C_TRAIN, C_TEST, C_VAL = "tab:blue", "tab:orange", "tab:green"
 
@@ -194,12 +198,13 @@ def training_figure(history, title: str = "Training", smooth_window: int | None 
 
 # --- weights -----------------------------------------------------------------------
 def weights_figure(learned: np.ndarray, initial: np.ndarray | None = None, *, title: str = "First-layer weights",
-                   initial_source: str = "", caption: str | None = None):
+                   initial_source: str = "", caption: str | None = None, filters: bool = False):
     """Each first-layer neuron's weights as an image, beside the initial weights and the change.
 
     ``learned`` and ``initial`` are (n_neurons, h, w). Each panel has its own colour scale
     centred on 0 (the initial weights are often far smaller than the learned ones); the
-    colour bars give the numbers.
+    colour bars give the numbers. ``filters``: the images are a convolutional layer's
+    filters (k x k), not dense neurons' 28x28 weights; the titles and caption say so.
     """
     n = learned.shape[0]
     cols = max(1, math.ceil(math.sqrt(n)))
@@ -210,13 +215,25 @@ def weights_figure(learned: np.ndarray, initial: np.ndarray | None = None, *, ti
         panels.append((learned - initial, "How far each weight moved\n(learned - initial)", "change in weight"))
     fig = _figure(5.2 * len(panels) + 0.6, 6.0)
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    from matplotlib.ticker import MaxNLocator
+
     for ax, (images, name, label) in zip(axes, panels):
         m = _symmetric_limit(images)
         im = _mosaic_panel(ax, images, DIVERGING, -m, m, name, cols=cols)
-        fig.colorbar(im, ax=ax, shrink=0.8, extend="both", label=f"{label} (blue +, red -)", location="bottom")
-    fig.suptitle(f"{title}: each of the {n} neurons' {learned.shape[1] * learned.shape[2]} weights as a "
-                 f"{learned.shape[1]}x{learned.shape[2]} image", fontweight="bold")
-    if caption is None:
+        # At most 5 ticks: the initial weights' small numbers (-0.075) would run into each other.
+        fig.colorbar(im, ax=ax, shrink=0.8, extend="both", label=f"{label} (blue +, red -)", location="bottom",
+                     ticks=MaxNLocator(nbins=4, symmetric=True))
+    side = f"{learned.shape[1]}x{learned.shape[2]}"
+    if filters:
+        fig.suptitle(f"{title}: each of the {n} convolution filters' {learned.shape[1] * learned.shape[2]} weights "
+                     f"as a {side} image", fontweight="bold")
+    else:
+        fig.suptitle(f"{title}: each of the {n} neurons' {learned.shape[1] * learned.shape[2]} weights as a "
+                     f"{side} image", fontweight="bold")
+    if caption is None and filters:
+        caption = ("Blue weights respond to ink, red to paper, at each position of the filter as it slides over "
+                   "the image: each filter detects one small local pattern (an edge, a stroke end) wherever it is.")
+    elif caption is None:
         caption = ("Blue pixels push the neuron's weighted sum up, red pull it down. The learned patterns are "
                    "blotchy and noisy, not the clean edges and loops one might hope for.")
     _caption(fig, caption)
@@ -278,13 +295,14 @@ def errors_figure(confusion: np.ndarray, images: np.ndarray, true: np.ndarray, p
 
 
 # --- gradient ----------------------------------------------------------------------
-def _gradient_row(fig, axes, report, show_colorbar_label: str) -> None:
+def _gradient_row(fig, axes, report, show_colorbar_label: str, filters: bool = False) -> None:
     from matplotlib.ticker import PercentFormatter
 
     ax_img, ax_strip, ax_top, ax_cum = axes
     imgs = report.first_layer_images()
     vmax = float(np.percentile(imgs, 99.5)) or float(imgs.max()) or 1.0
-    im = _mosaic_panel(ax_img, imgs, MAGNITUDE, 0.0, vmax, "first layer |dC/dw|, one image per neuron")
+    im = _mosaic_panel(ax_img, imgs, MAGNITUDE, 0.0, vmax,
+                       f"first layer |dC/dw|, one image per {'convolution filter' if filters else 'neuron'}")
     fig.colorbar(im, ax=ax_img, shrink=0.85, extend="max", label=show_colorbar_label)
 
     # Every component's magnitude, one column per layer's weights and biases.
@@ -293,7 +311,7 @@ def _gradient_row(fig, axes, report, show_colorbar_label: str) -> None:
     grad = report.gradient
     ymin = np.inf
     for ls, gw, gb in zip(report.layers, grad.nabla_w, grad.nabla_b):
-        for param, g, share, color in (("w", gw, ls.weight_share, "tab:blue"), ("b", gb, ls.bias_share, "tab:red")):
+        for param, g, share, color in (("w", gw, ls.weight_share, C_WEIGHT), ("b", gb, ls.bias_share, C_BIAS)):
             v = np.abs(np.asarray(g, np.float64)).ravel()
             v = v[v > 0]
             if v.size:
@@ -311,16 +329,18 @@ def _gradient_row(fig, axes, report, show_colorbar_label: str) -> None:
     ax_strip.set_ylabel("|dC/d parameter| (log scale)")
     ax_strip.set_title("every component's magnitude, per layer", fontsize=10)
     ax_strip.grid(alpha=0.3, axis="y")
+    ax_strip.legend(handles=_weight_bias_handles(), fontsize=8, loc="lower left", framealpha=0.85)
 
     top = report.top[::-1]
     if top:
         ax_top.barh(range(len(top)), [c.share for c in top],
-                    color=["tab:red" if c.param == "b" else "tab:blue" for c in top])
+                    color=[C_BIAS if c.param == "b" else C_WEIGHT for c in top])
         ax_top.set_yticks(range(len(top)), [f"{c.name()}  {c.value:+.2g}" for c in top], fontsize=8)
     ax_top.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     ax_top.set_xlabel("share of the gradient's squared norm")
     ax_top.set_title(f"top {len(report.top)} components carry {report.top_share:.1%}", fontsize=10)
     ax_top.grid(alpha=0.3, axis="x")
+    ax_top.legend(handles=_weight_bias_handles(), fontsize=8, loc="lower right", framealpha=0.85)
 
     cum = np.cumsum(report.shares_sorted)
     x = np.arange(1, cum.size + 1)
@@ -339,16 +359,24 @@ def _gradient_row(fig, axes, report, show_colorbar_label: str) -> None:
     ax_cum.grid(alpha=0.3)
 
 
-def gradient_figure(reports: Sequence, title: str = "Which weights matter: the gradient of the cost"):
+def _weight_bias_handles():
+    from matplotlib.patches import Patch
+
+    return [Patch(color=C_WEIGHT, label="weight (w)"), Patch(color=C_BIAS, label="bias (b)")]
+
+
+def gradient_figure(reports: Sequence, title: str = "Which weights matter: the gradient of the cost", *,
+                    filters: bool = False):
     """One row per :class:`~digitnet.explain.GradientReport` (e.g. one example, then the
     training-set average): first-layer |dC/dw| images, every component's magnitude per
-    layer, the top-k components and the cumulative share of the squared norm."""
+    layer, the top-k components and the cumulative share of the squared norm. ``filters``:
+    the first layer is convolutional (its images are filters, not neurons' 28x28 weights)."""
     reports = list(reports)
     fig = _figure(21, 5.2 * len(reports) + 0.4)
     rows = fig.subfigures(len(reports), 1, squeeze=False)[:, 0]
     for sub, rep in zip(rows, reports):
         axes = sub.subplots(1, 4, width_ratios=[1.15, 1.25, 1.0, 1.0])
-        _gradient_row(sub, axes, rep, "|dC/dw|")
+        _gradient_row(sub, axes, rep, "|dC/dw|", filters=filters)
         sub.suptitle(f"{rep.label}: cost {rep.gradient.cost:.4f}, ||gradient|| = {rep.norm:.3g} over "
                      f"{rep.n_components} components", fontsize=11, fontweight="bold")
     fig.suptitle(title, fontsize=13, fontweight="bold")
@@ -359,12 +387,15 @@ def gradient_figure(reports: Sequence, title: str = "Which weights matter: the g
 
 # --- activations -------------------------------------------------------------------
 def activations_figure(x: np.ndarray, layers: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None,
-                       classes: Sequence[str] = tuple("0123456789"), title: str = "Activations"):
+                       classes: Sequence[str] = tuple("0123456789"), title: str = "Activations", *,
+                       features: str | None = None):
     """The input image and every layer's activations as the video's columns of neurons.
 
     ``x`` (n_in,) the input, ``layers[l]`` (n_l,) each layer's activations (the last one
     the output), ``weights[l]`` (n_l, n_{l-1}) to draw the connections between the
-    columns (omitted for the input, which would be a solid block of lines).
+    columns (omitted for the input, which would be a solid block of lines). For a network
+    with convolution layers, ``layers`` are its dense layers only and ``features`` says
+    what feeds the first of them (e.g. "288 features from conv:2:5, pool:2").
     """
     from matplotlib.lines import Line2D
 
@@ -395,7 +426,8 @@ def activations_figure(x: np.ndarray, layers: Sequence[np.ndarray], weights: Seq
     from matplotlib.collections import LineCollection
 
     ax_net.add_collection(LineCollection(fan, colors="0.75", linewidths=0.8, zorder=1))
-    ax_net.text(-0.47, 0.5, f"{x.size}\ninputs", ha="right", va="center", fontsize=9)
+    fan_label = f"{x.size}\ninputs" if features is None else features.replace(" from ", "\nfrom ", 1)
+    ax_net.text(-0.47, 0.5, fan_label, ha="right", va="center", fontsize=9)
     if weights is not None:
         for l in range(1, n_layers):
             w = np.asarray(weights[l], np.float64)  # (n_l, n_{l-1})
@@ -404,7 +436,7 @@ def activations_figure(x: np.ndarray, layers: Sequence[np.ndarray], weights: Seq
             for j in range(w.shape[0]):
                 for k in range(w.shape[1]):
                     segs.append([(xs[l - 1], pos[l - 1][k]), (xs[l], pos[l][j])])
-                    c = (0.85, 0.2, 0.2) if w[j, k] > 0 else (0.2, 0.35, 0.85)
+                    c = C_POSITIVE if w[j, k] > 0 else C_NEGATIVE
                     colors.append((*c, 0.08 + 0.5 * abs(w[j, k]) / wmax))
             ax_net.add_collection(LineCollection(segs, colors=colors, linewidths=0.6, zorder=1))
     size = None
@@ -429,8 +461,8 @@ def activations_figure(x: np.ndarray, layers: Sequence[np.ndarray], weights: Seq
     ax_net.set_title("activations: black 0 ... white 1" + ("; lines: weights (blue +, red -)" if weights is not None else ""))
     fig.colorbar(sc, ax=ax_net, shrink=0.6, label="neuron activation", location="right")
     if weights is not None:
-        ax_net.legend(handles=[Line2D([], [], color=(0.85, 0.2, 0.2), label="positive weight"),
-                               Line2D([], [], color=(0.2, 0.35, 0.85), label="negative weight")],
+        ax_net.legend(handles=[Line2D([], [], color=C_POSITIVE, label="positive weight (blue)"),
+                               Line2D([], [], color=C_NEGATIVE, label="negative weight (red)")],
                       loc="lower center", ncol=2, fontsize=8, frameon=False)
 
     out = np.asarray(layers[-1], np.float64)
@@ -445,8 +477,11 @@ def activations_figure(x: np.ndarray, layers: Sequence[np.ndarray], weights: Seq
     ax_out.set_ylabel("digit")
     ax_out.set_title("the outputs")
     fig.suptitle(title, fontweight="bold")
+    note = "" if features is None else (f" The convolution layers turn the input into {features.split(' from ')[0]}; "
+                                        "the columns are the dense layers after them.")
     _caption(fig, f"The network reads this input as {classes[k] if k < len(classes) else k} "
-                  f"(output {out[k]:.3f}). Each column is a layer; each circle a neuron, brighter = more active.")
+                  f"(output {out[k]:.3f}). Each column is a layer; each circle a neuron, brighter = more active."
+                  + note)
     return fig
 
 

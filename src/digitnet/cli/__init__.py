@@ -12,14 +12,44 @@ import click
 from digitnet.errors import DigitnetError
 
 
+def _one_line(e: click.UsageError) -> click.ClickException:
+    """A usage error (a bad flag value, a missing argument, an unknown option or command) as
+    one ``Error: ...`` line that names it and says where to look, for exit status 1, instead
+    of click's four lines (usage, hint, blank, error) and status 2."""
+    message = " ".join(e.format_message().split())
+    if not message.endswith((".", "?", "!", ")")):
+        message += "."
+    command = e.ctx.command_path if e.ctx is not None else "digitnet"
+    return click.ClickException(f"{message[:1].upper()}{message[1:]} See '{command} --help'.")
+
+
 class _Group(click.Group):
-    """A click group that reports digitnet's own errors as one line, without a traceback."""
+    """A click group that reports digitnet's own errors, and click's usage errors, as one
+    line without a traceback, exit status 1 (``--help``, and the help shown for a bare
+    ``digitnet``, are unchanged)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            if isinstance(e, _NoArgsIsHelp):
+                raise
+            raise _one_line(e) from None
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except DigitnetError as e:
             raise click.ClickException(str(e)) from None
+        except click.UsageError as e:
+            if isinstance(e, _NoArgsIsHelp):
+                raise
+            raise _one_line(e) from None
+
+
+# Click 8.2+ shows a group's help for a bare ``digitnet`` (or ``digitnet show``) through a
+# usage error of this class; that one keeps click's own output.
+_NoArgsIsHelp = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -99,7 +99,7 @@ def descend(
     else:
         result = descend_many(expr, starts, **settings)
 
-    hint = _bounded_hint(result)
+    hint = _bounded_hint(result, expr)
     if out:
         figure = plot_descent(expr, result, surface=surface)
         try:
@@ -131,10 +131,10 @@ def _numbers(text: str, count: int, option: str, form: str) -> list[float]:
     return values
 
 
-def _bounded_hint(result) -> dict | None:
+def _bounded_hint(result, expr) -> dict | None:
     if not isinstance(result, Descent):
         return None
-    run = bounded_alternative(result)
+    run = bounded_alternative(result, expr)
     if run is None:
         return None
     return {"expression": run.expression, "final": run.final, "value": run.value}
@@ -228,7 +228,7 @@ def _print_many(expr, result: MultiDescent, box, seed, settings) -> None:
     counts = ", ".join(f"{c} {r}" for r, c in result.stop_counts().items() if c)
     click.echo(f"Stops: {counts}")
     best = runs[result.best]
-    if best.stop_reason in ("unbounded", "diverged"):
+    if best.stop_reason in ("unbounded", "diverged", "oscillating"):
         click.echo(f"For example, from {_short_point(best.start)}: {explain_stop(best)}")
 
 

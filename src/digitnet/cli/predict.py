@@ -10,8 +10,10 @@ from digitnet.cli.common import echo_json
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list with file, digit and the 10 outputs for each image.")
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list with file, digit and the 10 outputs for each image "
+                   "(or file and error for one that cannot be read).")
 def predict(model, images, as_json):
     """Read handwritten digits from image files (PNG, JPEG, any size).
 
@@ -19,23 +21,43 @@ def predict(model, images, as_json):
     on light paper or light on dark, cropped to the ink, scaled into 20x20 and centred
     by its centre of mass. Prints the predicted digit and the 10 output activations.
 
+    Every file is reported, in the order given: one that cannot be read gets a line
+    FILE: error ... and the others are still read; the exit status is then 1.
+
     \b
-    Example:
+    Examples:
       digitnet predict digitnet-model.safetensors my-seven.png
+      digitnet predict digitnet-model.safetensors digits/*.png --json
     """
+    from digitnet.errors import ImageError
     from digitnet.images import prepare
     from digitnet.model_io import load_model
 
     saved = load_model(model)
     results = []
     for path in images:
-        x = prepare(path)
+        try:
+            x = prepare(path)
+        except ImageError as e:
+            results.append({"file": path, "error": str(e)})
+            continue
         a = saved.net.feedforward(x[None, :])[0]
         k = int(a.argmax())
         results.append({"file": path, "digit": int(k), "label": saved.classes[k], "outputs": [float(v) for v in a]})
+    failed = [r for r in results if "error" in r]
     if as_json:
         echo_json(results)
-        return
-    for r in results:
-        outs = "  ".join(f"{c}:{v:.2f}" for c, v in zip(saved.classes, r["outputs"]))
-        click.echo(f"{r['file']}: {r['label']}    outputs {outs}")
+    elif len(results) == 1 and failed:
+        raise click.ClickException(failed[0]["error"])  # one file: just its error, one line
+    else:
+        for r in results:
+            if "error" in r:
+                click.echo(f"{r['file']}: error: {r['error']}")
+                continue
+            outs = "  ".join(f"{c}:{v:.2f}" for c, v in zip(saved.classes, r["outputs"]))
+            click.echo(f"{r['file']}: {r['label']}    outputs {outs}")
+    if failed:
+        if len(results) == 1:
+            raise click.ClickException(failed[0]["error"])
+        raise click.ClickException(f"{len(failed)} of {len(results)} images could not be read (see above); "
+                                   "the others were read.")

@@ -1,8 +1,8 @@
 """``digitnet show ...``: pictures of what a trained network learned, and the numbers behind them.
 
-Every subcommand takes a MODEL file, writes one PNG (``--out``, or ``MODEL-NAME-COMMAND.png``
-in the current directory) and prints a one-line summary of its numbers, or all of them as
-one JSON object with ``--json``.
+Every subcommand takes a MODEL file, writes one PNG (``--out``, or ``NAME-COMMAND.png``
+in the current directory, NAME being the model file's name without .safetensors) and
+prints a one-line summary of its numbers, or all of them as one JSON object with ``--json``.
 """
 
 from __future__ import annotations
@@ -11,14 +11,20 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from digitnet.cli import main
 from digitnet.cli.common import echo_json, pct
 
 
+# Said the same way in every --help and in the README.
+DEFAULT_OUT = ("NAME-COMMAND.png in the current directory, NAME being the model file's name without .safetensors, "
+               "e.g. digitnet-model-weights.png")
+
+
 def _out_option(f):
     return click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
-                        help="Where to write the PNG [default: MODEL-NAME-COMMAND.png in the current directory].")(f)
+                        help=f"Where to write the PNG [default: {DEFAULT_OUT}].")(f)
 
 
 def _json_option(f):
@@ -70,8 +76,9 @@ def _finish(fig, out: str, as_json: bool, numbers: dict, summary: str) -> None:
 def show() -> None:
     """Look inside a trained network: pictures and the numbers behind them.
 
-    Each command writes a PNG (--out, or MODEL-NAME-COMMAND.png) and prints a summary,
-    or its numbers as JSON with --json.
+    Each command writes a PNG (--out, or NAME-COMMAND.png in the current directory,
+    NAME being the model file's name without .safetensors) and prints a summary, or its
+    numbers as JSON with --json. Signed numbers are blue positive, red negative.
 
     \b
     Examples:
@@ -90,6 +97,10 @@ def training(model, out, as_json):
 
     Plots the average cost over all training images after every epoch, each mini-batch's
     cost smoothed by a moving average, and the training and test accuracy per epoch.
+
+    \b
+    Example:
+      digitnet show training digitnet-model.safetensors
     """
     from digitnet.errors import ModelFileError
     from digitnet.plots import training_figure
@@ -125,7 +136,12 @@ def weights(model, out, as_json):
     """Every first-layer neuron's 784 weights as a 28x28 image, as in the video.
 
     Beside the learned weights: the initial ones (kept in the model file, or recreated from
-    its seed) and how far each weight moved. Red is positive, blue negative, white 0.
+    its seed) and how far each weight moved. Blue is positive, red negative, white 0 (as
+    in every digitnet picture). For a convolutional network: its first layer's filters.
+
+    \b
+    Example:
+      digitnet show weights digitnet-model.safetensors --out weights.png
     """
     from digitnet.explain import initial_network, weights_report
     from digitnet.plots import weights_figure
@@ -133,9 +149,13 @@ def weights(model, out, as_json):
     saved = _load(model)
     initial, source = initial_network(saved)
     report = weights_report(saved.net, initial, source)
-    fig = weights_figure(report.learned, report.initial, initial_source=source)
+    conv = saved.net.kinds[0] == "conv"
+    fig = weights_figure(report.learned, report.initial, initial_source=source, filters=conv,
+                         title="First-layer filters" if conv else "First-layer weights")
     s = report.summary()
-    line = f"{s['n_neurons']} first-layer neurons, mean |w| {s['learned_mean_abs']:.3g}"
+    side = f"{report.learned.shape[1]}x{report.learned.shape[2]}"
+    what = f"{s['n_neurons']} convolution filters ({side})" if conv else f"{s['n_neurons']} first-layer neurons"
+    line = f"{what}, mean |w| {s['learned_mean_abs']:.3g}"
     if report.initial is not None:
         line += (f" (initially {s['initial_mean_abs']:.3g}); the weights moved by {s['relative_move']:.3g} times "
                  f"their initial size; correlation of learned with initial weights {s['mean_correlation_with_initial']:.2f}.")
@@ -156,6 +176,10 @@ def errors(model, count, data_dir, out, as_json):
 
     The gallery shows misclassified test images with the true digit, the network's answer
     and the activation of that answer, most confident mistakes first.
+
+    \b
+    Example:
+      digitnet show errors digitnet-model.safetensors --count 12
     """
     from digitnet.evaluate import evaluate
     from digitnet.explain import misclassified
@@ -197,6 +221,10 @@ def gradient(model, image, top_k, examples, data_dir, out, as_json):
     the first layer's |dC/dw| as a 28x28 image per neuron, every component's magnitude per
     layer, the top-k weights and biases and the share of the gradient's squared norm they
     carry, and each layer's share. Averaging over all 60,000 images takes a few seconds.
+
+    \b
+    Example:
+      digitnet show gradient digitnet-model.safetensors --image 7 --top 20
     """
     from digitnet.errors import ConfigError
     from digitnet.explain import analyse_gradient, dataset_gradient, example_gradient
@@ -213,7 +241,7 @@ def gradient(model, image, top_k, examples, data_dir, out, as_json):
     one = analyse_gradient(example_gradient(net, part.x[image], label), top_k,
                            f"Training image {image} (a {saved.classes[label]})", 1)
     avg = analyse_gradient(dataset_gradient(net, part.x[:n], part.y[:n]), top_k, f"Average over {n} training images", n)
-    fig = gradient_figure([one, avg])
+    fig = gradient_figure([one, avg], filters=net.kinds[0] == "conv")
     numbers = {"model": model, "image": image, "example": one.to_dict(), "average": avg.to_dict()}
     shares = ", ".join(f"layer {s.layer + 1} {s.share:.1%}" for s in avg.layers)
     line = (f"One image: the top {top_k} of {one.n_components} components carry {one.top_share:.1%} of "
@@ -258,8 +286,17 @@ def activations(model, image, test_index, data_dir, out, as_json):
             raise ConfigError(f"--test-index {test_index} is out of range: the test set has images 0 to {len(test) - 1}.")
         x, what = test.x[test_index], f"test image {test_index} (a {saved.classes[int(test.y[test_index])]})"
     a = run_activations(saved.net, x)
-    weights_ = saved.net.weights if all(k == "dense" for k in saved.net.kinds) else None
-    fig = activations_figure(a.x, a.layers, weights_, saved.classes, title=f"Activations for {what}")
+    kinds = saved.net.kinds
+    # A conv net's feature maps are not columns of neurons: draw its dense layers, fed by
+    # the flattened features (all of them are in --json).
+    dense = list(range(max((i for i, kind in enumerate(kinds) if kind != "dense"), default=-1) + 1, len(kinds)))
+    features = None
+    if dense[0] > 0:
+        n_features = int(np.size(a.layers[dense[0] - 1]))
+        features = f"{n_features} features from {', '.join(saved.net.config.features)}"
+    weights_ = [saved.net.params[i]["w"] for i in dense]
+    fig = activations_figure(a.x, [a.layers[i] for i in dense], weights_, saved.classes,
+                             title=f"Activations for {what}", features=features)
     k = a.prediction
     numbers = {"model": model, "input": what, "label": saved.classes[k], **a.summary()}
     outs = "  ".join(f"{c}:{v:.2f}" for c, v in zip(saved.classes, a.output))
@@ -280,6 +317,10 @@ def noise(model, count, seed, data_dir, out, as_json):
 
     Compares the activation of the most active output ("confidence") on images whose
     pixels are uniform random in [0, 1] with that on the real test digits.
+
+    \b
+    Example:
+      digitnet show noise digitnet-model.safetensors --count 5000
     """
     from digitnet.explain import noise_experiment
     from digitnet.plots import noise_figure
@@ -314,6 +355,10 @@ def dream(model, steps, step_size, seed, data_dir, out, as_json):
     pixels along the gradient of that digit's output (clipped to 0..1) so the output grows.
     The ten images are shown beside the average real image of each digit: they look like
     scattered specks, not like digits. Takes about a second.
+
+    \b
+    Example:
+      digitnet show dream digitnet-model.safetensors --steps 500
     """
     from digitnet.explain import class_means, dream as run_dream
     from digitnet.plots import dream_figure
@@ -351,6 +396,10 @@ def shuffled(model, train_size, epochs, seed, data_dir, out, as_json):
     labels) climbs only with the true labels (Zhang et al. 2017). With the defaults
     (2,000 images, 60 epochs, the video's 784-16-16-10 network) this takes about 10 to
     20 seconds.
+
+    \b
+    Example:
+      digitnet show shuffled digitnet-model.safetensors --train-size 1000 --epochs 30
     """
     from tqdm import tqdm
 

@@ -98,7 +98,10 @@ class Activations:
             "prediction": self.prediction,
             "confidence": float(self.output.max()),
             "outputs": [float(v) for v in self.output],
-            "layers": [[float(v) for v in a] for a in self.layers],
+            # Flattened: a conv layer's feature maps (h, w, channels) become one list each.
+            "layers": [[float(v) for v in np.ravel(a)] for a in self.layers],
+            "layer_kinds": list(self.kinds),
+            "layer_shapes": [list(np.shape(a)) for a in self.layers],
             "input_mean": float(self.x.mean()),
         }
 

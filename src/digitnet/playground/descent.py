@@ -14,7 +14,12 @@ The update, with learning rate ``eta`` and momentum ``mu`` (``mu = 0`` is plain 
 A run stops for one of :data:`STOP_REASONS`:
 
 - ``converged``: ``|grad C| < tol`` (and the last step was as small as such a gradient
-  makes it), so ``p`` is a stationary point, usually a minimum.
+  makes it), so ``p`` is a stationary point, usually a minimum: :attr:`Descent.stationary`
+  says which kind, from the curvature there (the eigenvalues of the Hessian), so that a
+  saddle (``x^2 - y^2`` from (1, 0)) or a maximum is not mistaken for a minimum.
+- ``oscillating``: the point bounces back and forth across a valley, returning close to
+  where it was two steps ago, while C no longer falls, for 20 steps in a row: the step is
+  too large for the curvature (for ``x^2``, ``eta = 1`` jumps between +1 and -1 forever).
 - ``diverged``: C or the point grew 10^12-fold, or C rose above its start value for
   20 steps in a row: the step is too large for the curvature (for ``x^2``, ``eta > 1``).
 - ``unbounded``: C kept falling, and looking ahead along ``-grad C`` as far as
@@ -56,13 +61,15 @@ __all__ = [
     "random_starts",
 ]
 
-STOP_REASONS = ("converged", "diverged", "unbounded", "undefined", "max_steps")
+STOP_REASONS = ("converged", "oscillating", "diverged", "unbounded", "undefined", "max_steps")
 MAX_STEPS = 100_000  # most steps one run may take
 MAX_STARTS = 1_000  # most starts one call may run
 _MAX_POINTS = 2_000_000  # starts * (steps + 1): the path arrays are kept in memory
 
 _BLOWUP = 1e12  # |C| or a coordinate this many times its size at the start has blown up
 _RISE_STEPS = 20  # C above its start value and rising this many steps in a row: diverged
+_BOUNCE_STEPS = 20  # back and forth without C falling this many steps in a row: oscillating
+_BOUNCE_RETURN = 0.25  # |p_k - p_{k-2}| under this fraction of the last step is a bounce back
 _FALL_STEPS = 10  # C falling this many steps in a row: look ahead for a bottom
 _LOOK_AHEAD = 10.0 ** np.arange(7)  # distances 1 .. 1e6 (times 1 + |p|) along -grad C
 
@@ -81,6 +88,12 @@ class Descent:
     momentum: float  # mu; 0 is plain gradient descent
     tol: float  # |grad C| under which the run has converged
     max_steps: int  # the step budget it had
+    # For a converged run, the kind of stationary point it stopped on, from the Hessian's
+    # eigenvalues there: "minimum", "saddle", "maximum" or "flat" (no curvature seen);
+    # "" for runs that did not converge.
+    stationary: str = ""
+    curvature: tuple[float, ...] = ()  # the Hessian's eigenvalues at the end point, lowest first
+    curvature_axes: np.ndarray | None = None  # (d, d) their eigenvectors, as columns
 
     @property
     def steps(self) -> int:
@@ -203,16 +216,23 @@ def descend_many(
     return MultiDescent(str(expr), expr.variables, tuple(runs), find_minima(expr, runs))
 
 
-def bounded_alternative(run: Descent) -> Descent | None:
+def bounded_alternative(run: Descent, expression: Expression | None = None) -> Descent | None:
     """For an ``unbounded`` run: the formula with its linear terms squared, descended.
 
     The notes' ``3/2x^2 + ½y`` has no minimum; ``3/2x^2 + ½y^2`` is most likely what was
     meant. Returns the run of that formula from the same start with the same settings if
-    it converges, else None (also for runs that were not unbounded).
+    it converges, else None (also for runs that were not unbounded). Pass the parsed
+    ``expression`` the run descended: its echo (``run.expression``) can be longer than a
+    typed formula may be, and is read again only when it is not given.
     """
     if run.stop_reason != "unbounded":
         return None
-    squared = square_linear_terms(parse(run.expression))
+    if expression is None:
+        try:
+            expression = parse(run.expression)
+        except ExpressionError:  # an echo over the length limit
+            return None
+    squared = square_linear_terms(expression)
     if squared is None:
         return None
     try:
@@ -271,6 +291,9 @@ def _run(
     p = starts.copy()  # (m, d) their points
     velocity = np.zeros_like(p)  # (m, d)
     rises = np.zeros(n, dtype=int)  # (m,) steps in a row on which C went up
+    bounces = np.zeros(n, dtype=int)  # (m,) steps in a row back near p two steps ago, C not falling
+    p_prev = p_prev2 = None  # (m, d) the points one and two steps ago
+    C_prev2 = None  # (m,) C two steps ago
     falls = np.zeros(n, dtype=int)  # (m,) steps in a row on which C went down
     C_prev = C0 = None  # (m,) C one step ago, and at the starts
     far = _BLOWUP * (1.0 + np.abs(starts).max(axis=1))  # (m,) coordinates beyond are huge
@@ -307,6 +330,13 @@ def _run(
             rises = np.where(C > C_prev, rises + 1, 0)
             falls = np.where(C < C_prev, falls + 1, 0)
         mark((rises >= _RISE_STEPS) & (C > C0), "diverged")
+        if p_prev2 is not None:
+            step = np.linalg.norm(p - p_prev, axis=1)
+            back = np.linalg.norm(p - p_prev2, axis=1) <= _BOUNCE_RETURN * step
+            with np.errstate(invalid="ignore"):
+                stuck = C >= C_prev2 - 1e-12 * (1.0 + np.abs(C_prev2))
+            bounces = np.where(back & stuck & (step > settled_step), bounces + 1, 0)
+            mark(bounces >= _BOUNCE_STEPS, "oscillating")
         if k % _FALL_STEPS == 0:
             look = (code == 0) & (falls >= _FALL_STEPS) & (grad_norm > 0)
             if look.any():
@@ -320,27 +350,64 @@ def _run(
         going = code == 0
         if not going.any():
             break
+        C_prev2 = C_prev[going] if k > 0 else None
+        p_prev2 = p_prev[going] if p_prev is not None else None
         active, p, velocity, g = active[going], p[going], velocity[going], g[going]
         C_prev, C0, rises, falls = C[going], C0[going], rises[going], falls[going]
-        far = far[going]
+        far, bounces, p_prev = far[going], bounces[going], p
+
         velocity = momentum * velocity - eta * g
         p = p + velocity
 
-    return [
-        Descent(
+    runs = []
+    for i in range(n):
+        reason = STOP_REASONS[reasons[i] - 1]
+        final = path[last[i], i]
+        eigenvalues, axes = _curvature(expr, final) if reason in ("converged", "oscillating") else ((), None)
+        runs.append(Descent(
             expression=str(expr),
             variables=expr.variables,
             path=path[: last[i] + 1, i].copy(),
             values=values[: last[i] + 1, i].copy(),
             gradients=gradients[: last[i] + 1, i].copy(),
-            stop_reason=STOP_REASONS[reasons[i] - 1],
+            stop_reason=reason,
             eta=eta,
             momentum=momentum,
             tol=tol,
             max_steps=steps,
-        )
-        for i in range(n)
-    ]
+            stationary=_stationary_kind(eigenvalues) if reason == "converged" else "",
+            curvature=tuple(float(v) for v in eigenvalues),
+            curvature_axes=axes,
+        ))  # fmt: skip
+    return runs
+
+
+def _curvature(expr: Expression, p: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The Hessian of C at ``p``, by central differences of the exact gradient: its
+    eigenvalues ``(d,)``, lowest first, and eigenvectors ``(d, d)`` as columns (nan and
+    None where C is undefined close by)."""
+    d = len(p)
+    h = 1e-4 * (1.0 + np.linalg.norm(p))
+    offsets = np.concatenate([np.eye(d), -np.eye(d)]) * h  # (2d, d)
+    g = expr.gradient(p[None, :] + offsets)  # (2d, d)
+    hessian = (g[:d] - g[d:]).T / (2.0 * h)  # column i: d grad C / d p_i
+    if not np.isfinite(hessian).all():
+        return np.full(d, np.nan), None
+    return np.linalg.eigh(0.5 * (hessian + hessian.T))
+
+
+def _stationary_kind(eigenvalues) -> str:
+    """"minimum", "saddle", "maximum" or "flat", from the Hessian's eigenvalues."""
+    ev = np.asarray(eigenvalues, dtype=float)
+    if ev.size == 0 or not np.isfinite(ev).all():
+        return "flat"
+    small = 1e-6 * max(1.0, float(np.abs(ev).max()))  # below this a direction counts as flat
+    down, up = bool((ev < -small).any()), bool((ev > small).any())
+    if down and up:
+        return "saddle"
+    if down:
+        return "maximum" if bool((ev < -small).all()) else "saddle"
+    return "minimum" if up else "flat"
 
 
 def _mark(code: np.ndarray, where: np.ndarray, reason: str) -> None:
@@ -454,14 +521,31 @@ def describe_gradient(gradient, variables) -> str:
 
 
 def explain_stop(run: Descent) -> str:
-    """One sentence on why ``run`` stopped, with what to try next where that helps."""
+    """One sentence on why ``run`` stopped, with what to try next where that helps.
+
+    It reads after "Stopped: " (the CLI's prefix), so it never starts with "stopped".
+    """
     k, reason = run.steps, run.stop_reason
     grad_norm = float(np.linalg.norm(run.gradients[-1]))
     steps = f"{k} step{'s' if k != 1 else ''}"
     if reason == "converged":
+        small = f"|grad C| = {_fmt(grad_norm)} is under the tolerance {run.tol:g}"
+        if run.stationary == "saddle":
+            return (
+                f"converged after {steps} to a saddle point, not a minimum: {small}, but C "
+                f"curves down {_down_direction(run)}; start a little off this point to go lower"
+            )
+        if run.stationary == "maximum":
+            return (
+                f"converged after {steps} to a maximum, not a minimum: {small}, but C curves "
+                "down in every direction; start a little off this point to go lower"
+            )
+        return f"converged after {steps}: {small}"
+    if reason == "oscillating":
         return (
-            f"converged after {steps}: |grad C| = {_fmt(grad_norm)} is under the "
-            f"tolerance {run.tol:g}"
+            f"oscillating after {steps}: each step jumps across the valley and back "
+            f"(C = {_fmt(run.value)} no longer falls); a step of eta = {run.eta:g} is too "
+            f"large for the curvature here, {_eta_advice(run)}"
         )
     if reason == "diverged":
         return (
@@ -475,13 +559,38 @@ def explain_stop(run: Descent) -> str:
         )
     if reason == "undefined":
         return (
-            f"stopped after {steps}: C or its gradient is undefined at the next point "
+            f"C or its gradient is undefined at the next point after {steps} "
             "(log or sqrt of a negative number, or a division by zero)"
         )
     return (
-        f"stopped at the limit of {steps} with |grad C| = {_fmt(grad_norm)} still above "
+        f"reached the limit of {steps} with |grad C| = {_fmt(grad_norm)} still above "
         f"the tolerance {run.tol:g}: allow more steps or a larger eta"
     )
+
+
+def _eta_advice(run: Descent) -> str:
+    """Which eta to try when the step is too large. Plain descent across a valley of
+    curvature c is stable only for eta < 2 / c (with momentum mu, 2 (1 + mu) / c), and
+    eta = 1 / c lands on the bottom of a parabola in one step."""
+    c = max((v for v in run.curvature if np.isfinite(v)), default=0.0)
+    if not c > 0:
+        return "try a smaller eta"
+    bound = "2 / curvature" if run.momentum == 0 else "2 (1 + momentum) / curvature"
+    return f"try eta = {_fmt(1.0 / c)} (it must stay below {bound} = {_fmt(2.0 * (1 + run.momentum) / c)})"
+
+
+def _down_direction(run: Descent) -> str:
+    """Where C curves down at a saddle: the variable, or the direction (the Hessian's
+    eigenvector of the lowest eigenvalue)."""
+    if len(run.variables) == 1 or run.curvature_axes is None:
+        return f"in {run.variables[0]}" if len(run.variables) == 1 else "in some direction"
+    u = run.curvature_axes[:, 0]
+    i = int(np.argmax(np.abs(u)))
+    u = u if u[i] > 0 else -u
+    c = f"(curvature {_fmt(run.curvature[0])})"
+    if abs(u[i]) > 0.99:
+        return f"along {run.variables[i]} {c}"
+    return "along (" + ", ".join(_fmt(x) for x in u) + f") {c}"
 
 
 def _downhill(run: Descent) -> str:

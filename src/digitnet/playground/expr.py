@@ -756,7 +756,9 @@ def square_linear_terms(expression: Expression) -> Expression | None:
     if not changed:
         return None
     new_tree = _Sum(terms, list(tree.signs)) if isinstance(tree, _Sum) else terms[0]
-    return parse(_echo(new_tree))
+    # Built from the tree, not re-read from its echo: the echo of a long formula can be
+    # longer than MAX_LENGTH (500 terms "x" become "x^2 + x^2 + ...", 2,999 characters).
+    return Expression(_echo(new_tree), new_tree, expression.variables)
 
 
 def _squared_if_linear(term: _Node) -> _Node | None:

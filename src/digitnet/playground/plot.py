@@ -136,8 +136,9 @@ def _plot_map(expr, runs, minima, group, caption, resolution, surface):
     # when C spans many orders of magnitude (x^4 far from its minimum).
     levels = np.unique(np.quantile(finite, np.linspace(0, 1, 21))) if finite.size else []
 
-    fig = Figure(figsize=(13.5, 5.8) if surface else (7.5, 6.2), layout="constrained")
-    ax = fig.add_subplot(1, 2 if surface else 1, 1)
+    fig = Figure(figsize=(12.5, 5.8) if surface else (7.5, 6.2), layout="constrained")
+    grid = fig.add_gridspec(1, 2, width_ratios=[1.0, 1.0], wspace=0.0) if surface else None
+    ax = fig.add_subplot(grid[0, 0] if surface else 111)
     if len(levels) >= 2:
         shade = ax.contourf(X, Y, np.ma.masked_invalid(Z), levels=levels, cmap="viridis")
         ax.contour(X, Y, np.ma.masked_invalid(Z), levels=levels, colors="white",
@@ -176,7 +177,9 @@ def _plot_map(expr, runs, minima, group, caption, resolution, surface):
     ax.set_title(_title(expr), fontsize=10)
 
     if surface:
-        ax3 = fig.add_subplot(1, 2, 2, projection="3d")
+        ax3 = fig.add_subplot(grid[0, 1], projection="3d")
+        # A 3-D box leaves wide empty margins inside its axes; zoom in to fill them.
+        ax3.set_box_aspect(None, zoom=1.08)
         top = np.quantile(finite, 0.98) if finite.size else 1.0
         shown = np.clip(np.where(np.isfinite(Z), Z, top), None, top)  # spikes cut at 98%
         ax3.plot_surface(X, Y, shown, cmap="viridis", rcount=60, ccount=60, linewidth=0,
@@ -188,6 +191,6 @@ def _plot_map(expr, runs, minima, group, caption, resolution, surface):
         ax3.set_xlabel("x")
         ax3.set_ylabel("y")
         ax3.set_zlabel("C")
-        ax3.set_title("the same as a surface", fontsize=10)
+        ax3.set_title("the same as a surface (height: C)", fontsize=10)
     fig.supxlabel(caption, fontsize=8)
     return fig

@@ -1,0 +1,113 @@
+"""Bad input on the command line: click's usage errors as one ``Error:`` line with exit
+status 1, and ``predict`` reporting every file, good and bad (issue 16)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from digitnet.cli import main
+from digitnet.data.datasets import load_mnist
+from digitnet.model_io import save_model
+from digitnet.nn.network import Network
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("errors") / "m.safetensors"
+    save_model(path, Network.create((784, 8, 10), seed=0))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def seven(tmp_path_factory):
+    path = tmp_path_factory.mktemp("digits") / "seven.png"
+    Image.fromarray(255 - load_mnist().test.images[0]).resize((112, 112)).save(path)
+    return str(path)
+
+
+def _one_error_line(r, *words):
+    assert r.exit_code == 1, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), r.output
+    assert "Traceback" not in r.output and "Usage:" not in r.output
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", "--batch-size", "nan"], ["'--batch-size'", "'nan' is not a valid integer", "digitnet train --help"]),
+        (["train", "--epoch", "3"], ["'--epoch'", "--epochs"]),
+        (["evaluate"], ["Missing argument 'MODEL'", "digitnet evaluate --help"]),
+        (["descend", "x", "--eta", "abc"], ["'--eta'", "'abc'"]),
+        (["descend", "x", "--start", "1", "--starts", "3"], ["--start or --starts"]),
+        (["show", "weights"], ["Missing argument 'MODEL'", "digitnet show weights --help"]),
+        (["show", "noise", "m.safetensors", "--count", "0"], ["'--count'", "0"]),
+        (["show", "nosuch"], ["No such command 'nosuch'", "digitnet show --help"]),
+        (["nosuch"], ["No such command 'nosuch'", "digitnet --help"]),
+        (["--bogus"], ["No such option '--bogus'"]),
+        (["serve", "--port", "99999"], ["'--port'", "99999"]),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_status_1(args, words):
+    _one_error_line(CliRunner().invoke(main, args, prog_name="digitnet"), *words)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["show", "--help"], ["show", "weights", "--help"], ["predict", "-h"]])
+def test_help_still_works(args):
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and "Usage:" in r.output
+
+
+def test_predict_reports_every_file_and_fails_if_any_failed(model, seven, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    args = ["predict", model, seven, str(notes), str(tmp_path), str(tmp_path / "nosuch.png"), seven]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1
+    out = r.stdout.splitlines()
+    assert len(out) == 5
+    assert out[0].startswith(f"{seven}: ") and "outputs" in out[0] and out[4] == out[0]
+    assert out[1] == f"{notes}: error: {notes} is not an image digitnet can read (not a PNG or JPEG image)."
+    assert out[2].startswith(f"{tmp_path}: error: ") and out[3].startswith(f"{tmp_path / 'nosuch.png'}: error: ")
+    assert "BufferedReader" not in r.output
+    assert r.stderr.strip() == "Error: 3 of 5 images could not be read (see above); the others were read."
+
+
+def test_predict_json_has_an_error_field_and_exit_status_1(model, seven, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    r = CliRunner().invoke(main, ["predict", model, str(notes), seven, "--json"])
+    assert r.exit_code == 1
+    d = json.loads(r.stdout)
+    assert d[0] == {"file": str(notes), "error": f"{notes} is not an image digitnet can read (not a PNG or JPEG image)."}
+    assert d[1]["file"] == seven and "error" not in d[1] and len(d[1]["outputs"]) == 10
+
+
+def test_predict_one_bad_file_is_one_line(model, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    _one_error_line(CliRunner().invoke(main, ["predict", model, str(notes)]), "notes.txt is not an image digitnet can read (not a PNG or JPEG image)")
+    _one_error_line(CliRunner().invoke(main, ["predict", model, str(tmp_path)]), str(tmp_path))
+
+
+def _huge_png(path, side):
+    """A side x side palette PNG: one colour, so it compresses to a few hundred KB."""
+    Image.new("P", (side, side), 0).save(path)
+    return str(path)
+
+
+@pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")  # printed raw on a terminal
+@pytest.mark.parametrize("side", [7000, 20000])
+def test_predict_huge_png_is_one_clean_line(model, tmp_path, side):
+    png = _huge_png(tmp_path / f"big{side}.png", side)
+    r = CliRunner().invoke(main, ["predict", model, png])
+    line = _one_error_line(r, f"big{side}.png")
+    assert "DecompressionBomb" not in r.output and "80000000" not in line and "not a PNG" not in line
+    assert "40,000,000" in line or "40000000" in line or "40 million" in line or "megapixel" in line
