@@ -68,7 +68,8 @@ def test_paper_with_only_noise_is_blank():
 def test_several_marks_are_not_one_digit():
     picture = _png(_paper_with(_seven(120, 40) + _seven(120, 330)))
     assert "separate marks" in examine(picture).problem
-    with pytest.raises(ImageError, match=r"^The image does not look like one digit: the picture has 2 separate marks"):
+    with pytest.raises(ImageError, match=r"^The image does not look like one digit: it has 2 separate marks of similar "
+                                         r"size; crop it to the one digit you want read\.$"):
         prepare(picture, strict=True)
     assert prepare(picture).shape == (784,)  # not strict: prepared anyway
     # A speck of dust next to the digit is not a second mark.

@@ -328,10 +328,10 @@ def find_ink(grey: np.ndarray) -> Ink:
     digit_mass = mass[group].sum()
     others = candidates & ~group & (mass >= SIMILAR_MASS * digit_mass)
     if others.any():
-        problem = (f"the picture has {int(others.sum()) + 1} separate marks of similar size, "
-                   "not one digit: crop it to the digit you want read")
+        problem = (f"it has {int(others.sum()) + 1} separate marks of similar size; "
+                   "crop it to the one digit you want read")
     elif touches[group].any():
-        problem = "the digit touches the edge of the picture, so part of it may be cut off: leave paper all round it"
+        problem = "the digit touches the edge of the picture, so part of it may be cut off; leave paper all round it"
     keep = group[labels - 1] & (labels > 0)
     # Keep the anti-aliased rim around the digit's pieces (one pixel out), minus ruled lines.
     rim = keep.copy()
