@@ -12,16 +12,20 @@ ready for MNIST's own preparation (:func:`digitnet.images.centre_like_mnist`):
    paper (or a shadow over most of the picture), steps 3 and 4 are done both ways round
    and the way that finds more ink wins (the paper estimate removes thin dark marks:
    the strokes one way round, only the gaps between them the other way);
-3. estimate the paper's brightness everywhere: a morphological closing (local maximum,
-   then local minimum) of a coarse, area-averaged copy removes the ink but keeps
-   gradients, shadows and the table, which is then smoothed and scaled back up;
+3. estimate the paper's brightness everywhere (:func:`paper`): a morphological closing
+   (local maximum, then local minimum, over 16% of the picture) of an area-averaged copy
+   :data:`PAPER_SIDE` pixels a side removes the pen's strokes but keeps gradients,
+   shadows and the table with their edges in place; smoothed and scaled back up;
 4. ink = (paper - picture) / paper, times 255 (a shadow darkens ink and paper alike,
    by a factor); the threshold is Otsu's, but never below 4 times the noise
    (estimated from the paper by the median absolute deviation);
 5. ruled lines (thin runs of ink across or down most of the picture) are removed;
-6. connected pieces of ink: pieces touching the picture's border that are large (the
-   table's edge, a shadow's edge) are dropped; the largest remaining piece and the pieces
-   near it are the digit.
+6. connected pieces of ink (:func:`label`): specks, long thin pieces of ruled lines, and
+   large pieces touching the picture's border (the table's edge, a shadow's edge) are
+   dropped; the piece with the most ink and the pieces near it are the digit (if only
+   pieces touching the border are left, those, and the problem says so);
+7. the ink is cut out at the picture's own resolution, scaled so the digit's strokes
+   reach 255.
 
 The result says what it found (:class:`Ink`): ``problem`` is a one-line description when
 the picture does not look like one digit (several separate marks of similar size, the
@@ -242,8 +246,8 @@ def find_ink(grey: np.ndarray) -> Ink:
     """
     grey = np.asarray(grey, dtype=np.float32)
     small = shrink(grey, WORK_SIDE)
-    views = {}
-    for dark in (True, False):  # dark ink on light paper from here on (inverted if need be)
+
+    def view(dark: bool):  # dark ink on light paper from here on (inverted if need be)
         g = small if dark else 255.0 - small
         page = paper(g)
         # Ink is how much darker than the paper a pixel is, relative to the paper: a photo's
@@ -254,15 +258,19 @@ def find_ink(grey: np.ndarray) -> Ink:
         # the picture from the paper estimate is the noise's (x 1.4826: a standard deviation).
         noise = 1.4826 * float(np.median(np.abs(signed - np.median(signed))))
         diff = np.clip(signed, 0, None)
-        views[dark] = (g, page, diff, noise, float(np.clip(diff - NOISE_FACTOR * noise, 0, None).sum()))
+        return g, page, diff, noise, float(np.clip(diff - NOISE_FACTOR * noise, 0, None).sum())
+
     dark = dark_ink(grey)
+    chosen = view(dark)
     if not dark and min(grey.shape) >= 48:
         # Light ink on dark paper, or a photo mostly in shadow? The paper estimate removes
         # thin marks darker than the paper: the right way round, those are the strokes,
         # and they leave more ink than the other way round (where only the gaps between
         # strokes and the edges of shadows are left). Dark ink is the usual case in photos.
-        dark = views[True][4] > views[False][4]
-    g, page, diff, noise, _ = views[dark]
+        other = view(True)
+        if other[4] > chosen[4]:
+            dark, chosen = True, other
+    g, page, diff, noise, _ = chosen
     full = grey if dark else 255.0 - grey
     if diff.max() < MIN_CONTRAST:
         raise NoInk
