@@ -151,3 +151,21 @@ def test_a_small_network_reads_photographed_digits(mnist):
     clean = int((net.feedforward(mnist.test.x[index]).argmax(axis=1) == y).sum())
     photos = int((net.feedforward(np.stack([prepare(p) for p in pictures])).argmax(axis=1) == y).sum())
     assert clean >= 9 and photos >= clean - 1, (clean, photos)
+
+
+def _on_paper(digit, paper=240.0, ink_level=40.0, size=300, noise=4.0, seed=0):
+    """An MNIST digit (28x28, white on black) as ink on paper, 200 pixels tall, with noise."""
+    rng = np.random.default_rng(seed)
+    cover = photolike.mnist_ink(digit, 200)
+    img = np.full((size, size), paper)
+    img[50:250, 50:250] = paper * (1 - cover) + ink_level * cover
+    return img + rng.normal(0, noise, img.shape)
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_chalk_on_a_blackboard(mnist, i):
+    # Light ink on dark paper, in a photo-sized picture with noise: the ink is the light
+    # strokes (the polarity check does not take the gaps between them for ink).
+    clean = prepare(mnist.test.images[i].astype(np.float32))
+    board = _on_paper(mnist.test.images[i], paper=50.0, ink_level=220.0)
+    assert _corr(prepare(_png(np.clip(board, 0, 255))), clean) > 0.8
