@@ -196,6 +196,18 @@ def test_predict_rejects_bad_bodies_and_content_types(client):
     assert r.status_code == 415  # a cross-site form cannot post JSON without asking first
 
 
+def test_an_uploaded_picture_of_two_marks_is_refused_with_the_reason(client):
+    img = np.zeros((60, 120), dtype=np.uint8)
+    img[10:50, 20:26] = img[10:50, 90:96] = 255  # two strokes far apart: not one digit
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    r = client.post("/api/predict", content=buf.getvalue(), headers={"content-type": "image/png"})
+    assert r.status_code == 400 and "does not look like one digit: it has 2 separate marks" in r.json()["error"]
+    # the same strokes drawn on the page are read anyway: the person may still be drawing
+    r = client.post("/api/predict", json=_drawing(img.astype(np.float32)))
+    assert r.status_code == 200 and 0 <= r.json()["digit"] <= 9
+
+
 def test_request_bodies_over_the_cap_are_refused(model_dir, data):
     with TestClient(create_app(model_dir, dataset=data, max_body=5_000), base_url="http://127.0.0.1") as c:
         big = _drawing(_digit(56))  # about 10 kB of JSON

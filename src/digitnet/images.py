@@ -18,6 +18,7 @@ import io
 import os
 import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +57,7 @@ def read_grey(source: str | os.PathLike | bytes) -> np.ndarray:
                 if w * h > MAX_PIXELS:
                     raise ImageError(f"{name} is {w}x{h} = {w * h:,} pixels; {too_large}")
                 im.load()
-                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                    im = im.convert("RGBA")
-                    paper = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                    im = Image.alpha_composite(paper, im)
-                grey = np.asarray(im.convert("L"), dtype=np.float32)
+                grey = flatten_transparency(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name} has more than {MAX_PIXELS:,} pixels; {too_large}") from None
     except UnidentifiedImageError:  # Pillow's message names its file object, not the file
@@ -72,22 +69,20 @@ def read_grey(source: str | os.PathLike | bytes) -> np.ndarray:
     return grey
 
 
-def ink_from_grey(grey: np.ndarray) -> np.ndarray:
-    """(h, w) grey 0..255 -> (h, w) ink 0..255, bright ink on a black background.
-
-    The paper is whatever the border of the image mostly is: if the border is lighter
-    than the middle grey, the picture is dark ink on light paper and gets inverted.
-    """
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    paper = float(np.median(border))
-    ink = 255.0 - grey if paper > 127.5 else grey.copy()
-    background = 255.0 - paper if paper > 127.5 else paper
-    ink = np.clip(ink - background, 0, None)
-    top = ink.max()
-    if top < MIN_CONTRAST:
-        raise ImageError("The image is blank: no ink stands out from the paper. Draw or scan a digit.")
-    ink *= 255.0 / top
-    return ink.astype(np.float32)
+def flatten_transparency(im) -> np.ndarray:
+    """A Pillow image -> (h, w) float32 grey levels, transparency composited onto paper
+    the ink stands out from: the opaque pixels are the drawing, so a light drawing goes onto
+    black and a dark one onto white (a white digit on a transparent background is read,
+    not taken for white on white)."""
+    if not (im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)):
+        return np.asarray(im.convert("L"), dtype=np.float32)
+    rgba = im.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+    grey = np.asarray(rgba.convert("L"), dtype=np.float32)
+    opaque = alpha > 0.5
+    light = bool(opaque.any() and (~opaque).any() and np.median(grey[opaque]) > 127.5)
+    paper = 0.0 if light else 255.0
+    return (grey * alpha + paper * (1 - alpha)).astype(np.float32)
 
 
 def centre_like_mnist(ink: np.ndarray, threshold: float = 0.1) -> np.ndarray:
@@ -143,22 +138,64 @@ def shift_to_centre(img: np.ndarray) -> np.ndarray:
     return out
 
 
-def prepare(source: str | os.PathLike | bytes | np.ndarray) -> np.ndarray:
-    """Any picture of one digit -> the network's input, (784,) float32 in [0, 1].
+@dataclass
+class Prepared:
+    """What :func:`examine` makes of a picture: ``x``, the network's input, (784,) float32
+    in [0, 1]; ``problem``, ``None`` or a one-line reason why the picture does not look like
+    one digit (several separate marks of similar size, the digit touching the border)."""
 
-    ``source`` is a file path, the bytes of an image file, or an (h, w) array of grey
-    levels 0..255 (dark or light ink: it is detected).
-    """
+    x: np.ndarray
+    problem: str | None
+
+
+def _grey(source: str | os.PathLike | bytes | np.ndarray) -> np.ndarray:
     if isinstance(source, np.ndarray):
         grey = np.asarray(source, dtype=np.float64)
         if grey.ndim != 2 or grey.size == 0:
             raise ImageError(f"Expected a 2-D grey image; got an array of shape {grey.shape}.")
         if not np.isfinite(grey).all():
             raise ImageError("The image contains NaN or infinite values; grey levels must be 0..255.")
-        grey = np.clip(grey, 0, 255).astype(np.float32)
-    else:
-        grey = read_grey(source)
-    return (centre_like_mnist(ink_from_grey(grey)) / 255.0).reshape(784).astype(np.float32)
+        return np.clip(grey, 0, 255).astype(np.float32)
+    return read_grey(source)
+
+
+def examine(source: str | os.PathLike | bytes | np.ndarray) -> Prepared:
+    """Any picture of one digit -> :class:`Prepared`: the network's input and, when the
+    picture does not look like one digit, why.
+
+    The ink is found the way document scanners do (:func:`digitnet.ink.find_ink`: paper
+    estimated and removed, a threshold from the picture, ruled lines and the table's edge
+    dropped, the largest mark and the pieces near it kept), then prepared like MNIST
+    (:func:`centre_like_mnist`). Raises :class:`ImageError` when the file cannot be read
+    or no ink stands out from the paper.
+    """
+    from digitnet.ink import NoInk, find_ink
+
+    grey = _grey(source)
+    try:
+        found = find_ink(grey)
+    except NoInk:
+        raise ImageError("The image is blank: no ink stands out from the paper. Draw or scan a digit.") from None
+    x = (centre_like_mnist(found.ink) / 255.0).reshape(784).astype(np.float32)
+    return Prepared(x, found.problem)
+
+
+def prepare(source: str | os.PathLike | bytes | np.ndarray, strict: bool = False) -> np.ndarray:
+    """Any picture of one digit -> the network's input, (784,) float32 in [0, 1].
+
+    ``source`` is a file path, the bytes of an image file, or an (h, w) array of grey
+    levels 0..255 (dark or light ink: it is detected). Photos work: grey or tinted paper,
+    uneven light, shadows, noise, ruled lines, the table around the paper (see
+    :func:`examine`). A picture that does not look like one digit (several separate marks
+    of similar size, ink touching the border) is prepared anyway, unless ``strict``: then it
+    raises :class:`ImageError` naming the reason (what ``digitnet predict`` reports).
+    """
+    found = examine(source)
+    if strict and found.problem:
+        what = "The drawing" if isinstance(source, np.ndarray) else (
+            "The image" if isinstance(source, (bytes, bytearray)) else str(source))
+        raise ImageError(f"{what} does not look like one digit: {found.problem}.")
+    return found.x
 
 
 def prepare_files(paths: list[str | os.PathLike]) -> np.ndarray:

@@ -37,7 +37,7 @@ def predict(model, images, as_json):
     results = []
     for path in images:
         try:
-            x = prepare(path)
+            x = prepare(path, strict=True)  # a picture that is not one digit is reported, not guessed at
         except ImageError as e:
             results.append({"file": path, "error": str(e)})
             continue

@@ -198,7 +198,10 @@ def create_app(
             if req.test_index is not None:
                 x, true_label = data.test.x[req.test_index], int(data.test.y[req.test_index])
             else:
-                x, true_label = prepare(req.png if req.png is not None else req.grey), None
+                # an uploaded picture that is not one digit is refused with the reason; a drawing
+                # on the page is read whatever it looks like (the person is still drawing it)
+                x = prepare(req.png, strict=True) if req.png is not None else prepare(req.grey)
+                true_label = None
             net, acts = lab.predict(x)
             return views.prediction(net, acts, x, data.classes, req.test_index, true_label, lab.snapshot_version)
 
