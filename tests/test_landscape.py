@@ -76,16 +76,17 @@ def test_filter_normalized_rows_have_the_neurons_norms():
     )
 
 
-def test_trajectory_of_a_planar_path_is_recovered():
+@pytest.mark.parametrize("mirror", [1.0, -1.0])  # the same path mirrored: the SVD's signs come out the other way
+def test_trajectory_of_a_planar_path_is_recovered(mirror):
     net = dense()
     rng = np.random.default_rng(5)
     final = flatten(net.params)
     u, v = np.linalg.qr(rng.standard_normal((len(final), 2)))[0].T
-    st = np.array([[-5.0, -1.0], [-3.0, 1.0], [-2.0, 0.5], [-1.0, -0.2], [0.0, 0.0]])
+    st = mirror * np.array([[-5.0, -1.0], [-3.0, 1.0], [-2.0, 0.5], [-1.0, -0.2], [0.0, 0.0]])
     snaps = [unflatten(final + s * u + t * v, net.params) for s, t in st]
     snaps[-1] = net  # a Network is accepted too
     tr = trajectory_directions(snaps)
-    assert np.array_equal(tr.path[-1], [0.0, 0.0])
+    assert np.array_equal(tr.path[-1], [0.0, 0.0]) and not np.signbit(tr.path[-1]).any()  # no -0.0 in the JSON
     assert tr.path[0, 0] <= 0 and tr.path[0, 1] <= 0
     np.testing.assert_allclose(tr.explained.sum(), 1.0, rtol=1e-10)
     assert tr.explained[0] >= tr.explained[1] > 0
@@ -113,7 +114,7 @@ def test_grid_equals_the_cost_of_the_perturbed_network(kind):
     net = dense(kind=kind)
     x, y = data(2500)  # more than one chunk of examples (1024)
     d1 = filter_normalized_direction(net, 1, biases="neuron")
-    d2 = filter_normalized_direction(net, 2)
+    d2 = filter_normalized_direction(net, 2, biases="neuron")
     alphas, betas = np.linspace(-1, 1, 5), np.array([-0.5, 0.0, 0.25, 2.0])
     ls = landscape(net, x, y, d1, d2, alphas, betas)
     assert ls.cost.shape == ls.accuracy.shape == (4, 5)  # rows by beta
