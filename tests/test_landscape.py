@@ -158,6 +158,8 @@ def test_landscape_bad_input():
         landscape(net, x, y, d, d, ok, [0, 1e6])
     with pytest.raises(ConfigError, match="non-empty"):
         landscape(net, x, y, d, d, [], ok)
+    with pytest.raises(ConfigError, match="labels must be whole numbers 0 to 3"):
+        landscape(net, x, y + 4, d, d, ok, ok)
     with pytest.raises(ConfigError, match="second direction does not fit"):
         landscape(net, x, y, d, filter_normalized_direction(dense((12, 7, 5, 4)), 0), ok, ok)
     conv = Network.create((64, 5), seed=0, **CONV)

@@ -145,7 +145,7 @@ class HessianOperator:
         require_dense(net, "Hessian-vector products")
         self.net = net.astype(np.float64)
         xp = self.net.prepare_input(x)
-        self.y = _labels(y, len(xp))
+        self.y = _labels(y, len(xp), self.net.sizes[-1])
         if len(self.y) == 0:
             raise ConfigError("The Hessian needs at least one example.")
         self.x, self.n, self.chunk = xp, len(xp), chunk

@@ -86,7 +86,9 @@ def _as_params(obj, net: Network, what: str) -> Params:
         obj = obj.params
     elif isinstance(obj, np.ndarray):
         if obj.ndim != 1:
-            raise ConfigError(f"The {what} must be a flat vector or a list of layer parameters; got an array of shape {obj.shape}.")
+            raise ConfigError(
+                f"The {what} must be a flat vector or a list of layer parameters; got an array of shape {obj.shape}."
+            )
         obj = unflatten(obj, net.params)
     dtype = net.params[0]["w"].dtype if net.params and "w" in net.params[0] else np.dtype(net.config.dtype)
     if len(obj) != len(net.params) or any(set(p) != set(q) for p, q in zip(obj, net.params)):
@@ -235,7 +237,9 @@ def trajectory_directions(snapshots: Sequence) -> Trajectory:
         if len(s) != len(final) or any(
             set(p) != set(q) or any(np.shape(p[k]) != np.shape(q[k]) for k in p) for p, q in zip(s, final)
         ):
-            raise ConfigError(f"Snapshot {i} does not have the shapes of the final weights; all snapshots must come from one network.")
+            raise ConfigError(
+                f"Snapshot {i} does not have the shapes of the final weights; all snapshots must come from one network."
+            )
         vectors.append(flatten(s).astype(np.float64))
     m = np.stack(vectors) - vectors[-1]  # (n_snapshots, n_params): offsets from the final weights
     centred = m - m.mean(axis=0)
@@ -273,7 +277,9 @@ def check_coordinates(values, name: str, limit: int = MAX_GRID) -> np.ndarray:
     if v.ndim != 1 or len(v) == 0:
         raise ConfigError(f"The {name} must be a non-empty list of numbers; got shape {v.shape}.")
     if len(v) > limit:
-        raise ConfigError(f"{len(v)} {name} is too many: at most {limit} (each one is a pass over the data). Use fewer steps.")
+        raise ConfigError(
+            f"{len(v)} {name} is too many: at most {limit} (each one is a pass over the data). Use fewer steps."
+        )
     if not np.isfinite(v).all():
         raise ConfigError(f"The {name} must be finite numbers.")
     if np.abs(v).max() > MAX_COORD:
@@ -292,10 +298,13 @@ def require_dense(net: Network, what: str) -> None:
         )
 
 
-def _labels(y, n: int) -> np.ndarray:
+def _labels(y, n: int, k: int) -> np.ndarray:
+    """Labels (n,) as int64, checked: one per example, each a class 0 to k - 1."""
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != n:
         raise ConfigError(f"Expected {n} labels, one per example; got an array of shape {y.shape}.")
+    if n and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= k):
+        raise ConfigError(f"The labels must be whole numbers 0 to {k - 1}, one of the network's {k} outputs.")
     return y.astype(np.int64, copy=False)
 
 
@@ -445,7 +454,7 @@ def landscape(net: Network, x, y, d1, d2, alphas, betas) -> Landscape:
     require_dense(net, "Landscape slices")
     alphas, betas = check_coordinates(alphas, "alphas"), check_coordinates(betas, "betas")
     xp = net.prepare_input(x)
-    y = _labels(y, len(xp))
+    y = _labels(y, len(xp), net.sizes[-1])
     if len(y) == 0:
         raise ConfigError("The landscape needs at least one example.")
     p1, p2 = _as_params(d1, net, "first direction"), _as_params(d2, net, "second direction")
@@ -489,7 +498,10 @@ class Interpolation:
         return float(max(0.0, (self.cost[inside] - ((1 - al) * c0 + al * c1)).max()))
 
     def __repr__(self) -> str:
-        return f"Interpolation({len(self.alphas)} points, cost {self.cost.min():.4g}..{self.cost.max():.4g}, barrier={self.barrier:.4g})"
+        return (
+            f"Interpolation({len(self.alphas)} points, cost {self.cost.min():.4g}..{self.cost.max():.4g}, "
+            f"barrier={self.barrier:.4g})"
+        )
 
 
 def _same_network(net_a: Network, net_b: Network) -> None:
@@ -518,7 +530,7 @@ def interpolate(net_a: Network, net_b: Network, x, y, alphas) -> Interpolation:
     _same_network(net_a, net_b)
     alphas = check_coordinates(alphas, "alphas", MAX_LINE)
     xp = net_a.prepare_input(x)
-    y = _labels(y, len(xp))
+    y = _labels(y, len(xp), net_a.sizes[-1])
     if len(y) == 0:
         raise ConfigError("Interpolation needs at least one example.")
     dtype = xp.dtype
@@ -587,7 +599,9 @@ def steepest_weight(net: Network, x, y, layer: int) -> tuple[int, int]:
 def _check_layer(net: Network, layer: int) -> None:
     n_layers = len(net.params)
     if not isinstance(layer, (int, np.integer)) or not 0 <= layer < n_layers:
-        raise ConfigError(f"Layer {layer} does not exist: the network has {n_layers} layers with weights, 0 to {n_layers - 1}.")
+        raise ConfigError(
+            f"Layer {layer} does not exist: the network has {n_layers} layers with weights, 0 to {n_layers - 1}."
+        )
 
 
 def smoothness(net: Network, x, y, layer: int, i: int, j: int, values) -> Smoothness:
@@ -613,7 +627,7 @@ def smoothness(net: Network, x, y, layer: int, i: int, j: int, values) -> Smooth
     values = check_coordinates(values, "swept weight values", MAX_LINE)
     net64 = net.astype(np.float64)
     xp = net64.prepare_input(x)
-    y = _labels(y, len(xp))
+    y = _labels(y, len(xp), net64.sizes[-1])
     if len(y) == 0:
         raise ConfigError("The sweep needs at least one example.")
     original = float(net64.params[layer]["w"][i, j])
