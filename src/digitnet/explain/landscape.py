@@ -448,8 +448,8 @@ def landscape(net: Network, x, y, d1, d2, alphas, betas) -> Landscape:
     ``d1``, ``d2``: :class:`Direction`, params lists or flat vectors. ``alphas``, ``betas``: 1 to
     201 increasing coordinates each. Works for any dense network (every activation and cost);
     computed in the network's dtype (``net.astype("float64")`` for checks). The first layer's
-    big products are done once (see the module docstring), so a 41x41 slice of the video's
-    network over 10,000 images takes about as long as 40 plain passes.
+    big products are done once (see the module docstring); ``benchmarks/landscape.py``
+    measures the gain over evaluating the grid point by point.
     """
     require_dense(net, "Landscape slices")
     alphas, betas = check_coordinates(alphas, "alphas"), check_coordinates(betas, "betas")
