@@ -289,8 +289,11 @@ def curvature(
 ) -> Curvature:
     """The ``k`` largest eigenvalues of the Hessian of the average cost over ``x``, ``y`` (Lanczos
     on exact H v, see :func:`lanczos`), the curvature of ``n_random`` random directions, and
-    ``eta`` to set against 2 / lambda_max. Dense networks, every activation and cost; float64.
-    Each product costs about two passes over the data.
+    ``eta`` to set against 2 / lambda_max. Dense networks, every activation and cost; float64
+    (the inputs are copied as float64, 6 KB per MNIST image, so a few thousand to 10,000
+    examples is the useful range). Each product costs about two passes over the data; the
+    video's network trained 2 epochs, over 10,000 images, k = 5: 39 products, 2.0 CPU s on this
+    project's shared machine.
     """
     if not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
         raise ConfigError(f"The number of eigenvalues must be 1 to {MAX_K}; got {k}.")

@@ -609,7 +609,8 @@ def smoothness(net: Network, x, y, layer: int, i: int, j: int, values) -> Smooth
     ``layer``) through ``values`` (increasing, up to 1001) and record the average cost of the
     network, and of the same network with every sigmoid replaced by the step
     a = 1 if z >= 0 else 0, together with each cost's central-difference slope (see
-    :class:`Smoothness`). Sigmoid dense networks only; computed in float64.
+    :class:`Smoothness`). Sigmoid dense networks only; computed in float64. Each network is
+    evaluated at 3 points per swept value (v - h, v, v + h), through the slice method.
     """
     require_dense(net, "Sigmoid-against-step sweeps")
     if net.config.activation != "sigmoid":
