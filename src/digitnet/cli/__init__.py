@@ -40,4 +40,4 @@ def main() -> None:
 
 
 # Each module adds its commands to ``main`` when imported.
-from digitnet.cli import descend, evaluate, predict, serve, show, train  # noqa: E402,F401
+from digitnet.cli import descend, evaluate, export, predict, serve, show, train  # noqa: E402,F401
