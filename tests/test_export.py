@@ -126,7 +126,7 @@ def test_missing_onnx_package_is_one_clear_error(monkeypatch):
 # --- PyTorch ---------------------------------------------------------------------------
 
 
-def test_torch_matches_digitnet_on_all_test_images(net, mnist, request):
+def test_torch_matches_digitnet_on_all_test_images(net, mnist):
     torch = pytest.importorskip("torch", reason=NO_TORCH)
     from digitnet.export import to_torch
 
@@ -138,10 +138,12 @@ def test_torch_matches_digitnet_on_all_test_images(net, mnist, request):
         out = module(torch.from_numpy(x)).numpy()
     assert out.dtype == np.float32
     diff, agree = _agreement(out, net.feedforward(x))
-    # The 1e-6 holds for the video's network. In float32, digitnet's own outputs are
-    # up to ~1e-6 from exact arithmetic (measured against float64, see the float64 test), and
-    # PyTorch sums in another order, so deeper ReLU/softmax and conv nets may differ by ~1.1e-6.
-    assert diff <= (1e-6 if request.node.callspec.params["net"] == "video" else 2e-6), diff
+    # Not 1e-6: that is below float32 rounding for a trained network. PyTorch sums in another
+    # order than NumPy's BLAS; for the video's network after one epoch of `digitnet train`,
+    # digitnet's own float32 outputs are 2.3e-6 from float64 arithmetic and PyTorch's 6.1e-6
+    # (measured, README "Export to ONNX and PyTorch"). The float64 test below checks the
+    # layout exactly; here, float32 within 1e-5, the ONNX bound, and every digit.
+    assert diff <= 1e-5, diff
     assert agree == 10_000
 
 
