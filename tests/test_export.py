@@ -94,6 +94,13 @@ def test_onnx_file_describes_its_input(tmp_path, mnist):
     np.testing.assert_allclose(out, net.feedforward(mnist.test.x[:100]), atol=1e-6)
 
 
+def test_to_onnx_with_a_path_writes_the_file(tmp_path):
+    import onnx
+
+    model = to_onnx(dn.Network.create(seed=0), tmp_path / "net.onnx")
+    assert onnx.load(str(tmp_path / "net.onnx")) == model
+
+
 def test_save_onnx_refuses_an_existing_file(tmp_path):
     path = tmp_path / "net.onnx"
     path.write_bytes(b"keep me")

@@ -119,13 +119,24 @@ def _import_onnx():
     return onnx, helper, numpy_helper
 
 
-def to_onnx(net: Network, *, network_only: bool = False, opset: int = ONNX_OPSET) -> Any:
-    """The network as an ``onnx.ModelProto``: input ``"input"`` (n, 784), output ``"output"`` (n, 10).
+def to_onnx(
+    net: Network,
+    path: str | os.PathLike | None = None,
+    *,
+    network_only: bool = False,
+    overwrite: bool = False,
+    opset: int = ONNX_OPSET,
+) -> Any:
+    """The network as an ``onnx.ModelProto``: input ``"input"`` (n, 784), output ``"output"`` (n, 10),
+    also written to ``path`` if given (atomically; an existing file only with ``overwrite``).
 
     The graph is checked with ``onnx.checker``. Float32 networks give a float32 graph,
-    float64 networks a float64 one.
+    float64 networks a float64 one (onnxruntime's CPU build has no float64 ``Conv``: run a
+    float64 conv net as ``net.astype("float32")``).
     """
     check_exportable(net, network_only=network_only)
+    if path is not None:
+        _check_out(path, overwrite)
     onnx, helper, numpy_helper = _import_onnx()
     from digitnet import __version__
 
@@ -184,14 +195,15 @@ def to_onnx(net: Network, *, network_only: bool = False, opset: int = ONNX_OPSET
     model.ir_version = min(model.ir_version, 8)  # IR 8 (ONNX 1.10+): readable by older onnxruntimes too
     helper.set_model_props(model, {"network": net.config.describe(), "input": input_description(net)})
     onnx.checker.check_model(model, full_check=True)
+    if path is not None:
+        _write(path, model.SerializeToString())
     return model
 
 
 def save_onnx(net: Network, path: str | os.PathLike, *, network_only: bool = False, overwrite: bool = False) -> Path:
     """Write :func:`to_onnx` of ``net`` to ``path`` atomically; refuses an existing file unless ``overwrite``."""
-    _check_out(path, overwrite)
-    model = to_onnx(net, network_only=network_only)
-    return _write(path, model.SerializeToString())
+    to_onnx(net, path, network_only=network_only, overwrite=overwrite)
+    return Path(path)
 
 
 # --- PyTorch ---------------------------------------------------------------------------
