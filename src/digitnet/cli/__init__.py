@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from digitnet import __version__
 from digitnet.errors import DigitnetError
 
 
@@ -53,7 +54,7 @@ _NoArgsIsHelp = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="digitnet")
+@click.version_option(__version__, package_name="digitnet", message="%(prog)s %(version)s")
 def main() -> None:
     """digitnet: a neural network that learns to read handwritten digits.
 
@@ -70,4 +71,4 @@ def main() -> None:
 
 
 # Each module adds its commands to ``main`` when imported.
-from digitnet.cli import config, descend, evaluate, predict, serve, show, train  # noqa: E402,F401
+from digitnet.cli import config, descend, evaluate, export, predict, serve, show, train  # noqa: E402,F401
