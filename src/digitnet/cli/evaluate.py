@@ -7,6 +7,7 @@ import click
 from digitnet.cli import main
 from digitnet.cli.common import echo_json, pct, table
 from digitnet.cli.train import _dataset_names, _load_data
+from digitnet.files import model_stem
 
 
 @main.command()
@@ -72,7 +73,7 @@ def evaluate(model, data_dir, dataset, images, robust, robustness_png, seed, as_
         from digitnet.robustness import robustness, save_robustness_png
 
         rb = robustness(saved.net, split, seed=seed, classes=classes)
-        stem = Path(model).name.removesuffix(".safetensors")
+        stem = model_stem(Path(model).name)
         what = "your images" if folder is not None else f"{TITLES.get(name, name)} test images"
         png = save_robustness_png(rb, robustness_png or f"{stem}-robustness.png",
                                   title=f"{Path(model).name}: accuracy as the {what} change")

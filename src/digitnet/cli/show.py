@@ -15,6 +15,7 @@ import numpy as np
 
 from digitnet.cli import main
 from digitnet.cli.common import echo_json, pct
+from digitnet.files import MODEL_SUFFIX, model_stem
 
 
 # Said the same way in every --help and in the README.
@@ -44,7 +45,7 @@ def _default_out(model: str, command: str, out: str | None) -> str:
     if out is not None:
         return out
     name = Path(model).name
-    stem = name[: -len(".safetensors")] if name.endswith(".safetensors") else Path(model).stem
+    stem = model_stem(name) if name.endswith(MODEL_SUFFIX) else Path(model).stem
     return f"{stem}-{command}.png"
 
 
