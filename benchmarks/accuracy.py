@@ -25,8 +25,8 @@ import time
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import load_mnist
 from digitnet.nn.network import Network
-from digitnet.presets import get_preset
-from digitnet.train import train
+from digitnet.training.presets import get_preset
+from digitnet.training.train import train
 
 VIDEO = NetworkConfig(layers=(784, 16, 16, 10), activation="sigmoid", output_activation="sigmoid", cost="quadratic")
 STEPS = {

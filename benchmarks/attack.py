@@ -367,7 +367,7 @@ def crafted_files(model_dir: Path) -> list[str]:
     from safetensors import safe_open
     from safetensors.numpy import save
 
-    from digitnet.model_io import _digest, save_model
+    from digitnet.io.model_io import _digest, save_model
     from digitnet.nn.network import Network
 
     good = save_model(model_dir / "good.safetensors", Network.create((784, 16, 10), seed=0))

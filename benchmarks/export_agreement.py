@@ -17,8 +17,8 @@ import sys
 import numpy as np
 
 import digitnet as dn
+from digitnet.data.images import deskew_inputs
 from digitnet.export import to_onnx
-from digitnet.images import deskew_inputs
 
 
 def outputs(net, x):

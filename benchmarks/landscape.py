@@ -13,7 +13,7 @@ images, on a ``--grid`` x ``--grid`` grid from -1 to 1, computed two ways:
 
 Both in float32 (the model's dtype) and float64; the fastest of ``--reps`` runs counts, as
 wall-clock seconds and as CPU seconds of this process (the fairer figure on a shared machine).
-The network is the video's trained for ``--epochs`` epochs with ``digitnet.train`` (0: the
+The network is the video's trained for ``--epochs`` epochs with ``digitnet.training.train`` (0: the
 random initial weights; the timing does not depend on the weights). With 2 or more epochs it
 also reports the training trajectory's principal directions: the variance they explain, the
 path, and where the lowest point of a slice along them lies.
@@ -42,7 +42,7 @@ from digitnet.explain.landscape import (  # noqa: E402
     trajectory_directions,
 )
 from digitnet.nn.network import Network  # noqa: E402
-from digitnet.train import train  # noqa: E402
+from digitnet.training.train import train  # noqa: E402
 
 
 def best_of(reps: int, f):

@@ -1,5 +1,5 @@
 """How well `digitnet predict` reads photographed digits: accuracy per photo condition,
-with the picture preparation before and after ink-finding (digitnet.ink).
+with the picture preparation before and after ink-finding (digitnet.data.ink).
 
 The photo-like test set is made here, seeded, by ``digitnet.data.photolike``: MNIST test
 digits (the first N) and digits rendered in the font Pillow ships, as ink on paper, under
@@ -7,7 +7,7 @@ each condition (clean, grey paper, tinted paper, uneven light, shadow, sensor no
 quality 30, off-centre, lined paper, squared paper, a table around the paper, all
 combined). Each picture goes through the old preparation (kept below as
 ``old_prepare``: the border's grey level is the paper, everything else is ink) and the
-new ``digitnet.images.prepare``; the model reads both.
+new ``digitnet.data.images.prepare``; the model reads both.
 
 The model is the default ``digitnet train`` network, trained once into
 ``benchmarks/.cache/`` (``--model PATH`` reads another). Prints a Markdown table and
@@ -34,11 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def old_prepare(data: bytes) -> np.ndarray:
-    """digitnet.images.prepare as it was before ink-finding (commit b704ed7): transparency
+    """digitnet.data.images.prepare as it was before ink-finding (commit b704ed7): transparency
     on white, the border's median grey is the paper, the rest of the picture is ink."""
     from PIL import Image
 
-    from digitnet.images import centre_like_mnist
+    from digitnet.data.images import centre_like_mnist
 
     with Image.open(io.BytesIO(data)) as im:
         im.load()
@@ -59,8 +59,8 @@ def old_prepare(data: bytes) -> np.ndarray:
 
 
 def new_prepare(data: bytes) -> np.ndarray:
+    from digitnet.data.images import prepare
     from digitnet.errors import ImageError
-    from digitnet.images import prepare
 
     try:
         return prepare(data)
@@ -83,7 +83,7 @@ def time_prepare(n: int, seed: int) -> float:
     """Median milliseconds of prepare on 600x600 'all combined' photos (as JPEG bytes)."""
     import digitnet
     from digitnet.data import photolike
-    from digitnet.images import prepare
+    from digitnet.data.images import prepare
 
     test = digitnet.load_mnist().test
     rng = np.random.default_rng([seed, 99])
@@ -109,7 +109,7 @@ def main() -> None:
 
     import digitnet
     from digitnet.data import photolike
-    from digitnet.model_io import load_model
+    from digitnet.io.model_io import load_model
 
     model = Path(args.model) if args.model else default_model()
     net = load_model(model).net
@@ -137,7 +137,7 @@ def main() -> None:
     lines = [
         f"Accuracy of `{model.name if args.model else 'the default digitnet train network'}` on photo-like digits "
         f"({args.mnist} MNIST test digits + {args.font} rendered digits per condition, seed {args.seed}); "
-        "before: the preparation without ink-finding, after: `digitnet.images.prepare` now.",
+        "before: the preparation without ink-finding, after: `digitnet.data.images.prepare` now.",
         "",
         "| condition | before (MNIST / font / all) | after (MNIST / font / all) |",
         "|---|---|---|",

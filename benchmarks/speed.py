@@ -99,8 +99,8 @@ def _initial(cfg: dict, seed: int):
 def run_digitnet(cfg, epochs, seed, n_train, fast=True, engine=None):
     from digitnet.config import TrainConfig
     from digitnet.data.datasets import load_mnist
-    from digitnet.metrics import accuracy
-    from digitnet.train import Trainer
+    from digitnet.nn.metrics import accuracy
+    from digitnet.training.train import Trainer
 
     d = load_mnist()
     train = d.train if n_train is None else d.train.subset(n_train)

@@ -45,7 +45,7 @@ from pathlib import Path
 
 def steps() -> list[tuple[str, str, object, object]]:
     """``(name, what changed, NetworkConfig, TrainConfig)`` for every step, cumulative."""
-    from digitnet.presets import get_preset
+    from digitnet.training.presets import get_preset
 
     net, tc = get_preset("video")
     out = [("video", "the video's network (--preset video)", net, tc)]
@@ -82,7 +82,7 @@ def worker(name: str, seed: int, epochs: int | None) -> dict:
 
     from digitnet.data.datasets import load_mnist
     from digitnet.nn.network import Network
-    from digitnet.train import train
+    from digitnet.training.train import train
 
     _, _, net_cfg, tc = next(s for s in steps() if s[0] == name)
     tc = tc.replace(seed=seed, record_batch_cost=False, **({"epochs": min(epochs, tc.epochs)} if epochs else {}))

@@ -26,13 +26,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "digitnet"
 # The allowed direction, written down once (docs/ARCHITECTURE.md shows the same table).
 # Lowest first; a module may import only from its own layer and the layers above it here.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("digitnet.errors", "digitnet.jsonable", "digitnet.files")),
+    ("base", ("digitnet.errors", "digitnet.jsonable", "digitnet.files", "digitnet._version")),
     ("formulas", ("digitnet.nn.activations", "digitnet.nn.costs")),  # numpy only; config checks names against them
     ("config", ("digitnet.config",)),
     ("data", ("digitnet.data",)),  # IDX files, data sets, folders of pictures, images, the sampler, deskewing
     ("nn", ("digitnet.nn",)),  # the network's math, the fused and compiled kernels, metrics
     ("training", ("digitnet.training",)),  # optimizers, augmentation, history, engines, the Trainer, presets
-    ("model files", ("digitnet.io",)),  # the safetensors format
+    ("model files", ("digitnet.io", "digitnet.export")),  # the safetensors format; ONNX and PyTorch export
     ("tasks", ("digitnet.tasks", "digitnet.explain", "digitnet.playground.descent", "digitnet.playground.expr")),
     ("api", ("digitnet",)),  # the package's __init__ (only): the public names, re-exported
     ("plots", ("digitnet.plots", "digitnet.playground")),  # matplotlib figures (playground.plot and its re-export)

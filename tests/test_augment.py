@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from digitnet.augment import _gaussian_matrix, augment, distort
 from digitnet.config import TrainConfig
 from digitnet.errors import ConfigError
+from digitnet.training.augment import _gaussian_matrix, augment, distort
 
 
 class FixedDraws:

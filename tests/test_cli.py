@@ -145,7 +145,7 @@ def test_train_engine_choice(tmp_path, monkeypatch):
     the header say which ran; a named engine that cannot run the settings is an error."""
     import importlib.util
 
-    from digitnet.model_io import load_model
+    from digitnet.io.model_io import load_model
 
     monkeypatch.delenv("DIGITNET_ENGINE", raising=False)
     out = tmp_path / "m.safetensors"

@@ -11,7 +11,7 @@ from PIL import Image
 
 from digitnet.cli import main
 from digitnet.data.datasets import load_mnist
-from digitnet.model_io import save_model
+from digitnet.io.model_io import save_model
 from digitnet.nn.network import Network
 
 

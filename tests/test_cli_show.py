@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from digitnet.cli import main
 from digitnet.config import TrainConfig
 from digitnet.data.datasets import load_mnist
-from digitnet.model_io import save_model
+from digitnet.io.model_io import save_model
 from digitnet.nn.network import Network
-from digitnet.train import train
+from digitnet.training.train import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -8,7 +8,7 @@ import pytest
 
 from digitnet.config import NetworkConfig, parse_features, parse_layer_spec
 from digitnet.errors import ConfigError, ModelFileError
-from digitnet.model_io import load_model, save_model
+from digitnet.io.model_io import load_model, save_model
 from digitnet.nn.layers import LAYERS, Conv2D, Flatten, MaxPool
 from digitnet.nn.network import Network, backprop, feedforward_chunk, param_shapes
 

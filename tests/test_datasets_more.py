@@ -106,7 +106,7 @@ def test_cli_train_and_evaluate_report_class_names(fake_fashion, tmp_path, monke
                                   "--out", "f.safetensors", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["test_accuracy"] > 0.5  # the bars are easy; chance is 0.1
-    from digitnet.model_io import load_model
+    from digitnet.io.model_io import load_model
 
     saved = load_model(tmp_path / "f.safetensors")
     assert saved.dataset == "fashion-mnist" and saved.classes == FASHION_CLASSES
@@ -124,7 +124,7 @@ def test_cli_train_and_evaluate_report_class_names(fake_fashion, tmp_path, monke
 
 
 def test_cli_evaluate_on_another_dataset_says_so(fake_fashion, tmp_path):
-    from digitnet.model_io import save_model
+    from digitnet.io.model_io import save_model
     from digitnet.nn.network import Network
 
     model = save_model(tmp_path / "digits.safetensors", Network.create((784, 10), seed=0))

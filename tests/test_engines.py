@@ -1,4 +1,4 @@
-"""Every training engine of digitnet.engines.ENGINES against the definition of a step:
+"""Every training engine of digitnet.training.engines.ENGINES against the definition of a step:
 backpropagation, the L2 term added to dC/dw, then the optimizer's update.
 
 One test, parametrized over the engine table: a new engine is checked by adding it to the
@@ -13,13 +13,13 @@ import importlib.util
 import numpy as np
 import pytest
 
-from digitnet import engines
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Split
 from digitnet.errors import ConfigError, DivergenceError
 from digitnet.nn.network import Network, backprop
-from digitnet.optim import make_optimizer
-from digitnet.train import Trainer
+from digitnet.training import engines
+from digitnet.training.optim import make_optimizer
+from digitnet.training.train import Trainer
 
 HIDDEN = ("sigmoid", "tanh", "relu")
 OUTPUT = ("sigmoid", "softmax", "tanh", "relu", "identity")

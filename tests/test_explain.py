@@ -25,9 +25,9 @@ from digitnet.explain import (
     weight_images,
     weights_report,
 )
-from digitnet.model_io import SavedModel
+from digitnet.io.model_io import SavedModel
 from digitnet.nn.network import Gradient, Network
-from digitnet.train import train
+from digitnet.training.train import train
 
 
 @pytest.fixture(scope="session")

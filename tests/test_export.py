@@ -116,7 +116,7 @@ def test_deskewing_network_is_refused_unless_network_only(mnist):
     with pytest.raises(ExportError, match="deskews its inputs.*--network-only.*deskew_inputs"):
         to_onnx(net)
     # The network alone, given inputs deskewed by digitnet, computes what the whole model does.
-    from digitnet.images import deskew_inputs
+    from digitnet.data.images import deskew_inputs
 
     x = mnist.test.x[:2000]
     out = _onnx_run(to_onnx(net, network_only=True).SerializeToString(), deskew_inputs(x.copy()))
@@ -263,7 +263,7 @@ def test_export_refuses_a_deskewing_model_and_keeps_the_old_file(tmp_path):
     _one_error_line(r, r"deskews its inputs.*--network-only.*digitnet\.images\.deskew_inputs")
     assert out.read_bytes() == b"keep me"  # nothing half-written, the old file intact
     r = _invoke(model, "--format", "onnx", "--out", out, "--force", "--network-only")
-    assert r.exit_code == 0 and "deskewed first with digitnet.images.deskew_inputs" in r.output
+    assert r.exit_code == 0 and "deskewed first with digitnet.data.images.deskew_inputs" in r.output
 
 
 def test_network_only_on_a_plain_model_says_it_changed_nothing(model_file, tmp_path):

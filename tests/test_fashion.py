@@ -43,9 +43,9 @@ def test_shapes_and_classes(fashion):
 
 def test_one_short_training_is_far_above_chance(fashion):
     from digitnet.config import TrainConfig
-    from digitnet.evaluate import evaluate
     from digitnet.nn.network import Network
-    from digitnet.train import train
+    from digitnet.tasks.evaluate import evaluate
+    from digitnet.training.train import train
 
     net = Network.create((784, 30, 10), seed=0)
     train(net, fashion.train.subset(20000), TrainConfig(epochs=1, record_batch_cost=False))

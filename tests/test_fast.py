@@ -11,11 +11,11 @@ import pytest
 from digitnet.config import TrainConfig
 from digitnet.data.datasets import Split
 from digitnet.errors import ConfigError, DivergenceError
-from digitnet.model_io import load_model, save_model
+from digitnet.io.model_io import load_model, save_model
 from digitnet.nn.fast import FastSGD
 from digitnet.nn.network import Network, backprop
-from digitnet.optim import SGD
-from digitnet.train import Trainer, train
+from digitnet.training.optim import SGD
+from digitnet.training.train import Trainer, train
 
 HIDDEN = ("sigmoid", "tanh", "relu")
 OUTPUT = ("sigmoid", "softmax", "tanh", "relu", "identity")

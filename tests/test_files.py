@@ -120,7 +120,7 @@ def test_one_naming_rule(name, stem, model, ckpt):
 
 
 def test_checkpoint_path_is_the_one_run_uses():
-    from digitnet import run
+    from digitnet.tasks import run
 
     assert run.checkpoint_path is checkpoint_path
 
@@ -144,7 +144,7 @@ def test_web_model_names_accepted(name, stem):
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 def test_training_refuses_a_fifo_as_out_before_it_starts(tmp_path):
-    from digitnet.run import check_writable
+    from digitnet.tasks.run import check_writable
 
     fifo = tmp_path / "m.safetensors"
     os.mkfifo(fifo)

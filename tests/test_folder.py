@@ -18,8 +18,8 @@ from digitnet.data.folder import (
     save_labelled_image,
     worst_mistakes,
 )
+from digitnet.data.images import prepare
 from digitnet.errors import DataError, ImageError
-from digitnet.images import prepare
 
 
 def _save(path, mnist_image, how="L"):
@@ -225,9 +225,9 @@ def small_model(tmp_path_factory):
     """784-30-10 trained for one epoch on 10,000 MNIST images (about a second)."""
     from digitnet.config import TrainConfig
     from digitnet.data.datasets import load_mnist
-    from digitnet.model_io import save_model
+    from digitnet.io.model_io import save_model
     from digitnet.nn.network import Network
-    from digitnet.train import train
+    from digitnet.training.train import train
 
     net = Network.create((784, 30, 10), seed=0)
     history = train(net, load_mnist().train.subset(10000), TrainConfig(epochs=1, record_batch_cost=False))

@@ -113,7 +113,7 @@ def test_gzip_reader(data):
 
 @pytest.fixture(scope="module")
 def model_bytes(tmp_path_factory):
-    from digitnet.model_io import save_model
+    from digitnet.io.model_io import save_model
     from digitnet.nn.network import Network
 
     p = tmp_path_factory.mktemp("fz") / "m.safetensors"
@@ -122,7 +122,7 @@ def model_bytes(tmp_path_factory):
 
 
 def test_model_reader(model_bytes, tmp_path):
-    from digitnet.model_io import load_model
+    from digitnet.io.model_io import load_model
 
     path = tmp_path / "m.safetensors"
     path.write_bytes(model_bytes)
@@ -189,7 +189,7 @@ def test_model_reader_structure_aware(model_bytes, tmp_path):
     from safetensors import safe_open
     from safetensors.numpy import save
 
-    from digitnet.model_io import _digest, load_model
+    from digitnet.io.model_io import _digest, load_model
 
     src = tmp_path / "src.safetensors"
     src.write_bytes(model_bytes)
@@ -231,7 +231,7 @@ def test_model_reader_structure_aware(model_bytes, tmp_path):
 
 def test_model_with_nan_weights_is_loaded_but_reported_as_such(tmp_path):
     """NaN/inf weights are a valid file but an unusable model: loading says so."""
-    from digitnet.model_io import load_model, save_model
+    from digitnet.io.model_io import load_model, save_model
     from digitnet.nn.network import Network
 
     net = Network.create((784, 3, 2), seed=0)
@@ -260,7 +260,7 @@ _IMAGE_SAMPLES = [_png(_DIGIT), _png(255 - _DIGIT), _png(_DIGIT, "JPEG"), _png(n
 @FUZZ
 @given(st.data())
 def test_image_reader(data):
-    from digitnet.images import prepare
+    from digitnet.data.images import prepare
 
     COUNTS["image"] += 1
     b = mutate(data, data.draw(st.sampled_from(_IMAGE_SAMPLES)))
@@ -276,7 +276,7 @@ def test_image_reader(data):
 @given(st.lists(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-1000, 1000)),
                          min_size=1, max_size=12), min_size=1, max_size=12))
 def test_image_arrays_with_nan_inf_and_odd_values(rows):
-    from digitnet.images import prepare
+    from digitnet.data.images import prepare
 
     COUNTS["image-array"] += 1
     width = min(len(r) for r in rows)

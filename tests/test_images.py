@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from digitnet.data.images import centre_of_mass, prepare
 from digitnet.errors import ImageError
-from digitnet.images import centre_of_mass, prepare
 
 
 def _png(arr, mode="L"):
@@ -76,7 +76,7 @@ def test_not_an_image(tmp_path):
 
 
 def test_deskew_straightens_a_slanted_stroke():
-    from digitnet.images import deskew
+    from digitnet.data.images import deskew
 
     img = np.zeros((28, 28), np.float32)
     for r in range(4, 24):  # a stroke leaning right by 0.5 px per row
@@ -103,7 +103,7 @@ def test_deskew_in_chunks_equals_at_once(mnist):
 
 
 def test_network_applies_its_preprocessing(mnist):
-    from digitnet.images import deskew_inputs
+    from digitnet.data.images import deskew_inputs
     from digitnet.nn.network import Network, feedforward
 
     net = Network.create((784, 16, 10), seed=0, preprocess="deskew")

@@ -6,9 +6,9 @@ import pytest
 
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.errors import ModelFileError
-from digitnet.model_io import FORMAT, load_model, save_model
+from digitnet.io.model_io import FORMAT, load_model, save_model
 from digitnet.nn.network import Network
-from digitnet.train import EpochRecord, History
+from digitnet.training.train import EpochRecord, History
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def craft(path, out, **meta_changes):
     from safetensors import safe_open
     from safetensors.numpy import save
 
-    from digitnet.model_io import _digest
+    from digitnet.io.model_io import _digest
 
     with safe_open(str(path), framework="numpy") as f:
         meta = dict(f.metadata())

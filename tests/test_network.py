@@ -85,7 +85,7 @@ def test_one_sgd_step_by_hand():
     assert g.cost == pytest.approx(0.125)
     np.testing.assert_allclose(g.nabla_b[0], [-0.125])
     np.testing.assert_allclose(g.nabla_w[0], [[-0.125, -0.125]])
-    from digitnet.optim import SGD
+    from digitnet.training.optim import SGD
 
     SGD(net.params).step(net.params, [{"w": g.nabla_w[0], "b": g.nabla_b[0]}], eta=2.0)
     np.testing.assert_allclose(net.params[0]["w"], [[0.75, -0.25]])

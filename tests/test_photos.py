@@ -1,4 +1,4 @@
-"""Reading photographed digits: the ink finder (digitnet.ink), the not-one-digit cases,
+"""Reading photographed digits: the ink finder (digitnet.data.ink), the not-one-digit cases,
 transparent PNGs, and a small trained network reading photo-like digits."""
 
 import io
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitnet import ink
+from digitnet.data import ink
 from digitnet.data import photolike
+from digitnet.data.images import examine, prepare
 from digitnet.errors import ImageError
-from digitnet.images import examine, prepare
 
 
 def _png(arr):
@@ -176,7 +176,7 @@ def test_predict_reports_a_picture_that_is_not_one_digit(tmp_path):
     from click.testing import CliRunner
 
     from digitnet.cli import main
-    from digitnet.model_io import save_model
+    from digitnet.io.model_io import save_model
     from digitnet.nn.network import Network
 
     model = tmp_path / "m.safetensors"

@@ -9,7 +9,7 @@ from digitnet import plots
 from digitnet.errors import ModelFileError
 from digitnet.explain import analyse_gradient
 from digitnet.nn.network import Network
-from digitnet.train import EpochRecord, History
+from digitnet.training.train import EpochRecord, History
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

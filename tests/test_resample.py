@@ -8,9 +8,9 @@ and images.py before they were merged into :func:`digitnet.data.resample.bilinea
 import numpy as np
 import pytest
 
-from digitnet.augment import augment
 from digitnet.data.resample import bilinear, deskew
-from digitnet.robustness import _warp
+from digitnet.tasks.robustness import _warp
+from digitnet.training.augment import augment
 
 
 def _old_augment_bilinear(img, sy, sx):
@@ -119,7 +119,7 @@ def test_augment_gives_what_it_gave():
     yy, xx = g[:, None], g[None, :]
     sy = cos[:, None, None] * yy - sin[:, None, None] * xx + (13.5 - d[:, 0]).astype(dt)[:, None, None]
     sx = sin[:, None, None] * yy + cos[:, None, None] * xx + (13.5 - d[:, 1]).astype(dt)[:, None, None]
-    from digitnet.augment import _gaussian_matrix
+    from digitnet.training.augment import _gaussian_matrix
 
     gm = _gaussian_matrix(28, 4.0, "float32")
     field = gm @ r.uniform(-1.0, 1.0, (2, n, 28, 28)).astype(dt) @ gm.T

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from digitnet.cli import main
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.folder import save_labelled_image
-from digitnet.model_io import load_model
-from digitnet.run import checkpoint_path, run_training
-from digitnet.train import Trainer
+from digitnet.io.model_io import load_model
+from digitnet.tasks.run import checkpoint_path, run_training
+from digitnet.training.train import Trainer
 
 BASE = ["--layers", "784,12,10", "--train-size", "400", "--schedule", "constant", "--preprocess", "none"]
 

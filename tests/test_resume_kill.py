@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from digitnet.model_io import load_model
+from digitnet.io.model_io import load_model
 
 ARGS = ["train", "--layers", "784,16,10", "--epochs", "4", "--train-size", "20000", "--seed", "3", "--json"]
 

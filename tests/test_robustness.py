@@ -11,7 +11,7 @@ from PIL import Image
 from digitnet.cli import main
 from digitnet.data.datasets import Split
 from digitnet.errors import ConfigError
-from digitnet.robustness import (
+from digitnet.tasks.robustness import (
     TRANSFORMS,
     _warp,
     noise,
@@ -137,7 +137,7 @@ def net():
     from digitnet.config import TrainConfig
     from digitnet.data.datasets import load_mnist
     from digitnet.nn.network import Network
-    from digitnet.train import train
+    from digitnet.training.train import train
 
     net = Network.create((784, 30, 10), seed=0)
     train(net, load_mnist().train.subset(10000), TrainConfig(epochs=1, record_batch_cost=False))
@@ -191,7 +191,7 @@ def test_figure_and_png(net, mnist, tmp_path):
 
 
 def test_cli_evaluate_robustness(net, mnist, tmp_path, monkeypatch):
-    from digitnet.model_io import save_model
+    from digitnet.io.model_io import save_model
 
     model = save_model(tmp_path / "m.safetensors", net)
     folder = tmp_path / "digits"

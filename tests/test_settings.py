@@ -17,7 +17,7 @@ from digitnet.cli import main
 from digitnet.cli.train import train as train_command
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.errors import ConfigError
-from digitnet.settings import SETTINGS, load_settings, setting_fields, settings_from_dict, settings_to_toml
+from digitnet.training.settings import SETTINGS, load_settings, setting_fields, settings_from_dict, settings_to_toml
 
 # A value other than the video preset's for every setting: (command-line words, value in the config).
 SAMPLES = {

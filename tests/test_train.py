@@ -6,10 +6,10 @@ import pytest
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset, Split
 from digitnet.errors import ConfigError, DivergenceError
-from digitnet.model_io import load_model
+from digitnet.io.model_io import load_model
 from digitnet.nn.network import Network
-from digitnet.run import checkpoint_path, run_training
-from digitnet.train import Trainer, epoch_eta, epoch_order, train
+from digitnet.tasks.run import checkpoint_path, run_training
+from digitnet.training.train import Trainer, epoch_eta, epoch_order, train
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +201,7 @@ def test_failed_checkpoint_write_keeps_the_last_good_one(small, tmp_path, monkey
 def test_interrupted_save_leaves_previous_model(tmp_path, monkeypatch):
     import os
 
-    from digitnet.model_io import save_model
+    from digitnet.io.model_io import save_model
 
     out = tmp_path / "m.safetensors"
     save_model(out, Network.create((784, 10), seed=1))

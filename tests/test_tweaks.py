@@ -12,11 +12,11 @@ from digitnet.cli import main
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset
 from digitnet.errors import ConfigError
-from digitnet.model_io import load_model
+from digitnet.io.model_io import load_model
 from digitnet.nn.network import Network
-from digitnet.presets import PRESETS, get_preset
-from digitnet.run import checkpoint_path, run_training
-from digitnet.train import History, Trainer, train
+from digitnet.tasks.run import checkpoint_path, run_training
+from digitnet.training.presets import PRESETS, get_preset
+from digitnet.training.train import History, Trainer, train
 
 TINY_CNN = NetworkConfig(layers=(784, 10), features=("conv:4:5", "pool:4"), activation="relu",
                          output_activation="softmax", cost="cross-entropy", init="he")
@@ -181,7 +181,7 @@ def test_cli_refuses_bad_tweaks(args, message, tmp_path):
     ("adam", [0.9, 0.8]),  # with a constant gradient m_hat / sqrt(v_hat) = 1: steps of eta
 ])
 def test_optimizer_steps_by_hand(name, want):
-    from digitnet.optim import make_optimizer
+    from digitnet.training.optim import make_optimizer
 
     params = [{"w": np.array([1.0]), "b": np.array([0.0])}, {}]
     opt = make_optimizer(name, params, momentum=0.9)

@@ -27,9 +27,9 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient  # noqa: E402
 
 from digitnet.data.datasets import DIGITS, Dataset, Split  # noqa: E402
+from digitnet.data.images import MAX_PIXELS, read_grey  # noqa: E402
 from digitnet.errors import ImageError  # noqa: E402
-from digitnet.images import MAX_PIXELS, read_grey  # noqa: E402
-from digitnet.model_io import save_model  # noqa: E402
+from digitnet.io.model_io import save_model  # noqa: E402
 from digitnet.nn.network import Network  # noqa: E402
 from digitnet.web import create_app  # noqa: E402
 
@@ -259,7 +259,7 @@ def test_loading_a_crafted_model_file_gives_a_json_400(client, tmp_path, field, 
     from safetensors import safe_open
     from safetensors.numpy import save
 
-    from digitnet.model_io import _digest
+    from digitnet.io.model_io import _digest
 
     good = save_model(tmp_path / "good.safetensors", Network.create((784, 4, 10), seed=0))
     with safe_open(str(good), framework="numpy") as f:

@@ -31,9 +31,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::Deprecati
 def trained(mnist, tmp_path_factory):
     """A model directory holding one model trained for one epoch (about 90% right)."""
     from digitnet.config import TrainConfig
-    from digitnet.model_io import save_model
+    from digitnet.io.model_io import save_model
     from digitnet.nn.network import Network
-    from digitnet.train import train
+    from digitnet.training.train import train
 
     models = tmp_path_factory.mktemp("models")
     net = Network.create((784, 30, 10), seed=1)
@@ -339,7 +339,7 @@ def test_a_finished_model_trains_one_more_epoch(page):
 
 def test_a_conv_model_is_described_and_shows_its_filters(page, trained):
     from digitnet.config import NetworkConfig
-    from digitnet.model_io import save_model
+    from digitnet.io.model_io import save_model
     from digitnet.nn.network import Network
 
     models, _ = trained

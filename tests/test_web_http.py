@@ -27,8 +27,8 @@ with warnings.catch_warnings():  # newer Starlette would rather test with httpx2
     from starlette.testclient import TestClient  # noqa: E402
 
 from digitnet.data.datasets import DIGITS, Dataset, Split  # noqa: E402
-from digitnet.images import prepare  # noqa: E402
-from digitnet.model_io import load_model, save_model  # noqa: E402
+from digitnet.data.images import prepare  # noqa: E402
+from digitnet.io.model_io import load_model, save_model  # noqa: E402
 from digitnet.nn.network import Network  # noqa: E402
 from digitnet.web import create_app  # noqa: E402
 

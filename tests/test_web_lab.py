@@ -85,7 +85,7 @@ def test_start_pause_and_reset_racing_never_fail(tmp_path, data, monkeypatch):
 def test_the_gallery_ranks_mistakes_as_the_library_does(tmp_path, data):
     """The misclassified gallery is the library's worst_mistakes ranking (as `digitnet evaluate`)."""
     from digitnet.data.folder import worst_mistakes
-    from digitnet.evaluate import evaluate
+    from digitnet.tasks.evaluate import evaluate
 
     lab = Lab(tmp_path, dataset=data)
     lab.step()
@@ -166,7 +166,7 @@ def test_unsaved_training_is_flagged_until_saved(tmp_path, data):
 
 def test_a_conv_network_is_described_by_its_layers_and_true_size(tmp_path, data):
     from digitnet.config import NetworkConfig
-    from digitnet.model_io import save_model
+    from digitnet.io.model_io import save_model
     from digitnet.nn.network import Network
 
     net = Network.create(NetworkConfig(layers=(784, 8, 10), features=("conv:3:5", "pool:2"), activation="relu"))

@@ -29,8 +29,8 @@ stays fast.
 from __future__ import annotations
 
 from digitnet.config import NetworkConfig, TrainConfig
-from digitnet.engines import ENGINES
 from digitnet.data.datasets import Dataset, Split, load_dataset, load_mnist
+from digitnet.training.engines import ENGINES
 from digitnet.errors import (
     ConfigError,
     DataError,
@@ -41,18 +41,18 @@ from digitnet.errors import (
     ModelFileError,
     NotLearning,
 )
-from digitnet.evaluate import Evaluation, evaluate
-from digitnet.images import prepare as prepare_image
-from digitnet.metrics import accuracy, confusion_matrix
-from digitnet.model_io import SavedModel, load_model, save_model
+from digitnet.data.images import prepare as prepare_image
+from digitnet.io.model_io import SavedModel, load_model, save_model
+from digitnet.nn.metrics import accuracy, confusion_matrix
 from digitnet.nn.network import Forward, Gradient, Network, backprop
-from digitnet.optim import SGD, Adam, Momentum
-from digitnet.history import EpochRecord, History
-from digitnet.presets import PRESETS, preset
-from digitnet.settings import load_settings, settings_from_dict, settings_to_toml
-from digitnet.train import Trainer, not_learning, train
+from digitnet.tasks.evaluate import Evaluation, evaluate
+from digitnet.training.history import EpochRecord, History
+from digitnet.training.optim import SGD, Adam, Momentum
+from digitnet.training.presets import PRESETS, preset
+from digitnet.training.settings import load_settings, settings_from_dict, settings_to_toml
+from digitnet.training.train import Trainer, not_learning, train
 
-__version__ = "0.1.0"
+from digitnet._version import __version__  # noqa: F401 (digitnet.__version__)
 
 __all__ = [
     "Adam",

@@ -4,7 +4,7 @@
 is enough to rebuild the network); :class:`TrainConfig` says how it is trained. Each field
 is a *setting*, declared with :func:`setting` and its help text: ``digitnet train`` makes
 one flag of every field (``batch_size`` -> ``--batch-size``), config files use the field
-names as keys (:mod:`digitnet.settings`), and the values (``"sigmoid"``, ``"quadratic"``,
+names as keys (:mod:`digitnet.training.settings`), and the values (``"sigmoid"``, ``"quadratic"``,
 ``"sgd"``) are the same in the config, on the command line and in the model file. Errors
 name the setting (``err.setting``) and write it as ``{name}`` in their message template,
 so each front end shows its own word for it (see :class:`digitnet.errors.DigitnetError`).
@@ -28,7 +28,7 @@ SCHEDULE_NAMES = ("constant", "step", "cosine", "linear")
 DTYPE_NAMES = ("float32", "float64")
 PREPROCESS_NAMES = ("none", "deskew")
 AUGMENT_NAMES = ("shift", "rotate", "elastic")
-# The training engines (digitnet.engines.ENGINES holds them, fastest first) and "auto".
+# The training engines (digitnet.training.engines.ENGINES holds them, fastest first) and "auto".
 ENGINE_NAMES = ("auto", "numba", "numpy", "reference")
 
 
@@ -137,7 +137,7 @@ class NetworkConfig:
         (), "Conv/pool layers before the dense ones, e.g. conv:32:5,pool:2,conv:32:5,pool:2: conv:C:K = C filters "
         "of KxK, pool:P = PxP max-pooling, flatten, dense:N (none: a dense network).", metavar="SPECS")
     # Applied to every input the network is given: training, test, predict and the web page
-    # alike (see digitnet.images.deskew).
+    # alike (see digitnet.data.images.deskew).
     preprocess: str = setting("none", "How pixels become inputs: none (pixel/255) or deskew (straighten each "
                               "digit's slant first).", choices=PREPROCESS_NAMES)
 
@@ -279,7 +279,7 @@ class TrainConfig:
     train_metrics: str = setting(
         "full", "After each epoch, measure cost and accuracy on the whole training set (full, as in the video), "
         "or report the mean cost of the epoch's mini-batches (batches: no extra pass).", choices=("full", "batches"))
-    # Not part of the math: which code takes the steps (digitnet.engines). "auto" is the
+    # Not part of the math: which code takes the steps (digitnet.training.engines). "auto" is the
     # fastest engine that supports the other settings ($DIGITNET_ENGINE, if set, names one);
     # a Trainer stores the engine it resolved, so model files record the one that ran.
     engine: str = setting("auto", "What takes the gradient steps: auto (the fastest engine that supports these "

@@ -61,7 +61,7 @@ class DivergenceError(DigitnetError):
 
 
 class NotLearning(DigitnetError, UserWarning):
-    """Not raised but returned (:func:`digitnet.train.not_learning`): training runs but the
+    """Not raised but returned (:func:`digitnet.training.train.not_learning`): training runs but the
     network is not learning, e.g. because the learning rate is far too large."""
 
 

@@ -25,7 +25,7 @@ Layer by layer:
 A network that deskews its input (``preprocess="deskew"``) is refused unless
 ``network_only=True``: deskewing is a per-image shear computed from the ink's moments, not a
 layer, so the exported network alone then expects inputs already deskewed by
-:func:`digitnet.images.deskew_inputs`.
+:func:`digitnet.data.images.deskew_inputs`.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def input_description(net: Network) -> str:
     n_in, dtype = net.config.layers[0], net.config.dtype
     side = int(round(n_in**0.5))
     picture = f" of a {side}x{side} image, row by row, white ink on black" if side * side == n_in else ""
-    deskew = ", deskewed first with digitnet.images.deskew_inputs" if net.config.preprocess == "deskew" else ""
+    deskew = ", deskewed first with digitnet.data.images.deskew_inputs" if net.config.preprocess == "deskew" else ""
     return f"(n, {n_in}) {dtype}: pixel / 255{picture}{deskew}"
 
 
@@ -75,7 +75,7 @@ def check_exportable(net: Network, *, network_only: bool = False) -> None:
         raise ExportError(
             "The model deskews its inputs (preprocess 'deskew'), a per-image shear that the export does not "
             "carry. Export the network alone with --network-only (network_only=True in Python) and deskew each "
-            "input first with digitnet.images.deskew_inputs(x)."
+            "input first with digitnet.data.images.deskew_inputs(x)."
         )
 
 
@@ -138,7 +138,7 @@ def to_onnx(
     if path is not None:
         _check_out(path, overwrite)
     onnx, helper, numpy_helper = _import_onnx()
-    from digitnet import __version__
+    from digitnet._version import __version__
 
     dtype = np.dtype(net.config.dtype)
     elem = onnx.TensorProto.FLOAT if dtype == np.float32 else onnx.TensorProto.DOUBLE
@@ -291,7 +291,7 @@ def _check_out(path: str | os.PathLike, overwrite: bool) -> None:
 
 def _write(path: str | os.PathLike, data: bytes) -> Path:
     from digitnet.errors import ModelFileError
-    from digitnet.model_io import atomic_write_bytes
+    from digitnet.files import atomic_write_bytes
 
     try:
         return atomic_write_bytes(path, data)

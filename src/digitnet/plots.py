@@ -125,7 +125,7 @@ def _pct_axis(ax) -> None:
 def training_figure(history, title: str = "Training", smooth_window: int | None = None):
     """The cost and the accuracies per epoch, and the mini-batch cost smoothed.
 
-    ``history`` is a :class:`digitnet.train.History`. The mini-batch costs are smoothed
+    ``history`` is a :class:`digitnet.training.train.History`. The mini-batch costs are smoothed
     with a moving average over ``smooth_window`` batches (default: a tenth of an epoch).
     """
     fig = _figure(12, 4.8)
@@ -607,7 +607,7 @@ def shuffled_figure(normal, shuffled, chance: float = 0.1, *, n_train: int | Non
                     title: str = "Memorising random labels"):
     """Training and test accuracy per epoch for a run on true labels and one on shuffled labels.
 
-    ``normal`` and ``shuffled`` are :class:`digitnet.train.History` objects.
+    ``normal`` and ``shuffled`` are :class:`digitnet.training.train.History` objects.
     """
     fig = _figure(13, 5.2)
     ax, ax_cost = fig.subplots(1, 2, width_ratios=[1.5, 1.0])

@@ -29,8 +29,8 @@ def config_command(model, out, force):
       digitnet config digitnet-model.safetensors --out course.toml
       digitnet train --config course.toml --epochs 5 --out mine.safetensors
     """
-    from digitnet.model_io import atomic_write_bytes, load_model
-    from digitnet.settings import settings_to_toml
+    from digitnet.io.model_io import atomic_write_bytes, load_model
+    from digitnet.training.settings import settings_to_toml
 
     try:
         saved = load_model(model)

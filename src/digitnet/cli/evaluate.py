@@ -40,8 +40,8 @@ def evaluate(model, data_dir, dataset, images, robust, robustness_png, seed, as_
     from pathlib import Path
 
     from digitnet.data.datasets import DATASETS, DIGITS, TITLES
-    from digitnet.evaluate import evaluate as run_eval
-    from digitnet.model_io import load_model
+    from digitnet.io.model_io import load_model
+    from digitnet.tasks.evaluate import evaluate as run_eval
 
     saved = load_model(model)
     name = dataset or (saved.dataset if saved.dataset in DATASETS else "mnist")
@@ -70,7 +70,7 @@ def evaluate(model, data_dir, dataset, images, robust, robustness_png, seed, as_
                              "output_predicted": float(r.outputs[i, p]), "output_true": float(r.outputs[i, t])})
     rb = png = None
     if robust:
-        from digitnet.robustness import robustness, save_robustness_png
+        from digitnet.tasks.robustness import robustness, save_robustness_png
 
         rb = robustness(saved.net, split, seed=seed, classes=classes)
         stem = model_stem(Path(model).name)

@@ -17,7 +17,7 @@ SUFFIXES = {"onnx": ".onnx", "torch": ".pt"}
               help="Where to write the export [default: MODEL with the suffix .onnx or .pt].")
 @click.option("--force", is_flag=True, help="Replace the --out file if it exists.")
 @click.option("--network-only", is_flag=True,
-              help="For a model that deskews its inputs: export the network alone; deskew each input yourself with digitnet.images.deskew_inputs first.")
+              help="For a model that deskews its inputs: export the network alone; deskew each input yourself with digitnet.data.images.deskew_inputs first.")
 def export(model, fmt, out, force, network_only):
     """Export a saved model to run outside digitnet: ONNX or PyTorch.
 
@@ -37,7 +37,7 @@ def export(model, fmt, out, force, network_only):
 
     from digitnet.export import export as export_net
     from digitnet.export import input_description
-    from digitnet.model_io import load_model
+    from digitnet.io.model_io import load_model
 
     saved = load_model(model)
     out = Path(out) if out else Path(model).with_suffix(SUFFIXES[fmt])

@@ -29,9 +29,9 @@ def predict(model, images, as_json):
       digitnet predict digitnet-model.safetensors my-seven.png
       digitnet predict digitnet-model.safetensors digits/*.png --json
     """
+    from digitnet.data.images import prepare
     from digitnet.errors import ImageError
-    from digitnet.images import prepare
-    from digitnet.model_io import load_model
+    from digitnet.io.model_io import load_model
 
     saved = load_model(model)
     results = []

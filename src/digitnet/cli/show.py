@@ -50,7 +50,7 @@ def _default_out(model: str, command: str, out: str | None) -> str:
 
 
 def _load(model: str):
-    from digitnet.model_io import load_model
+    from digitnet.io.model_io import load_model
 
     return load_model(model)
 
@@ -182,9 +182,9 @@ def errors(model, count, data_dir, out, as_json):
     Example:
       digitnet show errors digitnet-model.safetensors --count 12
     """
-    from digitnet.evaluate import evaluate
     from digitnet.explain import misclassified
     from digitnet.plots import errors_figure
+    from digitnet.tasks.evaluate import evaluate
 
     saved = _load(model)
     test = _data(saved, data_dir).test
@@ -278,7 +278,7 @@ def activations(model, image, test_index, data_dir, out, as_json):
         raise ConfigError("Give either an IMAGE file or --test-index N (not both, not neither).")
     saved = _load(model)
     if image is not None:
-        from digitnet.images import prepare
+        from digitnet.data.images import prepare
 
         x, what = prepare(image), image
     else:

@@ -3,7 +3,7 @@
 Every setting of :class:`~digitnet.config.NetworkConfig` and
 :class:`~digitnet.config.TrainConfig` is a flag, made here from the config's fields (name,
 type, choices and help), so a field added there is a flag here without another line. The
-flags, a ``--config`` file and ``--preset`` all meet in :func:`digitnet.settings.settings_from_dict`.
+flags, a ``--config`` file and ``--preset`` all meet in :func:`digitnet.training.settings.settings_from_dict`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import click
 from digitnet.cli import main
 from digitnet.cli.common import cli_message, echo_json, flag, pct, progress_bar
 from digitnet.errors import DigitnetError
-from digitnet.presets import DEFAULT_PRESET, PRESETS
-from digitnet.settings import SETTINGS, setting_fields
+from digitnet.training.presets import DEFAULT_PRESET, PRESETS
+from digitnet.training.settings import SETTINGS, setting_fields
 
 DEFAULT_OUT = "digitnet-model.safetensors"
 
@@ -44,7 +44,7 @@ def _preset_help() -> str:
 
 
 def _preset_defaults() -> dict:
-    from digitnet.settings import settings_to_dict
+    from digitnet.training.settings import settings_to_dict
 
     return settings_to_dict(*PRESETS[DEFAULT_PRESET][1:])
 
@@ -132,10 +132,10 @@ train.params[2:2] = [setting_option(f) for _, f in setting_fields()]
 
 def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extra_images, as_json, settings):
     from digitnet.errors import ConfigError
-    from digitnet.presets import get_preset
-    from digitnet.run import model_path_for, run_training
-    from digitnet.settings import read_settings_file, settings_from_dict, settings_to_dict
-    from digitnet.train import not_learning
+    from digitnet.tasks.run import model_path_for, run_training
+    from digitnet.training.presets import get_preset
+    from digitnet.training.settings import read_settings_file, settings_from_dict, settings_to_dict
+    from digitnet.training.train import not_learning
 
     start = time.perf_counter()
     flags = {k: v for k, v in settings.items() if v is not None}

@@ -8,7 +8,7 @@ The layout is one sub-folder per label, named by the label's number::
     DIR/9/*.png
 
 Any size and any colour mode will do (PNG, JPEG, BMP, GIF, WebP, TIFF): every picture is
-turned into an MNIST-like 28x28 input by :func:`digitnet.images.prepare`, the way MNIST
+turned into an MNIST-like 28x28 input by :func:`digitnet.data.images.prepare`, the way MNIST
 itself was made, so a network trained on MNIST can be tested on it. Entries whose name
 starts with a dot (``.DS_Store``, half-written temporary files) are ignored; anything
 else out of place is an error that names it, so a mislabelled digit is never read
@@ -107,7 +107,7 @@ def list_labelled_images(directory: str | os.PathLike, n_classes: int = N_CLASSE
 
 def read_image_folder(directory: str | os.PathLike, n_classes: int = N_CLASSES) -> ImageFolder:
     """Read and prepare every image of a labelled folder (see the module docstring)."""
-    from digitnet.images import prepare
+    from digitnet.data.images import prepare
 
     found = list_labelled_images(directory, n_classes)
     images = np.empty((len(found), 28, 28), dtype=np.uint8)
@@ -167,7 +167,7 @@ def save_labelled_image(
 
     ``image`` is a 28x28 (or 784-long) array, uint8 grey levels 0..255 or floats 0..1
     (the network's input, bright ink on black), or the bytes of an image file of any
-    size and format. It is checked first: a picture :func:`~digitnet.images.prepare`
+    size and format. It is checked first: a picture :func:`~digitnet.data.images.prepare`
     cannot read, or one without ink, raises :class:`ImageError` and nothing is written.
     ``label`` is 0..9 (an int or a digit string); anything else raises :class:`DataError`.
 
@@ -177,7 +177,7 @@ def save_labelled_image(
     """
     from PIL import Image
 
-    from digitnet.images import prepare, read_grey
+    from digitnet.data.images import prepare, read_grey
     from digitnet.files import atomic_write_bytes
 
     label = _check_label(label, n_classes)

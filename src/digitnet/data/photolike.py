@@ -1,6 +1,6 @@
 """Photo-like pictures of digits: ink on paper as a phone camera sees it, made up, seeded.
 
-For measuring how well :func:`digitnet.images.prepare` reads photographs
+For measuring how well :func:`digitnet.data.images.prepare` reads photographs
 (``benchmarks/photos.py``) and for its tests. Nothing is downloaded: the digits are
 MNIST's own (:func:`mnist_ink`) or rendered with the font Pillow ships (:func:`font_ink`),
 so the same seed gives the same pictures on any machine with the same Pillow.

@@ -1,8 +1,8 @@
 """Reading images between their pixels: the one bilinear sampler, and deskewing built on it.
 
 :func:`bilinear` reads a stack of images at fractional positions, with black (0) outside
-the picture. Data augmentation (:mod:`digitnet.augment`), the robustness curves
-(:mod:`digitnet.robustness`) and deskewing (:func:`deskew`, which a network applies to its
+the picture. Data augmentation (:mod:`digitnet.training.augment`), the robustness curves
+(:mod:`digitnet.tasks.robustness`) and deskewing (:func:`deskew`, which a network applies to its
 input when its config says ``preprocess="deskew"``) all move pixels through it.
 """
 

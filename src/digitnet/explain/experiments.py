@@ -28,7 +28,7 @@ from digitnet.data.datasets import Split
 from digitnet.errors import ConfigError
 from digitnet.explain.gradients import input_gradient
 from digitnet.nn.network import Network, feedforward
-from digitnet.train import EpochRecord, History, Trainer
+from digitnet.training.train import EpochRecord, History, Trainer
 
 
 def confidence(outputs: np.ndarray) -> np.ndarray:

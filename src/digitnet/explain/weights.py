@@ -26,7 +26,7 @@ def weight_images(net: Network) -> np.ndarray:
 
 
 def initial_network(saved) -> tuple[Network | None, str]:
-    """The network before training for a :class:`~digitnet.model_io.SavedModel`, and where it came from.
+    """The network before training for a :class:`~digitnet.io.model_io.SavedModel`, and where it came from.
 
     Model files keep the initial weights; for files that do not, they are recreated from the
     training seed (``digitnet train`` draws them with ``Network.create(config, seed)``).

@@ -7,7 +7,7 @@ the products go to BLAS and the element-wise work is loops, with no Python in be
 Where most inputs are 0 (four in five MNIST pixels are), the first layer's products skip
 them: the inputs are kept as compressed rows and no batch is gathered at all.
 
-This is the ``numba`` engine of :mod:`digitnet.engines`. It is optional: it needs Numba
+This is the ``numba`` engine of :mod:`digitnet.training.engines`. It is optional: it needs Numba
 and SciPy (Numba's ``np.dot`` calls SciPy's BLAS): ``pip install 'digitnet[fast]'``.
 Without them ``auto`` picks the NumPy engine; ``tests/test_engines.py`` checks that every
 engine agrees with the reference, and ``tests/test_compiled.py`` the kernels themselves.

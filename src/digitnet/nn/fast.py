@@ -1,5 +1,5 @@
 """A fused mini-batch SGD step for dense networks: the same math as
-:func:`digitnet.nn.network.backprop` followed by :class:`digitnet.optim.SGD`, with the
+:func:`digitnet.nn.network.backprop` followed by :class:`digitnet.training.optim.SGD`, with the
 per-step overhead taken out.
 
 At batch size 10 the video's network spends most of its time not in arithmetic but in
@@ -24,7 +24,7 @@ So this path
 
 At batch size 10 a step of the video's network is then about 35 NumPy calls and, by
 callgrind's count, 0.48 million instructions against 0.71 million for
-:func:`~digitnet.nn.network.backprop` + :class:`~digitnet.optim.SGD`; at batch 100 and
+:func:`~digitnet.nn.network.backprop` + :class:`~digitnet.training.optim.SGD`; at batch 100 and
 for wider networks the time is in the matrix products, which both paths share.
 
 The network's ``params[l]["w"]`` and ``["b"]`` become views into ``W`` (``w`` is
@@ -35,7 +35,7 @@ is noticed at the next step, whose values are then copied in.
 The results agree with the reference path to float rounding (the sums are reordered),
 not bit for bit; they are bit-reproducible for a seed. ``tests/test_fast.py`` checks
 both for every activation and cost this path supports. It is the ``numpy`` engine of
-:mod:`digitnet.engines`, which says which networks and settings it trains.
+:mod:`digitnet.training.engines`, which says which networks and settings it trains.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ class FastSGD(_BlasLimited):
     >>> fast = FastSGD(net, train.x, train.y)
     >>> cost = fast.step(order[:10], eta=3.0)   # the batch's average cost before the step
 
-    ``decay`` is L2 weight decay per step (``lmbda / n_train``, see :mod:`digitnet.engines`):
+    ``decay`` is L2 weight decay per step (``lmbda / n_train``, see :mod:`digitnet.training.engines`):
     ``w <- (1 - eta decay) w - eta nabla_w``.
     """
 

@@ -58,10 +58,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from digitnet.config import ACTIVATION_NAMES, COST_NAMES, INIT_NAMES, OPTIMIZER_NAMES
+from digitnet.data.images import prepare
 from digitnet.errors import DigitnetError, ExpressionError
-from digitnet.images import prepare
 from digitnet.jsonable import jsonable
-from digitnet.presets import PRESETS
+from digitnet.training.presets import PRESETS
 from digitnet.web import views
 from digitnet.web.lab import Busy, Lab, NotFound, check_model_name
 from digitnet.web.requests import (

@@ -33,13 +33,13 @@ from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset, Split, load_mnist
 from digitnet.data.folder import worst_mistakes
 from digitnet.errors import DigitnetError, DivergenceError, ModelFileError
-from digitnet.evaluate import evaluate
 from digitnet.files import CHECKPOINT_SUFFIX, MODEL_SUFFIX, model_stem
-from digitnet.metrics import accuracy
-from digitnet.model_io import load_model, save_model
+from digitnet.io.model_io import load_model, save_model
+from digitnet.nn.metrics import accuracy
 from digitnet.nn.network import Network
-from digitnet.presets import get_preset
-from digitnet.train import History, Trainer
+from digitnet.tasks.evaluate import evaluate
+from digitnet.training.presets import get_preset
+from digitnet.training.train import History, Trainer
 
 # A model is chosen by name, never by path: letters, digits, '_', '-' and '.', starting
 # with a letter or digit, so it cannot name a parent directory or a hidden file.

@@ -28,7 +28,7 @@ from digitnet.config import (
     TrainConfig,
 )
 from digitnet.errors import ConfigError
-from digitnet.settings import settings_from_dict
+from digitnet.training.settings import settings_from_dict
 
 MAX_BODY = 2 * 1024 * 1024  # bytes: a 1024x1024 drawing as JSON does not fit, a 512x512 one does
 BODY_SECONDS = 5.0  # a request body must arrive within this time (a slow client is cut off)

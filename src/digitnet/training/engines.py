@@ -9,7 +9,7 @@ shuffled order — behind one method::
 ``order[start + k * batch_size :][:batch_size]``; ``eta`` is the epoch's learning rate and
 ``decay`` the L2 weight decay per step (``lmbda / n_train``). It returns each batch's
 average cost *before* its step; if a cost is not finite, it is the last one returned and
-its step was not taken (the :class:`~digitnet.train.Trainer` decides what divergence means).
+its step was not taken (the :class:`~digitnet.training.train.Trainer` decides what divergence means).
 ``begin_epoch(epoch)`` is called before an epoch's first batch.
 
 Weight decay is one rule in every engine: the L2 term adds ``decay * w`` to ``dC/dw``
@@ -27,7 +27,7 @@ engine supports everything, and the others are checked against it by one test
 ``numba``      the whole run of batches in one compiled call (:mod:`digitnet.nn.compiled`;
                optional: ``pip install 'digitnet[fast]'``). Plain SGD on dense layers.
 ``numpy``      one fused NumPy step per batch (:mod:`digitnet.nn.fast`). Plain SGD on dense layers.
-``reference``  :func:`~digitnet.nn.network.backprop` + the optimizer (:mod:`digitnet.optim`):
+``reference``  :func:`~digitnet.nn.network.backprop` + the optimizer (:mod:`digitnet.training.optim`):
                conv layers, momentum, Adam, dropout, augmentation — everything.
 =============  ==============================================================================
 """
@@ -41,10 +41,10 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from digitnet.augment import distort
 from digitnet.config import ENGINE_NAMES, TrainConfig
 from digitnet.errors import ConfigError
 from digitnet.nn.network import Network, backprop
+from digitnet.training.augment import distort
 
 ENGINE_ENV = "DIGITNET_ENGINE"
 
@@ -67,7 +67,7 @@ class Batches:
     x: np.ndarray  # (n, ...) prepared inputs
     y: np.ndarray  # (n,) labels
     config: TrainConfig
-    optimizer: object  # digitnet.optim.SGD / Momentum / Adam
+    optimizer: object  # digitnet.training.optim.SGD / Momentum / Adam
     pixels: np.ndarray | None = None  # the uint8 images behind x when x is exactly pixels / 255
 
 

@@ -163,13 +163,13 @@ def examine(source: str | os.PathLike | bytes | np.ndarray) -> Prepared:
     """Any picture of one digit -> :class:`Prepared`: the network's input and, when the
     picture does not look like one digit, why.
 
-    The ink is found the way document scanners do (:func:`digitnet.ink.find_ink`: paper
+    The ink is found the way document scanners do (:func:`digitnet.data.ink.find_ink`: paper
     estimated and removed, a threshold from the picture, ruled lines and the table's edge
     dropped, the largest mark and the pieces near it kept), then prepared like MNIST
     (:func:`centre_like_mnist`). Raises :class:`ImageError` when the file cannot be read
     or no ink stands out from the paper.
     """
-    from digitnet.ink import NoInk, find_ink
+    from digitnet.data.ink import NoInk, find_ink
 
     grey = _grey(source)
     try:

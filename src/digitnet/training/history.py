@@ -1,7 +1,7 @@
 """What training leaves behind: one record per epoch, the mini-batch costs, and what they say.
 
-Kept apart from the training loop so that model files (:mod:`digitnet.model_io`) and the
-front ends can read a history without importing :mod:`digitnet.train`.
+Kept apart from the training loop so that model files (:mod:`digitnet.io.model_io`) and the
+front ends can read a history without importing :mod:`digitnet.training.train`.
 """
 
 from __future__ import annotations

@@ -18,14 +18,14 @@ from typing import Callable
 
 import numpy as np
 
-from digitnet import engines
 from digitnet.config import TrainConfig
 from digitnet.data.datasets import Split
 from digitnet.errors import ConfigError, DivergenceError, NotLearning
-from digitnet.history import EpochRecord, History
-from digitnet.metrics import accuracy
+from digitnet.nn.metrics import accuracy
 from digitnet.nn.network import Network, feedforward_batched, total_cost
-from digitnet.optim import make_optimizer
+from digitnet.training import engines
+from digitnet.training.history import EpochRecord, History
+from digitnet.training.optim import make_optimizer
 
 
 def epoch_eta(config: TrainConfig, epoch: int) -> float:
@@ -58,7 +58,7 @@ class Trainer:
     """Trains a network on a training split: one mini-batch (:meth:`step`), the rest of an
     epoch (:meth:`run_epoch`), or, through :func:`train`, every epoch.
 
-    The engine that takes the steps (:mod:`digitnet.engines`) is chosen once, here:
+    The engine that takes the steps (:mod:`digitnet.training.engines`) is chosen once, here:
     ``engine`` if given, else ``config.engine`` (``auto``: the fastest that supports the
     config). ``self.config`` is the config with the engine that runs, so a model file saved
     from it records that engine. The web app drives a Trainer a batch at a time.
@@ -272,7 +272,7 @@ def train(
     becomes NaN or infinite. A ``KeyboardInterrupt`` propagates with ``net`` holding the
     last completed epoch's weights, so the caller can save them. ``engine`` (else
     ``config.engine``) names the engine that takes the steps: 'auto' (the fastest that
-    supports the config), 'numba', 'numpy' or 'reference' (see :mod:`digitnet.engines`).
+    supports the config), 'numba', 'numpy' or 'reference' (see :mod:`digitnet.training.engines`).
     """
     trainer = Trainer(net, train_split, config, test, validation, engine=engine)
     trainer.measure_initial()

@@ -3,7 +3,7 @@
 A photo of a digit on paper is not a clean scan: the paper is grey or tinted, the light is
 uneven, there are shadows, sensor noise and JPEG blocks, ruled lines, the table around the
 paper. :func:`find_ink` turns such a picture into a clean ink map, bright ink on black,
-ready for MNIST's own preparation (:func:`digitnet.images.centre_like_mnist`):
+ready for MNIST's own preparation (:func:`digitnet.data.images.centre_like_mnist`):
 
 1. shrink to at most :data:`WORK_SIDE` pixels a side (area averaging, which also averages
    the sensor noise away);

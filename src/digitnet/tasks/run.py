@@ -26,11 +26,11 @@ from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset, load_dataset
 from digitnet.errors import ConfigError, DataError, DivergenceError, ModelFileError
 from digitnet.files import CHECKPOINT_SUFFIX, check_replaceable, checkpoint_path
-from digitnet.history import EpochRecord, History
-from digitnet.model_io import SavedModel, load_model, save_model
+from digitnet.io.model_io import SavedModel, load_model, save_model
 from digitnet.nn.network import Network
-from digitnet.settings import NETWORK_SETTINGS, TRAIN_SETTINGS
-from digitnet.train import Trainer
+from digitnet.training.history import EpochRecord, History
+from digitnet.training.settings import NETWORK_SETTINGS, TRAIN_SETTINGS
+from digitnet.training.train import Trainer
 
 def model_path_for(ckpt: str | os.PathLike) -> Path | None:
     """``model.ckpt.safetensors`` -> ``model.safetensors`` (None for other names)."""

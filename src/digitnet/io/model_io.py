@@ -36,8 +36,8 @@ from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import DIGITS
 from digitnet.errors import ConfigError, ModelFileError
 from digitnet.files import atomic_write_bytes
-from digitnet.history import EpochRecord, History
 from digitnet.nn.network import Network, param_shapes
+from digitnet.training.history import EpochRecord, History
 
 FORMAT = "digitnet-model"
 CHECKPOINT_FORMAT = "digitnet-checkpoint"
@@ -90,7 +90,7 @@ def save_model(
     """Save ``net`` (and what else is given) to ``path`` atomically; returns the path.
 
     ``run``: what else a resumed run needs (extra image folders and their digests, the data
-    folder: :func:`digitnet.run.run_training`), stored as the ``run`` metadata. The engine
+    folder: :func:`digitnet.tasks.run.run_training`), stored as the ``run`` metadata. The engine
     that trained is ``train_config.engine``."""
     from safetensors.numpy import save
 

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from digitnet.config import NetworkConfig, TrainConfig, unknown_key_hint
 from digitnet.errors import ConfigError
-from digitnet.presets import DEFAULT_PRESET, PRESETS, get_preset
+from digitnet.training.presets import DEFAULT_PRESET, PRESETS, get_preset
 
 NETWORK_SETTINGS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(NetworkConfig))
 TRAIN_SETTINGS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))

@@ -4,7 +4,7 @@ A network that reads MNIST has only ever seen digits that were scaled into a 20x
 and centred by their centre of mass in a 28x28 field. Move the same digits a few pixels,
 turn them, make their strokes fatter or add noise, and its accuracy drops: one curve per
 transformation, accuracy against how strong it is. It shows why a digit drawn on the web
-page must be cropped and centred like MNIST (:func:`digitnet.images.prepare`) before the
+page must be cropped and centred like MNIST (:func:`digitnet.data.images.prepare`) before the
 network sees it.
 
 Every transformation works on a whole batch at once, ``(n, 28, 28)`` float32 in [0, 1]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from digitnet.data.datasets import DIGITS, Split
-from digitnet.metrics import accuracy, confusion_matrix, per_class_accuracy
+from digitnet.nn.metrics import accuracy, confusion_matrix, per_class_accuracy
 from digitnet.nn.network import Network
 
 

@@ -1,0 +1,1 @@
+"""Model files: the safetensors format digitnet saves and loads networks in."""

@@ -1,0 +1,1 @@
+"""What the front ends ask for: a whole training run, evaluation, robustness curves."""

@@ -1,0 +1,1 @@
+"""Training: optimizers, augmentation, the training history, the engines and the Trainer, presets."""
