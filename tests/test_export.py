@@ -260,7 +260,7 @@ def test_export_refuses_a_deskewing_model_and_keeps_the_old_file(tmp_path):
     out = tmp_path / "d.onnx"
     out.write_bytes(b"keep me")
     r = _invoke(model, "--format", "onnx", "--out", out, "--force")
-    _one_error_line(r, r"deskews its inputs.*--network-only.*digitnet\.images\.deskew_inputs")
+    _one_error_line(r, r"deskews its inputs.*--network-only.*digitnet\.data\.images\.deskew_inputs")
     assert out.read_bytes() == b"keep me"  # nothing half-written, the old file intact
     r = _invoke(model, "--format", "onnx", "--out", out, "--force", "--network-only")
     assert r.exit_code == 0 and "deskewed first with digitnet.data.images.deskew_inputs" in r.output

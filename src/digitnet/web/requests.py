@@ -347,6 +347,8 @@ def parse_descent(raw: bytes, pg) -> DescentRequest:
         raise ConfigError(f"C({', '.join(expr.variables)}) needs a start with {expr.dim} coordinate(s); "
                           f"got {len(start)}.")
     size = max(len(formula), len(str(expr)), 1)  # the work per step grows with the formula written out
+    if "steps" not in obj:  # the default: as many as the budget allows, up to 500
+        steps = max(1, min(steps, DESCENT_BUDGET // size))
     if size * steps > DESCENT_BUDGET:
         raise ApiError(400, f"This formula ({size:,} characters written out) may run at most "
                             f"{DESCENT_BUDGET // size:,} steps here; got {steps:,}. Ask for fewer steps or "
