@@ -13,22 +13,8 @@ Formulas are untrusted text read by a whitelist parser (:mod:`.expr`), descent a
 grouping of minima are in :mod:`.descent`, and pictures in :mod:`.plot`.
 """
 
-from digitnet.playground.descent import (
-    MAX_STARTS,
-    MAX_STEPS,
-    STOP_REASONS,
-    Descent,
-    Minimum,
-    MultiDescent,
-    bounded_alternative,
-    descend,
-    descend_many,
-    describe_gradient,
-    explain_stop,
-    find_minima,
-    gradient_shares,
-    random_starts,
-)
+from digitnet.playground import descent as _descent
+from digitnet.playground.descent import *  # noqa: F403 (descent, minima, explanations: its __all__)
 from digitnet.playground.expr import (
     FUNCTIONS,
     Expression,
@@ -39,25 +25,12 @@ from digitnet.playground.expr import (
 from digitnet.playground.plot import plot_descent, save_png
 
 __all__ = [
+    *_descent.__all__,
     "FUNCTIONS",
-    "MAX_STARTS",
-    "MAX_STEPS",
-    "STOP_REASONS",
-    "Descent",
     "Expression",
-    "Minimum",
-    "MultiDescent",
-    "bounded_alternative",
-    "descend",
-    "descend_many",
-    "describe_gradient",
-    "explain_stop",
-    "find_minima",
     "format_expression_error",
-    "gradient_shares",
     "parse",
     "plot_descent",
-    "random_starts",
     "save_png",
     "square_linear_terms",
 ]

@@ -57,7 +57,9 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+import digitnet.playground as pg
 from digitnet.config import ACTIVATION_NAMES, COST_NAMES, INIT_NAMES, OPTIMIZER_NAMES
+from digitnet.data.folder import save_labelled_image
 from digitnet.data.images import prepare
 from digitnet.errors import DigitnetError, ExpressionError
 from digitnet.jsonable import jsonable
@@ -81,6 +83,7 @@ from digitnet.web.requests import (
     query_int,
     query_seconds,
     read_body,
+    require_json,
 )
 
 log = logging.getLogger("digitnet.web")
@@ -185,7 +188,7 @@ def create_app(
             "data": {"name": data.name, "classes": list(data.classes), "train": len(data.train), "test": len(data.test)},
             "models": lab.list_models(),
             "state": lab.state(),
-            "features": {"descent": _descent_module() is not None, "drawings": _save_labelled() is not None},
+            "features": {"descent": True, "drawings": True},
         })
 
     # -- draw --
@@ -226,11 +229,7 @@ def create_app(
                       "side": int(data.test.images.shape[1]), "pixels": views.b64_bytes(data.test.images[index])})
 
     async def save_drawing(request: Request) -> Response:
-        save = _save_labelled()
-        if save is None:
-            raise ApiError(404, "Saving labelled drawings needs digitnet.data.folder, which this install lacks.")
-        if content_type(request) != "application/json":
-            raise ApiError(415, "Send the request body as JSON with the header Content-Type: application/json.")
+        require_json(request)
         label, grey = parse_drawing(await read_body(request, max_body), len(data.classes))
 
         def work():
@@ -244,7 +243,7 @@ def create_app(
                                     "this page saves. Move them out of 'drawings' in the model folder to save more.")
             x = prepare(grey)  # the same 28x28 the network sees
             drawings.mkdir(parents=True, exist_ok=True)
-            path = save(drawings, label, x)
+            path = save_labelled_image(drawings, label, x)
             drawing_counts[label] += 1
             # the file relative to the drawings folder: the server's own paths are not sent
             return {"file": f"{path.parent.name}/{path.name}", "label": label, "count": drawing_counts[label],
@@ -261,16 +260,14 @@ def create_app(
         return _json(await pool["control"].run(lab.load, obj["name"]))
 
     async def save_model(request: Request) -> Response:
-        if content_type(request) != "application/json":
-            raise ApiError(415, "Send the request body as JSON with the header Content-Type: application/json.")
+        require_json(request)
         name, overwrite = parse_save(await read_body(request, max_body))
         check_model_name(name)
         return _json(await pool["control"].run(lab.save, name, overwrite))
 
     # -- learn --
     async def train_config(request: Request) -> Response:
-        if content_type(request) != "application/json":
-            raise ApiError(415, "Send the request body as JSON with the header Content-Type: application/json.")
+        require_json(request)
         net_cfg, train_cfg, train_size = parse_train_config(
             await read_body(request, max_body), DENSE_PRESET_TABLE, data.train.x.shape[1], len(data.classes),
             len(data.train))
@@ -330,12 +327,8 @@ def create_app(
         return _json({**result, "misclassified": gallery})
 
     async def descent(request: Request) -> Response:
-        pg = _descent_module()
-        if pg is None:
-            raise ApiError(404, "The gradient-descent playground needs digitnet.playground, which this install lacks.")
-        if content_type(request) != "application/json":
-            raise ApiError(415, "Send the request body as JSON with the header Content-Type: application/json.")
-        req = parse_descent(await read_body(request, max_body), pg)
+        require_json(request)
+        req = parse_descent(await read_body(request, max_body), pg)  # digitnet.playground
         args = (req.formula, req.start, req.eta, req.steps, req.momentum, req.view)
         return _json(await pool["descent"].run(_in_worker_process, views.descent_answer, *args))
 
@@ -486,17 +479,3 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
-def _descent_module():
-    try:
-        import digitnet.playground as pg
-    except ImportError:
-        return None
-    return pg
-
-
-def _save_labelled():
-    try:
-        from digitnet.data.folder import save_labelled_image
-    except ImportError:
-        return None
-    return save_labelled_image

@@ -110,9 +110,14 @@ def content_type(request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def json_body(request, limit: int, fields: set[str], required: set[str] = frozenset()) -> dict:
+def require_json(request) -> None:
+    """A body must say it is JSON (a cross-site form cannot, without asking first)."""
     if content_type(request) != "application/json":
         raise ApiError(415, "Send the request body as JSON with the header Content-Type: application/json.")
+
+
+async def json_body(request, limit: int, fields: set[str], required: set[str] = frozenset()) -> dict:
+    require_json(request)
     return parse_object(await read_body(request, limit), fields, required)
 
 
