@@ -74,7 +74,7 @@ def test_predict_reports_every_file_and_fails_if_any_failed(model, seven, tmp_pa
     out = r.stdout.splitlines()
     assert len(out) == 5
     assert out[0].startswith(f"{seven}: ") and "outputs" in out[0] and out[4] == out[0]
-    assert out[1] == f"{notes}: error: {notes} is not an image digitnet can read (not a PNG or JPEG image)."
+    assert out[1] == f"{notes}: error: is not an image digitnet can read (not a PNG or JPEG image)."  # named once
     assert out[2].startswith(f"{tmp_path}: error: ") and out[3].startswith(f"{tmp_path / 'nosuch.png'}: error: ")
     assert "BufferedReader" not in r.output
     assert r.stderr.strip() == "Error: 3 of 5 images could not be read (see above); the others were read."

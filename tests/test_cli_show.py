@@ -163,6 +163,8 @@ def test_shuffled(model, tmp_path):
     r = _run(["show", "shuffled", model, "--train-size", "200", "--epochs", "3", "--out", str(tmp_path / "s.png")])
     assert r.exit_code == 0, r.output
     assert "Shuffled labels: training accuracy" in r.output and "(200 images, 3 epochs" in r.output
+    # stderr is not a terminal here: one plain progress line, not redrawn bars
+    assert "\r" not in r.output and "labels: 6/6 epochs in" in r.output, r.output
     _png(tmp_path / "s.png")
     d = _json(_run(["show", "shuffled", model, "--train-size", "200", "--epochs", "3", "--json",
                     "--out", str(tmp_path / "s2.png")]))

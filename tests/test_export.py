@@ -126,7 +126,7 @@ def test_deskewing_network_is_refused_unless_network_only(mnist):
 
 def test_missing_onnx_package_is_one_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # makes `import onnx` raise ImportError
-    with pytest.raises(ExportError, match=r"^ONNX export needs the onnx package: pip install 'digitnet\[onnx\]'$"):
+    with pytest.raises(ExportError, match=r"^ONNX export needs the onnx package: pip install 'digitnet\[onnx\]' \(or '\.\[onnx\]' in a clone of digitnet\)$"):
         to_onnx(dn.Network.create(seed=0))
 
 

@@ -191,3 +191,25 @@ def test_predict_reports_a_picture_that_is_not_one_digit(tmp_path):
     r = CliRunner().invoke(main, ["predict", str(model), str(one), str(two)])
     assert r.exit_code == 1
     assert r.output.splitlines()[0].startswith(f"{one}: ") and "error" not in r.output.splitlines()[0]
+
+
+def test_predict_names_each_file_once_and_a_blank_one_too(tmp_path):
+    from click.testing import CliRunner
+
+    from digitnet.cli import main
+    from digitnet.io.model_io import save_model
+    from digitnet.nn.network import Network
+
+    model = tmp_path / "m.safetensors"
+    save_model(model, Network.create((784, 8, 10), seed=0))
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(_png(np.full((80, 80), 200)))
+    two = tmp_path / "two.png"
+    two.write_bytes(_png(_paper_with(_seven(120, 40) + _seven(120, 330))))
+    r = CliRunner().invoke(main, ["predict", str(model), str(blank)])
+    assert r.exit_code == 1 and r.output.startswith(f"Error: {blank}: The image is blank"), r.output
+    r = CliRunner().invoke(main, ["predict", str(model), str(two), str(blank)])
+    lines = r.output.splitlines()
+    assert lines[0] == f"{two}: error: does not look like one digit: it has 2 separate marks of similar size; " \
+                       "crop it to the one digit you want read.", lines
+    assert lines[1].startswith(f"{blank}: error: The image is blank"), lines

@@ -229,3 +229,17 @@ def test_surface_figure_leaves_no_wide_blank_band(tmp_path):
     a = np.asarray(Image.open(path).convert("L"))
     blank_columns = (a[: int(0.9 * a.shape[0])] >= 250).all(axis=0).mean()
     assert blank_columns < 0.15  # it was 0.195: a band between the map and the surface
+
+
+def test_red_and_blue_mean_a_sign_only_in_the_activations_picture():
+    # The winning output is highlighted in a colour that is neither the positive blue nor the negative red.
+    from matplotlib.colors import to_rgb
+
+    net = Network.create((16, 6, 4), seed=0)
+    x = np.linspace(0, 1, 16)
+    layers = [a[0] for a in net.forward(x[None, :]).activations[1:]]
+    fig = plots.activations_figure(x, layers, net.weights, classes=("w", "x", "y", "z"))
+    colours = {tuple(round(c, 2) for c in p.get_facecolor()[:3]) for ax in fig.axes for p in ax.patches}
+    assert colours, "the output bars are drawn"
+    for sign in (plots.C_POSITIVE, plots.C_NEGATIVE, to_rgb("firebrick"), to_rgb("tab:red")):
+        assert tuple(round(c, 2) for c in to_rgb(sign)) not in colours

@@ -72,6 +72,7 @@ def test_epochs_extend_a_resumed_run(tmp_path, mnist):
     r = CliRunner().invoke(main, ["train", "--resume", str(ckpt), "--epochs", "4"])
     assert r.exit_code == 0, r.output
     assert "from epoch 2, the run changed from 3 to 4 epochs" in r.output
+    assert "After epoch 2: cost " in r.output and "Before training" not in r.output  # where it resumes from
     assert "Epoch  4/4" in r.output and "Epoch 4/3" not in r.output
     resumed = load_model(out)
     assert [e.epoch for e in resumed.history.epochs] == [1, 2, 3, 4]
@@ -152,3 +153,15 @@ def test_progress_is_one_plain_line_per_epoch_when_stderr_is_not_a_terminal(tmp_
     assert r.exit_code == 0, r.output
     assert "Epoch 1/2: 40/40 batches in " in r.output and "Epoch 2/2: 40/40 batches in " in r.output
     assert "\r" not in r.output and "batch/s" not in r.output
+
+
+def test_after_ctrl_c_training_again_points_to_resume_not_force(tmp_path, monkeypatch):
+    # Ctrl-C leaves both the model and its checkpoint; running the same command again must
+    # name the unfinished run and --resume, not only --force (which would discard it).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.safetensors").write_bytes(b"saved at Ctrl-C")
+    (tmp_path / "m.ckpt.safetensors").write_bytes(b"the unfinished run")
+    r = CliRunner().invoke(main, ["train", "--epochs", "1", "--train-size", "100", "--out", "m.safetensors"])
+    assert r.exit_code == 1
+    assert "m.ckpt.safetensors is the checkpoint of an unfinished run. Continue it (--resume m.ckpt.safetensors)" \
+        in r.output, r.output

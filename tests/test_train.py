@@ -215,3 +215,15 @@ def test_interrupted_save_leaves_previous_model(tmp_path, monkeypatch):
         save_model(out, Network.create((784, 10), seed=2))
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_divergence_in_the_first_epoch_does_not_claim_kept_weights(mnist):
+    from digitnet.config import NetworkConfig, TrainConfig
+    from digitnet.errors import DivergenceError
+    from digitnet.nn.network import Network
+    from digitnet.training.train import train as train_net
+
+    net = Network.create(NetworkConfig(layers=(784, 16, 10), activation="relu", output_activation="identity"), seed=0)
+    with pytest.raises(DivergenceError) as e:
+        train_net(net, mnist.train, TrainConfig(eta=1e6, epochs=1, train_size=500, schedule="constant"))
+    assert "diverged in epoch 1" in str(e.value) and "last good epoch" not in str(e.value)

@@ -203,6 +203,13 @@ def test_an_uploaded_picture_of_two_marks_is_refused_with_the_reason(client):
     Image.fromarray(img).save(buf, format="PNG")
     r = client.post("/api/predict", content=buf.getvalue(), headers={"content-type": "image/png"})
     assert r.status_code == 400 and "does not look like one digit: it has 2 separate marks" in r.json()["error"]
+    # a JPEG upload is read as in `digitnet predict`, with its own content type
+    one = np.zeros((120, 120), dtype=np.uint8)
+    one[30:90, 56:64] = 255
+    buf = io.BytesIO()
+    Image.fromarray(one).save(buf, format="JPEG")
+    r = client.post("/api/predict", content=buf.getvalue(), headers={"content-type": "image/jpeg"})
+    assert r.status_code == 200 and 0 <= r.json()["digit"] <= 9, r.text
     # the same strokes drawn on the page are read anyway: the person may still be drawing
     r = client.post("/api/predict", json=_drawing(img.astype(np.float32)))
     assert r.status_code == 200 and 0 <= r.json()["digit"] <= 9

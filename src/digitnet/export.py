@@ -115,7 +115,7 @@ def _import_onnx():
         import onnx
         from onnx import helper, numpy_helper
     except ImportError:
-        raise ExportError("ONNX export needs the onnx package: pip install 'digitnet[onnx]'") from None
+        raise ExportError("ONNX export needs the onnx package: pip install 'digitnet[onnx]' (or '.[onnx]' in a clone of digitnet)") from None
     return onnx, helper, numpy_helper
 
 

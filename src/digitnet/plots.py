@@ -28,6 +28,7 @@ C_WEIGHT, C_BIAS = "0.35", "tab:orange"  # weights vs biases in the gradient pic
 # blue positive, red negative.
 DIVERGING = "RdBu"  # signed values: red negative, white 0, blue positive (as on the web page)
 C_POSITIVE, C_NEGATIVE = (0.13, 0.40, 0.67), (0.70, 0.09, 0.17)  # the two ends of RdBu
+C_HIGHLIGHT = "#d9822b"  # the answer, a count: orange, so that red and blue only ever mean a sign
 MAGNITUDE = "viridis"  # non-negative magnitudes
 C_TRAIN, C_TEST, C_VAL = "tab:blue", "tab:orange", "tab:green"
 
@@ -282,7 +283,7 @@ def errors_figure(confusion: np.ndarray, images: np.ndarray, true: np.ndarray, p
             a = axes[i]
             a.imshow(images[i], cmap=INK, vmin=0, vmax=255 if images.dtype == np.uint8 else 1)
             a.set_title(f"true {classes[true[i]]}, said {classes[predicted[i]]}\noutput {confidence[i]:.3f}", fontsize=8,
-                        color="firebrick")
+                        color=C_HIGHLIGHT)
             a.set_axis_on()
             a.set_xticks([])
             a.set_yticks([])
@@ -405,7 +406,7 @@ def activations_figure(x: np.ndarray, layers: Sequence[np.ndarray], weights: Seq
     ax_in, ax_net, ax_out = fig.subplots(1, 3, width_ratios=[1.0, 2.6, 1.1])
     if side * side == x.size:
         ax_in.imshow(x.reshape(side, side), cmap=INK, vmin=0, vmax=1)
-        ax_in.set_title(f"input: {side}x{side} = {x.size} pixels")
+        ax_in.set_title(f"input: {side}x{side} = {x.size} pixels (dark = 1)")
     else:
         ax_in.imshow(x[:, None], cmap=INK, vmin=0, vmax=1, aspect="auto")
         ax_in.set_title(f"input: {x.size} values")
@@ -452,13 +453,13 @@ def activations_figure(x: np.ndarray, layers: Sequence[np.ndarray], weights: Seq
             k = int(np.argmax(a))
             for i, (yy, v) in enumerate(zip(pos[l], a)):
                 ax_net.text(xs[l] + 0.12, yy, f"{classes[i] if i < len(classes) else i}", va="center", fontsize=10,
-                            fontweight="bold" if i == k else None, color="firebrick" if i == k else "0.2")
-            ax_net.scatter([xs[l]], [pos[l][k]], s=size * 1.9, facecolors="none", edgecolors="firebrick",
+                            fontweight="bold" if i == k else None, color=C_HIGHLIGHT if i == k else "0.2")
+            ax_net.scatter([xs[l]], [pos[l][k]], s=size * 1.9, facecolors="none", edgecolors=C_HIGHLIGHT,
                            linewidths=2, zorder=3)
     ax_net.set_xlim(-0.75, n_layers - 0.5)
     ax_net.set_ylim(-0.3, 1.05)
     ax_net.set_axis_off()
-    ax_net.set_title("activations: black 0 ... white 1" + ("; lines: weights (blue +, red -)" if weights is not None else ""))
+    ax_net.set_title("neurons: black 0 ... white 1" + ("; lines: weights (blue +, red -)" if weights is not None else ""))
     fig.colorbar(sc, ax=ax_net, shrink=0.6, label="neuron activation", location="right")
     if weights is not None:
         ax_net.legend(handles=[Line2D([], [], color=C_POSITIVE, label="positive weight (blue)"),
@@ -467,7 +468,7 @@ def activations_figure(x: np.ndarray, layers: Sequence[np.ndarray], weights: Seq
 
     out = np.asarray(layers[-1], np.float64)
     k = int(out.argmax())
-    ax_out.barh(range(len(out)), out, color=["firebrick" if i == k else "0.55" for i in range(len(out))])
+    ax_out.barh(range(len(out)), out, color=[C_HIGHLIGHT if i == k else "0.55" for i in range(len(out))])
     ax_out.set_yticks(range(len(out)), [classes[i] if i < len(classes) else str(i) for i in range(len(out))])
     ax_out.invert_yaxis()
     ax_out.set_xlim(0, max(1.0, float(out.max())) * 1.2)
@@ -518,7 +519,7 @@ def noise_figure(noise: np.ndarray, noise_outputs: np.ndarray, real_outputs: np.
     if len(real_conf):
         ax.hist(real_conf, bins=bins, density=True, alpha=0.55, color=C_TRAIN,
                 label=f"real test digits (mean {real_conf.mean():.2f})")
-    ax.hist(noise_conf, bins=bins, density=True, alpha=0.55, color="tab:red",
+    ax.hist(noise_conf, bins=bins, density=True, alpha=0.55, color=C_HIGHLIGHT,
             label=f"random noise (mean {noise_conf.mean():.2f})")
     ax.set_xlabel("confidence: activation of the most active output")
     ax.set_ylabel("density (share of images per unit)")
@@ -528,7 +529,7 @@ def noise_figure(noise: np.ndarray, noise_outputs: np.ndarray, real_outputs: np.
 
     ax2 = right.subplots()
     counts = np.bincount(pred, minlength=k)
-    ax2.bar(range(k), counts / max(len(pred), 1), color="tab:red")
+    ax2.bar(range(k), counts / max(len(pred), 1), color=C_HIGHLIGHT)
     ax2.set_xticks(range(k), [classes[i] if i < len(classes) else str(i) for i in range(k)])
     ax2.set_xlabel("digit the network answers")
     ax2.set_ylabel("share of noise images")
@@ -611,7 +612,7 @@ def shuffled_figure(normal, shuffled, chance: float = 0.1, *, n_train: int | Non
     """
     fig = _figure(13, 5.2)
     ax, ax_cost = fig.subplots(1, 2, width_ratios=[1.5, 1.0])
-    for h, color, name in ((normal, C_TRAIN, "true labels"), (shuffled, "tab:red", "shuffled labels")):
+    for h, color, name in ((normal, C_TRAIN, "true labels"), (shuffled, C_HIGHLIGHT, "shuffled labels")):
         ep = [0] + [e.epoch for e in h.epochs]
         ax.plot(ep[1:], [e.train_accuracy for e in h.epochs], "-", color=color, lw=2,
                 label=f"{name}: training accuracy")

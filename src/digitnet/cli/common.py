@@ -55,10 +55,13 @@ class _LineProgress:
     def update(self, k: int = 1) -> None:
         self.n += k
 
+    def set_description(self, desc: str) -> None:
+        self.desc = desc
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            units = self.unit + ("es" if self.unit.endswith(("ch", "sh", "s", "x")) else "s")
+            units = {"batch": "batches"}.get(self.unit, self.unit + "s")  # the units the CLI counts in
             click.echo(f"{self.desc}: {self.n:,}/{self.total:,} {units} in {self._clock() - self._start:.1f} s",
                        err=True)
 

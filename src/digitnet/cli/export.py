@@ -12,7 +12,7 @@ SUFFIXES = {"onnx": ".onnx", "torch": ".pt"}
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torch"]), required=True,
-              help="onnx: an ONNX graph (needs: pip install 'digitnet[onnx]'); torch: a torch.nn.Sequential saved with torch.save (needs PyTorch).")
+              help="onnx: an ONNX graph (needs the onnx extra: pip install 'digitnet[onnx]', or '.[onnx]' in a clone); torch: a torch.nn.Sequential saved with torch.save (needs PyTorch).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Where to write the export [default: MODEL with the suffix .onnx or .pt].")
 @click.option("--force", is_flag=True, help="Replace the --out file if it exists.")
@@ -28,8 +28,12 @@ def export(model, fmt, out, force, network_only):
 
     \b
     Examples:
-      digitnet export digitnet-model.safetensors --format onnx --out digitnet.onnx
-      digitnet export digitnet-model.safetensors --format torch --out digitnet.pt
+      digitnet export plain.safetensors --format onnx   # trained with --preprocess none
+      digitnet export digitnet-model.safetensors --format onnx --network-only --out digitnet.onnx
+      digitnet export digitnet-model.safetensors --format torch --network-only --out digitnet.pt
+    \b
+    The default model (digitnet train) deskews its inputs, which the export does not
+    carry: add --network-only and deskew each input with digitnet.data.images.deskew_inputs.
     \b
     Load a PyTorch export with torch.load("digitnet.pt", weights_only=False).
     """

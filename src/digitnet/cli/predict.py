@@ -39,7 +39,8 @@ def predict(model, images, as_json):
         try:
             x = prepare(path, strict=True)  # a picture that is not one digit is reported, not guessed at
         except ImageError as e:
-            results.append({"file": path, "error": str(e)})
+            message = str(e)  # names the file, e.g. "a.png does not look like one digit: ..."
+            results.append({"file": path, "error": message if path in message else f"{path}: {message}"})
             continue
         a = saved.net.feedforward(x[None, :])[0]
         k = int(a.argmax())
@@ -52,7 +53,8 @@ def predict(model, images, as_json):
     else:
         for r in results:
             if "error" in r:
-                click.echo(f"{r['file']}: error: {r['error']}")
+                what = r["error"].removeprefix(r["file"]).lstrip(": ")  # the file is named once, first
+                click.echo(f"{r['file']}: error: {what}")
                 continue
             outs = "  ".join(f"{c}:{v:.2f}" for c, v in zip(saved.classes, r["outputs"]))
             click.echo(f"{r['file']}: {r['label']}    outputs {outs}")

@@ -7,14 +7,13 @@ prints a one-line summary of its numbers, or all of them as one JSON object with
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 import numpy as np
 
 from digitnet.cli import main
-from digitnet.cli.common import echo_json, pct
+from digitnet.cli.common import echo_json, pct, progress_bar
 from digitnet.files import MODEL_SUFFIX, model_stem
 
 
@@ -280,7 +279,7 @@ def activations(model, image, test_index, data_dir, out, as_json):
     if image is not None:
         from digitnet.data.images import prepare
 
-        x, what = prepare(image), image
+        x, what = prepare(image, strict=True), image  # as digitnet predict: not one digit is said
     else:
         test = _data(saved, data_dir).test
         if test_index >= len(test):
@@ -402,8 +401,6 @@ def shuffled(model, train_size, epochs, seed, data_dir, out, as_json):
     Example:
       digitnet show shuffled digitnet-model.safetensors --train-size 1000 --epochs 30
     """
-    from tqdm import tqdm
-
     from digitnet.config import TrainConfig
     from digitnet.explain import shuffled_labels_experiment
     from digitnet.plots import shuffled_figure
@@ -411,8 +408,7 @@ def shuffled(model, train_size, epochs, seed, data_dir, out, as_json):
     saved = _load(model)
     data = _data(saved, data_dir)
     train_cfg = saved.train_config or TrainConfig()
-    bar = None if as_json else tqdm(total=2 * epochs, desc="Training", unit="epoch", leave=False, file=sys.stderr,
-                                    dynamic_ncols=True, mininterval=0.5)
+    bar = None if as_json else progress_bar(2 * epochs, "Training", unit="epoch")  # plain lines in a log
 
     def on_epoch(run, rec):
         if bar is not None:

@@ -184,10 +184,13 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
             f"{what} {cfg.describe()} ({cfg.activation}/{cfg.output_activation}, {cfg.cost} cost, "
             f"{cfg.init} init{', deskewed input' if cfg.preprocess == 'deskew' else ''}) with {tc.optimizer}, batch "
             f"{tc.batch_size}, eta {tc.eta:g}{'' if tc.schedule == 'constant' else ' (' + tc.schedule + ' schedule)'}, "
-            f"{tc.epochs} epochs, seed {tc.seed}, {trainer.engine} engine"
+            f"{tc.epochs} epoch{'' if tc.epochs == 1 else 's'}, seed {tc.seed}, {trainer.engine} engine"
             + (f", from epoch {trainer.epoch}" if resume else "") + extend
         )
-        if trainer.history.initial_cost is not None:
+        if resume and trainer.history.epochs:
+            last = trainer.history.epochs[-1]
+            click.echo(f"After epoch {last.epoch}: cost {last.cost:.4f}, test accuracy {pct(last.test_accuracy)}")
+        elif trainer.history.initial_cost is not None:
             click.echo(f"Before training: cost {trainer.history.initial_cost:.4f}, test accuracy "
                        f"{pct(trainer.history.initial_test_accuracy)}")
         click.echo(f"Checkpoint after every epoch: {s.checkpoint}")
@@ -254,7 +257,7 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
         })
     else:
         if result.interrupted:
-            click.echo(f"Interrupted: saved the model trained so far ({len(h.epochs)} full epochs) to {result.model_path}")
+            click.echo(f"Interrupted: saved the model trained so far ({len(h.epochs)} full epoch{'' if len(h.epochs) == 1 else 's'}) to {result.model_path}")
             if again is not None:
                 click.echo(f"To continue where it stopped: {again}")
             else:

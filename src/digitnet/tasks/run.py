@@ -199,13 +199,14 @@ def run_training(
     # Resuming saves over the model of the same run (Ctrl-C saved it there).
     same_run = resume is not None and os.path.abspath(resume) == os.path.abspath(ckpt)
     if not replace and not same_run:
-        if out.exists():
-            raise ModelFileError(f"{out} already exists, and training would replace it. Choose another {{out}}, "
-                                 "or allow replacing it ({force}).", setting=("out", "force"))
+        # an unfinished run first: its model file exists too when Ctrl-C saved it
         if resume is None and ckpt.exists():
             raise ModelFileError(
                 f"{ckpt} is the checkpoint of an unfinished run. Continue it ({{resume}} {ckpt}), choose another "
                 "{out}, or allow replacing it ({force}).", setting=("resume", "out", "force"))
+        if out.exists():
+            raise ModelFileError(f"{out} already exists, and training would replace it. Choose another {{out}}, "
+                                 "or allow replacing it ({force}).", setting=("out", "force"))
 
     # The data: the checkpoint's data set, folder and extra images unless given.
     if saved is not None:

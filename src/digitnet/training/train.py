@@ -184,7 +184,8 @@ class Trainer:
         return (
             f"Training diverged in epoch {self.epoch + 1}: the cost became NaN or infinite "
             f"(learning rate {self._eta:g}). Try a smaller learning rate ({{eta}}), "
-            f"e.g. {self.config.eta / 10:g}. The weights from the last good epoch were kept."
+            f"e.g. {self.config.eta / 10:g}."
+            + (" The weights from the last good epoch were kept." if self.epoch > 0 else "")
         )
 
     def run_epoch(self, progress: Callable[[int], None] | None = None) -> EpochRecord:

@@ -226,11 +226,11 @@ class PredictRequest:
 
 
 def parse_predict(ctype: str, raw: bytes, n_test: int) -> PredictRequest:
-    if ctype == "image/png":
+    if ctype in ("image/png", "image/jpeg"):  # the bytes decide how they are read, as for `digitnet predict`
         return PredictRequest(png=raw)
     if ctype != "application/json":
         raise ApiError(415, "Send the drawing as JSON {width, height, pixels} (Content-Type: application/json) "
-                            "or as a PNG file (Content-Type: image/png).")
+                            "or as a PNG or JPEG file (Content-Type: image/png or image/jpeg).")
     obj = parse_object(raw, {"width", "height", "pixels", "test_index"})
     if "test_index" in obj:
         if set(obj) != {"test_index"}:
