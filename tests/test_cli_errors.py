@@ -111,3 +111,28 @@ def test_predict_huge_png_is_one_clean_line(model, tmp_path, side):
     line = _one_error_line(r, f"big{side}.png")
     assert "DecompressionBomb" not in r.output and "80000000" not in line and "not a PNG" not in line
     assert "40,000,000" in line or "40000000" in line or "40 million" in line or "megapixel" in line
+
+
+def test_a_fifo_is_refused_not_waited_on(model, tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    r = CliRunner().invoke(main, ["predict", model, str(fifo)])
+    _one_error_line(r, "pipe.png is not a file (a folder, a FIFO or a device)")
+    config = tmp_path / "pipe.toml"
+    os.mkfifo(config)
+    r = CliRunner().invoke(main, ["train", "--config", str(config), "--out", str(tmp_path / "m.safetensors")])
+    _one_error_line(r, "pipe.toml is not a file (a folder, a FIFO or a device)")
+
+
+def test_a_large_photo_is_read_scaled_down(tmp_path):
+    # A 5000x4000 picture is read at most 2000 pixels across: the same digit, a fraction of the memory.
+    from digitnet.data.images import MAX_SIDE, read_grey
+
+    img = Image.new("L", (5000, 4000), 230)
+    img.paste(20, (2300, 1200, 2700, 2800))  # a thick dark stroke: a "1"
+    path = tmp_path / "big.jpg"
+    img.save(path, quality=90)
+    grey = read_grey(path)
+    assert max(grey.shape) <= MAX_SIDE and grey.shape[1] > grey.shape[0]

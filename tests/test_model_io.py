@@ -204,3 +204,41 @@ def test_crafted_file_that_is_well_formed_still_loads(saved, tmp_path):
     ok = craft(path, tmp_path / "ok.safetensors", history=json.dumps({"epochs": [RECORD]}), train=None)
     m = load_model(ok)
     assert m.train_config is None and m.history.epochs[0].test_accuracy == 0.91
+
+
+def _altered(path, out, change_meta=None, change_tensors=None):
+    """A copy of the model file with its metadata or tensors changed and the digest recomputed,
+    as anyone can (the digest is not a signature)."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    from digitnet.io.model_io import _digest
+
+    tensors = load_file(str(path))
+    with safe_open(str(path), "np") as f:
+        meta = dict(f.metadata())
+    if change_meta:
+        change_meta(meta)
+    if change_tensors:
+        change_tensors(tensors)
+    meta["sha256"] = _digest(tensors)
+    save_file(tensors, str(out), metadata=meta)
+    return out
+
+
+def test_crafted_files_with_a_valid_digest_give_one_clean_error(tmp_path):
+    net = Network.create((784, 6, 10), seed=0)
+    hist = History(initial_cost=1.0, epochs=[EpochRecord(1, 0.5, 0.9, 0.9, None, 1.0, 3.0)], batch_costs=[0.5, 0.4])
+    good = tmp_path / "good.safetensors"
+    save_model(good, net, hist)
+    cases = {
+        "fewer classes than outputs": dict(change_meta=lambda m: m.update(classes=json.dumps(["a", "b", "c"]))),
+        "best epoch not recorded": dict(change_meta=lambda m: m.update(
+            history=json.dumps({**json.loads(m["history"]), "best_epoch": 999}))),
+        "millions of batch costs": dict(change_tensors=lambda t: t.update(
+            {"history.batch_cost": np.zeros(10_000_001, np.float32)})),
+    }
+    for name, change in cases.items():
+        bad = _altered(good, tmp_path / f"{name}.safetensors", **change)
+        with pytest.raises(ModelFileError, match="is not a valid digitnet model"):
+            load_model(bad)

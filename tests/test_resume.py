@@ -165,3 +165,26 @@ def test_after_ctrl_c_training_again_points_to_resume_not_force(tmp_path, monkey
     assert r.exit_code == 1
     assert "m.ckpt.safetensors is the checkpoint of an unfinished run. Continue it (--resume m.ckpt.safetensors)" \
         in r.output, r.output
+
+
+def test_a_checkpoint_whose_optimizer_state_does_not_fit_is_one_clean_error(tmp_path, mnist):
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    from digitnet.io.model_io import _digest
+
+    out = tmp_path / "mom.safetensors"
+    with pytest.raises(Stop):
+        run_training(NetworkConfig(layers=(784, 12, 10)), TrainConfig(epochs=3, train_size=400, seed=1,
+                                                                      optimizer="momentum"),
+                     out, mnist, on_epoch=_stop_after(1))
+    ckpt = checkpoint_path(out)
+    tensors = load_file(str(ckpt))
+    with safe_open(str(ckpt), "np") as f:
+        meta = dict(f.metadata())
+    tensors = {k: (v[:3] if k.startswith("optimizer.") else v) for k, v in tensors.items()}  # wrong shapes
+    meta["sha256"] = _digest(tensors)  # anyone can recompute the digest
+    save_file(tensors, str(ckpt), metadata=meta)
+    r = CliRunner().invoke(main, ["train", "--resume", str(ckpt)])
+    assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
+    assert "the checkpoint's optimizer state does not fit its network" in r.output

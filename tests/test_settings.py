@@ -130,6 +130,18 @@ def test_config_file_trains_with_flags_overriding(tmp_path):
     ("eta = 0.5\neta = 1\n", "Error: {f} is not a valid TOML config file"),
     ("[train]\neta = 0.5\n", "Error: {f}: [train] is a table, but a config file has flat keys only"),
     ('preset = "vid"\n', "Error: {f}: Unknown preset 'vid'; choose one of: video, mlp, cnn."),
+    # values of the wrong type: one line each, never a traceback, never a model that cannot be loaded
+    ("layers = 5\n", "Error: {f}: layers must be a list, e.g. [784, 16, 16, 10]. Got 5 instead."),
+    ("layers = 1979-05-27\n", "Error: {f}: layers must be a list, e.g. [784, 16, 16, 10]. Got a date (1979-05-27)"),
+    ("features = 5\n", "Error: {f}: features must be a list, e.g. "),
+    ("preset = [1]\n", "Error: {f}: Unknown preset [1]; choose one of: video, mlp, cnn."),
+    ("augment = [1]\n", "Error: {f}: augment must be a list of names"),
+    ("augment = 5\n", "Error: {f}: augment must be a list of names"),
+    ("momentum = false\n", "Error: {f}: momentum must be a number. Got false instead."),
+    ("eta = 1979-05-27\n", "Error: {f}: eta must be a number. Got a date (1979-05-27) instead."),
+    ("train_size = true\n", "Error: {f}: train_size must be a whole number. Got true instead."),
+    ("seed = 99999999999999999999\n", "Error: {f}: seed must be a whole number of at most 9,223,372,036,854,775,807."),
+    ("batch_size = 100000000000000000000\n", "Error: {f}: batch_size must be a whole number of at most"),
 ])
 def test_a_bad_config_file_is_one_line_naming_file_and_key(tmp_path, text, message):
     f = tmp_path / "bad.toml"

@@ -286,6 +286,17 @@ def test_models_are_saved_listed_and_loaded_by_name(client, model_dir):
     assert r.status_code == 404 and "no model named 'missing'" in r.json()["error"]
 
 
+def test_errors_do_not_show_the_servers_folders(client, model_dir):
+    (model_dir / "broken.safetensors").write_bytes(b"not a model at all")
+    (model_dir / "dir.safetensors").mkdir()
+    for r in (client.post("/api/models/load", json={"name": "broken"}),
+              client.post("/api/models/save", json={"name": "dir", "overwrite": True})):
+        assert r.status_code in (400, 409), r.text
+        error = r.json()["error"]
+        assert str(model_dir) not in error and str(model_dir.resolve()) not in error, error
+        assert "broken.safetensors" in error or "dir.safetensors" in error, error
+
+
 @pytest.mark.parametrize("name", ["../outside", "a/b", "/etc/passwd", ".hidden", "", "x" * 65, 5, None, "..", "C:\\x"])
 def test_model_names_cannot_be_paths(client, model_dir, name):
     outside = model_dir.parent / "outside.safetensors"

@@ -131,6 +131,14 @@ def _client(tmp_path, data):
     return TestClient(create_app(tmp_path, dataset=data), base_url="http://127.0.0.1")
 
 
+def test_more_epochs_on_an_unfinished_run_is_refused_not_ignored(tmp_path, data):
+    with _client(tmp_path, data) as client:
+        client.post("/api/train/config", json={"hidden": [8], "epochs": 3, "train_size": 300, "batch_size": 100})
+        r = client.post("/api/train/start", json={"more_epochs": 50})
+        assert r.status_code == 409 and "has 3 of its 3 epochs to go" in r.json()["error"], r.text
+        assert client.get("/api/train/status").json()["epochs"] == 3
+
+
 def test_a_finished_network_trains_more_epochs_when_asked(tmp_path, data):
     with _client(tmp_path, data) as client:
         client.post("/api/train/config", json={"hidden": [8], "epochs": 1, "train_size": 300, "batch_size": 100})

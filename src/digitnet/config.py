@@ -76,6 +76,49 @@ def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> Non
         raise ConfigError(f"{{{name}}} must be {bound}. Got {value!r} instead.", setting=name)
 
 
+MAX_WHOLE = 2**63 - 1  # the largest whole number a setting may be (a model file stores 64-bit integers)
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it (TOML, JSON), not as a Python repr of another type."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None or isinstance(value, (int, float, str)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return f"a {type(value).__name__} ({value})"
+
+
+def _check_types(cfg) -> None:
+    """Each setting has the type of its default, whatever wrote it (a flag, a config file, a
+    dict, a model file): true/false is not a number, a whole number fits 64 bits, a list of
+    sizes or names is a list. The finer checks (ranges, choices) follow in ``__post_init__``."""
+    for f in dataclasses.fields(cfg):
+        name, v, d = f.name, getattr(cfg, f.name), f.default
+        if isinstance(d, bool):
+            ok, want = isinstance(v, bool), "true or false"
+        elif isinstance(d, (int, float)) or (d is None and f.type in ("int | None", "float | None")):
+            ok = (v is None and d is None) or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                and not (isinstance(v, int) and abs(v) > MAX_WHOLE))
+            want = "a whole number" if isinstance(d, int) or f.type == "int | None" else "a number"
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_WHOLE:
+                want += f" of at most {MAX_WHOLE:,}"
+        elif isinstance(d, str):
+            ok, want = isinstance(v, str), "a name"
+        elif isinstance(d, tuple):
+            items = [v] if isinstance(v, str) else v
+            kind = (int,) if name == "layers" else (str,)
+            ok = isinstance(items, (list, tuple)) and all(isinstance(x, kind) and not isinstance(x, bool)
+                                                          for x in items)
+            want = {"layers": "a list, e.g. [784, 16, 16, 10]", "features": 'a list, e.g. ["conv:32:5", "pool:2"]'}.get(
+                name, 'a list of names, e.g. ["shift"]')
+        else:
+            continue
+        if not ok:
+            raise ConfigError(f"{{{name}}} must be {want}. Got {_show(v)} instead.", setting=name)
+
+
 LAYER_SPEC_HELP = (
     "conv:CHANNELS:SIZE (e.g. conv:32:5, 32 filters of 5x5), pool:SIZE (e.g. pool:2, 2x2 max-pooling), "
     "flatten, or dense:NEURONS (e.g. dense:100)"
@@ -142,7 +185,8 @@ class NetworkConfig:
                               "digit's slant first).", choices=PREPROCESS_NAMES)
 
     def __post_init__(self) -> None:
-        layers = tuple(self.layers)
+        _check_types(self)
+        layers = tuple(self.layers) if not isinstance(self.layers, str) else parse_layers(self.layers)
         object.__setattr__(self, "layers", layers)
         if len(layers) < 2:
             raise ConfigError(
@@ -234,9 +278,11 @@ class NetworkConfig:
         _unknown_keys(cls, d, "network")
         d = dict(d)
         if "layers" in d:
-            d["layers"] = parse_layers(d["layers"]) if isinstance(d["layers"], str) else tuple(d["layers"])
+            v = d["layers"]  # anything else is left for the checks to name
+            d["layers"] = parse_layers(v) if isinstance(v, str) else tuple(v) if isinstance(v, (list, tuple)) else v
         if "features" in d:
-            d["features"] = parse_features(d["features"]) if isinstance(d["features"], str) else tuple(d["features"])
+            v = d["features"]
+            d["features"] = parse_features(v) if isinstance(v, str) else tuple(v) if isinstance(v, (list, tuple)) else v
         return cls(**d)
 
 
@@ -287,6 +333,7 @@ class TrainConfig:
                           "numpy, or reference (backprop + optimizer: runs everything).", choices=ENGINE_NAMES)
 
     def __post_init__(self) -> None:
+        _check_types(self)
         for name in ("epochs", "batch_size", "step_every"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:

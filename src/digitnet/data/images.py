@@ -28,6 +28,7 @@ from digitnet.errors import ImageError
 
 MAX_PIXELS = 40_000_000  # refuse decompression bombs larger than this
 MIN_CONTRAST = 8.0  # ink must differ from the paper by at least this many grey levels
+MAX_SIDE = 2000  # larger pictures are read scaled down to at most this many pixels across
 _OPEN_LOCK = threading.Lock()  # read_grey changes the (process-wide) warnings filter while opening
 
 
@@ -40,6 +41,8 @@ def read_grey(source: str | os.PathLike | bytes) -> np.ndarray:
                  "scale it down (a digit needs no more than 1000x1000).")
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
+        if not isinstance(source, (bytes, bytearray)) and os.path.exists(source) and not os.path.isfile(source):
+            raise ImageError(f"{name} is not a file (a folder, a FIFO or a device); give an image file.")
         fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
     except OSError as e:
         raise ImageError(f"Cannot open {name}: {e.strerror or e}.") from None
@@ -56,8 +59,15 @@ def read_grey(source: str | os.PathLike | bytes) -> np.ndarray:
                 w, h = im.size
                 if w * h > MAX_PIXELS:
                     raise ImageError(f"{name} is {w}x{h} = {w * h:,} pixels; {too_large}")
+                # A digit needs no more than MAX_SIDE pixels across: a larger picture is read at
+                # a fraction of its size (JPEG decodes at 1/2, 1/4 or 1/8 directly; others are
+                # box-averaged), so a phone photo costs tens of MB, not a gigabyte.
+                factor = -(-max(w, h) // MAX_SIDE)
+                if factor > 1:
+                    im.draft(im.mode, (w // factor, h // factor))  # JPEG only; others ignore it
                 im.load()
-                grey = flatten_transparency(im)
+                factor = -(-max(im.size) // MAX_SIDE)
+                grey = flatten_transparency(im.reduce(factor) if factor > 1 else im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name} has more than {MAX_PIXELS:,} pixels; {too_large}") from None
     except UnidentifiedImageError:  # Pillow's message names its file object, not the file

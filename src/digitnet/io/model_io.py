@@ -152,7 +152,8 @@ def _unpack(tensors: dict[str, np.ndarray], config: NetworkConfig, kinds: list[s
 MAX_META_CHARS = {"network": 100_000, "train": 100_000, "kinds": 100_000, "classes": 100_000,
                   "input": 10_000, "history": 20_000_000}
 MAX_META_DEPTH = 6  # nesting of lists and objects in any field
-MAX_EPOCHS = 1_000_000
+MAX_EPOCHS = 100_000  # epoch records in a history
+MAX_BATCH_COSTS = 10_000_000  # mini-batch costs (30 MNIST epochs at batch 10 are 180,000)
 _LAYER_KINDS = {"dense", "conv", "pool", "flatten"}
 
 
@@ -262,9 +263,13 @@ def _read_metadata(meta: dict, tensors: dict[str, np.ndarray]) -> dict[str, Any]
             v = history.get(k)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
                 raise ValueError(f"'history.{k}' must be a whole number or null")
+        if (history.get("best_epoch") or 0) > len(epochs):
+            raise ValueError("'history.best_epoch' must be one of the epochs recorded")
     costs = tensors.get("history.batch_cost")
     if costs is not None and (costs.ndim != 1 or costs.dtype.kind != "f"):
         raise ValueError("the tensor history.batch_cost must be a 1-d array of floats")
+    if costs is not None and costs.size > MAX_BATCH_COSTS:
+        raise ValueError(f"the tensor history.batch_cost holds more than {MAX_BATCH_COSTS:,} costs")
     epoch_text = meta.get("epoch", "0")
     if not isinstance(epoch_text, str) or not epoch_text.isdigit() or len(epoch_text) > 7:
         raise ValueError("'epoch' must be a whole number")
@@ -318,6 +323,9 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
         raise ModelFileError(f"{where} is not a valid digitnet model: the model description in the file is "
                              f"invalid ({str(e)[:200]}). The file was altered.") from None
     net = _unpack(tensors, config, kinds, "", where)
+    if len(classes) < config.layers[-1]:  # (more is allowed: a 2-output network saved with the ten digits)
+        raise ModelFileError(f"{where} is not a valid digitnet model: it names {len(classes)} classes for "
+                             f"{config.layers[-1]} outputs. The file was altered.")
     if not all(np.isfinite(v).all() for p in net.params for v in p.values()):
         raise ModelFileError(
             f"{where}: the weights contain NaN or infinite values, so the model cannot predict anything. "

@@ -263,7 +263,12 @@ def run_training(
     if saved is not None:
         trainer.epoch = saved.epoch
         trainer.history = saved.history or History()
-        trainer.optimizer.load_state(saved.extra)
+        try:  # the optimizer's state (momentum, Adam's moments) must fit the network
+            trainer.optimizer.load_state(saved.extra)
+        except (KeyError, ValueError, IndexError, TypeError) as e:
+            raise ModelFileError(f"{resume}: the checkpoint's optimizer state does not fit its network "
+                                 f"({str(e)[:100]}). The file was altered or damaged; start the run again.",
+                                 setting="resume") from None
     else:
         trainer.measure_initial()
     if on_start is not None:

@@ -51,7 +51,7 @@ def settings_from_dict(settings: Mapping[str, Any], *, preset: str | None = None
     """
     d = dict(settings)
     name = d.pop("preset", None) or preset or DEFAULT_PRESET
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ConfigError(f"Unknown {{preset}} {name!r}; choose one of: {', '.join(PRESETS)}.", setting="preset")
     unknown = [k for k in d if k not in SETTINGS]
     if unknown:
@@ -71,6 +71,9 @@ def settings_to_dict(net: NetworkConfig, train: TrainConfig) -> dict[str, Any]:
     return {**dataclasses.asdict(net), **dataclasses.asdict(train)}
 
 
+MAX_CONFIG_BYTES = 1_000_000
+
+
 def read_settings_file(path: str | os.PathLike) -> dict[str, Any]:
     """The flat settings of a TOML config file (not yet validated: see :func:`load_settings`)."""
     try:
@@ -79,6 +82,11 @@ def read_settings_file(path: str | os.PathLike) -> dict[str, Any]:
         import tomli as tomllib
 
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path} is not a file (a folder, a FIFO or a device); give a TOML config file.")
+    if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is {path.stat().st_size:,} bytes; a config file is a few lines "
+                          f"(at most {MAX_CONFIG_BYTES:,} bytes).")
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -127,6 +135,7 @@ def settings_to_toml(net: NetworkConfig, train: TrainConfig, *, header: str = ""
     Reading it back (:func:`load_settings`) gives the same configs. A setting without a value
     (``train_size`` None) is written as a comment.
     """
+    header = "".join(c if c.isprintable() or c == "\n" else "?" for c in header)  # TOML comments allow no control codes
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
     values = settings_to_dict(net, train)
     for group, f in setting_fields():

@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from importlib import resources
@@ -359,7 +360,7 @@ def create_app(
         yield
         await anyio.to_thread.run_sync(lab.close)
 
-    app = Starlette(routes=routes, exception_handlers=_handlers(), lifespan=lifespan)
+    app = Starlette(routes=routes, exception_handlers=_handlers([Path(model_dir), drawings]), lifespan=lifespan)
     app.state.lab = lab
     app.state.pools = pool
     return _Guard(app, allowed_hosts)
@@ -369,14 +370,24 @@ def _json(obj, status: int = 200, headers: dict[str, str] | None = None) -> JSON
     return JSONResponse(jsonable(obj), status_code=status, headers=headers)
 
 
-def _handlers() -> dict:
+def _without_folders(message: str, folders) -> str:
+    """The server's own folders are not the visitor's business: ``/srv/models/a.safetensors``
+    is said as ``a.safetensors``."""
+    for folder in folders:
+        for form in {str(folder), str(Path(folder).resolve()), os.path.abspath(folder)}:
+            if form not in ("", ".", os.sep):
+                message = message.replace(form + os.sep, "").replace(form, "the model folder")
+    return message
+
+
+def _handlers(folders=()) -> dict:
     async def api_error(request: Request, exc: ApiError) -> Response:
         return _json({"error": exc.message, **exc.extra}, exc.status, exc.headers)
 
     async def digitnet_error(request: Request, exc: DigitnetError) -> Response:
         status = 409 if isinstance(exc, Busy) else 404 if isinstance(exc, NotFound) else 400
         extra = {"position": exc.position} if isinstance(exc, ExpressionError) else {}
-        return _json({"error": str(exc), **extra}, status)
+        return _json({"error": _without_folders(str(exc), folders), **extra}, status)
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         messages = {404: f"Nothing here: {request.url.path}. The page is at /, the API under /api/.",

@@ -285,7 +285,12 @@ class Lab:
                 raise Busy("A training job is already running. Pause it first, or wait for it to finish: "
                            "only one training job runs at a time.")
             job = self.job
-            if more_epochs > 0 and job.status != "diverged" and job.epoch >= job.train_config.epochs:
+            if more_epochs > 0 and (job.status == "diverged" or job.epoch < job.train_config.epochs):
+                raise Busy(f"'more_epochs' adds epochs to a finished run; this one has "
+                           f"{job.train_config.epochs - job.epoch} of its {job.train_config.epochs} epochs to go."
+                           if job.status != "diverged" else
+                           "'more_epochs' cannot continue a run that diverged: reset it, or set up a new network.")
+            if more_epochs > 0:
                 job.train_config = dataclasses.replace(job.train_config, epochs=job.epoch + more_epochs)
                 if job.trainer is not None:
                     job.trainer.config = job.train_config
