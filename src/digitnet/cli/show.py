@@ -534,10 +534,7 @@ def landscape(model, directions, grid, extent, seed, surface, n_images, data_dir
     fig = landscape_figure(r, path, directions=directions, surface=surface, explained=explained,
                            title=f"The cost landscape of {'-'.join(map(str, net.sizes))} ({directions} directions)")
     la, lb, lc = r.lowest
-    numbers = {"model": model, "directions": directions, "n": r.n, "alphas": r.alphas.tolist(),
-               "betas": r.betas.tolist(), "cost": r.cost.tolist(), "accuracy": r.accuracy.tolist(),
-               "center_cost": r.center_cost, "center_accuracy": r.center_accuracy,
-               "lowest": {"alpha": la, "beta": lb, "cost": lc}}
+    numbers = {"model": model, "directions": directions, **r.to_dict()}
     if path is not None:
         numbers["path"] = path.tolist()
         numbers["explained"] = explained.tolist()
@@ -598,9 +595,8 @@ def interpolate(model, other, points, extend, n_images, data_dir, out, as_json):
     fig = interpolation_figure(r.alphas, r.cost, r.accuracy, labels=labels,
                                title=f"The straight line from {labels[0]} to {labels[1]}")
     i0, i1 = m, m + points - 1
-    numbers = {"model": model, "other": other, "n": len(y), "alphas": r.alphas.tolist(), "cost": r.cost.tolist(),
-               "accuracy": r.accuracy.tolist(), "start_cost": float(r.cost[i0]), "end_cost": float(r.cost[i1]),
-               "barrier": r.barrier}
+    numbers = {"model": model, "other": other, "n": len(y), **r.to_dict(), "start_cost": float(r.cost[i0]),
+               "end_cost": float(r.cost[i1])}
     line = (f"From {labels[0]} (cost {r.cost[i0]:.4f}, accuracy {pct(r.accuracy[i0])}) to {labels[1]} (cost "
             f"{r.cost[i1]:.4f}, accuracy {pct(r.accuracy[i1])}) over {len(y)} training images: the cost rises at "
             f"most {r.barrier:.4g} above the straight chord.")
@@ -655,9 +651,7 @@ def smoothness(model, layer, which, span, points, n_images, data_dir, out, as_js
     name = f"w[{layer}][{i}, {j}]"
     fig = smoothness_figure(r.weight, r.sigmoid_cost, r.step_cost, r.original, r.sigmoid_flat_fraction,
                             r.step_flat_fraction, name=name)
-    numbers = {"model": model, "n": len(y), "layer": layer, "i": i, "j": j, "original": r.original,
-               "weight": r.weight.tolist(), "sigmoid_cost": r.sigmoid_cost.tolist(), "step_cost": r.step_cost.tolist(),
-               "sigmoid_flat_fraction": r.sigmoid_flat_fraction, "step_flat_fraction": r.step_flat_fraction}
+    numbers = {"model": model, "n": len(y), **r.to_dict()}
     line = (f"Sweeping {name} from {r.weight[0]:.3g} to {r.weight[-1]:.3g} over {len(y)} training images: the "
             f"sigmoid network's cost is flat on {r.sigmoid_flat_fraction:.0%} of the sweep, the step network's on "
             f"{r.step_flat_fraction:.0%}.")
@@ -700,11 +694,7 @@ def curvature(model, k, eta, seed, n_images, data_dir, out, as_json):
     r = run_curvature(saved.net, x, y, k=k, eta=eta, rng=seed)
     fig = curvature_figure(r.eigenvalues, r.random_curvatures, eta)
     limit = r.eta_limit
-    numbers = {"model": model, "n": r.n, "eigenvalues": r.eigenvalues.tolist(), "residuals": r.residuals.tolist(),
-               "random_curvatures": r.random_curvatures.tolist(), "cost": r.cost, "eta": eta,
-               "two_over_eta": 2 / eta if eta else None, "eta_limit": limit if np.isfinite(limit) else None,
-               "stable": r.stable, "unevenness": r.unevenness if np.isfinite(r.unevenness) else None,
-               "products": r.products}
+    numbers = {"model": model, **r.to_dict()}
     line = (f"Largest Hessian eigenvalues over {r.n} training images: "
             f"{', '.join(f'{v:.4g}' for v in r.eigenvalues)}; gradient descent diverges for eta above {limit:.4g}")
     line += f" (the model's eta {eta:g}: {'below' if r.stable else 'above'})." if eta is not None else "."
