@@ -165,6 +165,15 @@ def test_landscape_random(model, mnist, tmp_path):
     assert out["center_cost"] == pytest.approx(centre, rel=1e-5)
     assert cost[2, 2] == pytest.approx(centre, rel=1e-4)  # the grid's centre is the model
     assert (cost >= cost[2, 2] - 0.05).all()  # and the trained weights sit in a valley
+    # the second panel: the test accuracy on the same grid, the centre the model's own
+    net, test = load_model(model).net, mnist.test.subset(100)
+    out = _json(["show", "landscape", model, "--images", str(N), "--grid", "3", "--test-images", "100",
+                 "--out", str(tmp_path / "l3.png")])
+    assert out["n_test"] == 100 and np.array(out["test_accuracy"]).shape == (3, 3)
+    assert out["test_accuracy"][1][1] == out["center_test_accuracy"] == np.mean(net.predict(test.x) == test.y)
+    out = _json(["show", "landscape", model, "--images", str(N), "--grid", "3", "--test-images", "0",
+                 "--out", str(tmp_path / "l0.png")])
+    assert "test_accuracy" not in out
 
 
 def test_landscape_trajectory_draws_the_path(model, tmp_path):

@@ -654,17 +654,21 @@ def _cost_levels(cost: np.ndarray, n: int = 24) -> np.ndarray:
 
 
 def landscape_figure(result, path: np.ndarray | None = None, *, directions: str = "random", surface: bool = False,
-                     explained: Sequence[float] | None = None, title: str = "The cost landscape"):
+                     explained: Sequence[float] | None = None, test=None, title: str = "The cost landscape"):
     """Contour maps of the cost and the accuracy on a 2-D slice of weight space (a
     :class:`~digitnet.explain.landscape.Landscape`), the trained weights at the centre.
 
     ``path`` (n_snapshots, 2): the training trajectory projected onto the slice, drawn from the
     start (a circle) through every epoch (dots) to the end (a star, at [0, 0]). ``surface``: a third
-    panel with the cost as a 3-D surface.
+    panel with the cost as a 3-D surface. ``test``: a Landscape of the same grid over test images,
+    whose accuracy the second panel shows (else the accuracy on ``result``'s images).
     """
     from matplotlib.colors import BoundaryNorm
 
-    a, b, cost, acc = result.alphas, result.betas, result.cost, result.accuracy
+    a, b, cost = result.alphas, result.betas, result.cost
+    acc = (test if test is not None else result).accuracy
+    acc_title = (f"Accuracy on {test.n} test images" if test is not None
+                 else f"Accuracy on the same {result.n} training images")
     fig = _figure(17 if surface else 12, 5.6)
     if surface:
         sub = fig.subfigures(1, 2, width_ratios=[2, 1])
@@ -685,7 +689,7 @@ def landscape_figure(result, path: np.ndarray | None = None, *, directions: str 
         yl = "beta: second principal direction" + (f" ({explained[1]:.0%})" if explained is not None else "")
     else:
         xl, yl = "alpha: random direction 1 (filter-normalised)", "beta: random direction 2 (filter-normalised)"
-    for ax, what in ((ax_cost, "Cost"), (ax_acc, f"Accuracy on the same {result.n} images")):
+    for ax, what in ((ax_cost, "Cost"), (ax_acc, acc_title)):
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
         ax.set_title(what)

@@ -489,17 +489,19 @@ def _trajectory(saved, model: str) -> list:
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed for the random directions.")
 @click.option("--surface", is_flag=True, help="Add a third panel with the cost as a 3-D surface.")
 @_images_option
+@click.option("--test-images", "n_test", default=2000, show_default=True, type=click.IntRange(0),
+              help="The accuracy panel's test images (the first N); 0: show the accuracy on the training images.")
 @_data_option
 @_out_option
 @_json_option
-def landscape(model, directions, grid, extent, seed, surface, n_images, data_dir, out, as_json):
+def landscape(model, directions, grid, extent, seed, surface, n_images, n_test, data_dir, out, as_json):
     """The cost on a 2-D slice of weight space, centred on the trained weights.
 
     The slice is the plane W + alpha D1 + beta D2 through the trained weights W: along two
     random directions scaled neuron by neuron to the weights' size (--directions random), or
     along the two principal directions of the training trajectory (--directions trajectory),
     with the path of gradient descent drawn on it: start, every epoch, end. Beside the cost:
-    the accuracy on the same images. A 41x41 slice over 10,000 images takes a few seconds.
+    the test accuracy on the same grid. A 41x41 slice over 10,000 images takes a few seconds.
     Dense networks only.
 
     \b
@@ -529,12 +531,20 @@ def landscape(model, directions, grid, extent, seed, surface, n_images, data_dir
         rng = np.random.default_rng(seed)
         d1, d2 = filter_normalized_direction(net, rng), filter_normalized_direction(net, rng)
         ra = rb = 1.0 if extent is None else extent
-    x, y = _training_images(saved, data_dir, n_images)
-    r = run_landscape(net, x, y, d1, d2, np.linspace(-ra, ra, grid), np.linspace(-rb, rb, grid))
-    fig = landscape_figure(r, path, directions=directions, surface=surface, explained=explained,
+    data = _data(saved, data_dir)
+    train = data.train if n_images >= len(data.train) else data.train.subset(n_images)
+    alphas, betas = np.linspace(-ra, ra, grid), np.linspace(-rb, rb, grid)
+    r = run_landscape(net, train.x, train.y, d1, d2, alphas, betas)
+    test = None
+    if n_test and len(data.test):
+        part = data.test if n_test >= len(data.test) else data.test.subset(n_test)
+        test = run_landscape(net, part.x, part.y, d1, d2, alphas, betas)
+    fig = landscape_figure(r, path, directions=directions, surface=surface, explained=explained, test=test,
                            title=f"The cost landscape of {'-'.join(map(str, net.sizes))} ({directions} directions)")
     la, lb, lc = r.lowest
     numbers = {"model": model, "directions": directions, **r.to_dict()}
+    if test is not None:
+        numbers.update(n_test=test.n, test_accuracy=test.accuracy.tolist(), center_test_accuracy=test.center_accuracy)
     if path is not None:
         numbers["path"] = path.tolist()
         numbers["explained"] = explained.tolist()
