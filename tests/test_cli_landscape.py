@@ -196,6 +196,19 @@ def test_landscape_errors(model, old, tmp_path):
     assert "--grid 1" in _error(["show", "landscape", model, "--grid", "1"])
     assert "--range 0" in _error(["show", "landscape", model, "--range", "0"])
     assert "--range 1e+06" in _error(["show", "landscape", model, "--range", "1e6"])
+    saved = load_model(model)  # one epoch's trajectory (start and end) spans no plane
+    short = save_model(tmp_path / "short.safetensors", saved.net, initial=saved.initial,
+                       snapshots=[saved.snapshots[0], saved.snapshots[-1]])
+    assert "at least 2 epochs" in _error(["show", "landscape", str(short), "--directions", "trajectory",
+                                          "--out", str(tmp_path / "short.png")])
+
+
+def test_interpolate_errors(model, conv, tmp_path):
+    assert "two networks differ" in _error(["show", "interpolate", model, conv])
+    saved = load_model(model)
+    bare = save_model(tmp_path / "bare.safetensors", saved.net)  # no initial weights, no seed
+    line = _error(["show", "interpolate", str(bare)])
+    assert "no initial weights" in line and "OTHER" in line
 
 
 @pytest.fixture(scope="module")
@@ -262,3 +275,12 @@ def test_every_command_has_help_with_an_example():
     for command in ("landscape", "interpolate", "smoothness", "curvature"):
         r = _run(["show", command, "--help"])
         assert r.exit_code == 0 and "Example" in r.output and f"digitnet show {command}" in r.output
+
+
+def test_a_trajectory_that_stops_short_of_the_model_ends_at_it(model, tmp_path):
+    """As after --keep-best: the file's last snapshot is not the model's weights; the path gets them as its end."""
+    saved = load_model(model)
+    path = save_model(tmp_path / "best.safetensors", saved.net, initial=saved.initial, snapshots=saved.snapshots[:3])
+    out = _json(["show", "landscape", str(path), "--directions", "trajectory", "--images", "50", "--grid", "3",
+                 "--test-images", "0", "--out", str(tmp_path / "best.png")])
+    assert len(out["path"]) == 4 and out["path"][-1] == [0.0, 0.0]
