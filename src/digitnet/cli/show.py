@@ -541,7 +541,7 @@ def landscape(model, directions, grid, extent, seed, surface, n_images, n_test, 
         test = run_landscape(net, part.x, part.y, d1, d2, alphas, betas)
     fig = landscape_figure(r, path, directions=directions, surface=surface, explained=explained, test=test,
                            title=f"The cost landscape of {'-'.join(map(str, net.sizes))} ({directions} directions)")
-    la, lb, lc = r.lowest
+    la, lb, _ = r.lowest
     numbers = {"model": model, "directions": directions, **r.to_dict()}
     if test is not None:
         numbers.update(n_test=test.n, test_accuracy=test.accuracy.tolist(), center_test_accuracy=test.center_accuracy)

@@ -271,7 +271,9 @@ class Curvature:
 
     def to_dict(self) -> dict:
         """The numbers as plain JSON values (not the eigenvectors; infinities and NaNs as null)."""
-        finite = lambda v: v if v is not None and np.isfinite(v) else None  # noqa: E731
+        def finite(v):
+            return v if v is not None and np.isfinite(v) else None
+
         return {"n": self.n, "eigenvalues": self.eigenvalues.tolist(), "residuals": self.residuals.tolist(),
                 "random_curvatures": self.random_curvatures.tolist(), "cost": self.cost, "eta": self.eta,
                 "two_over_eta": 2 / self.eta if self.eta else None, "eta_limit": finite(self.eta_limit),
