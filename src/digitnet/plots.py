@@ -638,3 +638,175 @@ def shuffled_figure(normal, shuffled, chance: float = 0.1, *, n_train: int | Non
                   f"{ls.epoch} epochs) by memorising it, but its test accuracy stays near chance "
                   f"({ls.test_accuracy:.1%}); the same network on the true labels reaches {ln.test_accuracy:.1%}.")
     return fig
+
+
+# --- the cost landscape ----------------------------------------------------------------
+# Cost and accuracy surfaces use MAGNITUDE (viridis) throughout: dark is low, bright is high.
+
+
+def _cost_levels(cost: np.ndarray, n: int = 24) -> np.ndarray:
+    """Contour levels for a cost surface at its quantiles, so that the colours spread over the
+    low valley as much as over the steep walls (the colour bar shows the values)."""
+    levels = np.unique(np.quantile(cost[np.isfinite(cost)], np.linspace(0, 1, n)))
+    if len(levels) < 3:
+        lo, hi = float(np.nanmin(cost)), float(np.nanmax(cost))
+        levels = np.linspace(lo, hi, 3) if hi > lo else np.array([lo - 1e-12, lo, lo + 1e-12])
+    return levels
+
+
+def landscape_figure(result, path: np.ndarray | None = None, *, directions: str = "random", surface: bool = False,
+                     explained: Sequence[float] | None = None, test=None, title: str = "The cost landscape"):
+    """Contour maps of the cost and the accuracy on a 2-D slice of weight space (a
+    :class:`~digitnet.explain.landscape.Landscape`), the trained weights at the centre.
+
+    ``path`` (n_snapshots, 2): the training trajectory projected onto the slice, drawn from the
+    start (a circle) through every epoch (dots) to the end (a star, at [0, 0]). ``surface``: a third
+    panel with the cost as a 3-D surface. ``test``: a Landscape of the same grid over test images,
+    whose accuracy the second panel shows (else the accuracy on ``result``'s images).
+    """
+    from matplotlib.colors import BoundaryNorm
+
+    a, b, cost = result.alphas, result.betas, result.cost
+    acc = (test if test is not None else result).accuracy
+    acc_title = (f"Accuracy on {test.n} test images" if test is not None
+                 else f"Accuracy on the same {result.n} training images")
+    fig = _figure(17 if surface else 12, 5.6)
+    if surface:
+        sub = fig.subfigures(1, 2, width_ratios=[2, 1])
+        ax_cost, ax_acc = sub[0].subplots(1, 2)
+        ax3 = sub[1].add_subplot(projection="3d")
+    else:
+        ax_cost, ax_acc = fig.subplots(1, 2)
+        ax3 = None
+    levels = _cost_levels(cost)
+    cs = ax_cost.contourf(a, b, cost, levels=levels, cmap=MAGNITUDE, norm=BoundaryNorm(levels, 256))
+    ax_cost.contour(a, b, cost, levels=levels[::3], colors="white", linewidths=0.4, alpha=0.6)
+    fig.colorbar(cs, ax=ax_cost, label="average cost (colours at its quantiles)", format="%.3g")
+    ca = ax_acc.contourf(a, b, acc, levels=np.linspace(0, 1, 21), cmap=MAGNITUDE)
+    fig.colorbar(ca, ax=ax_acc, label="accuracy", format=lambda v, _: f"{v:.0%}")
+    if directions == "trajectory":
+        xl = "alpha: first principal direction of the trajectory" + (
+            f" ({explained[0]:.0%} of its variance)" if explained is not None else "")
+        yl = "beta: second principal direction" + (f" ({explained[1]:.0%})" if explained is not None else "")
+    else:
+        xl, yl = "alpha: random direction 1 (filter-normalised)", "beta: random direction 2 (filter-normalised)"
+    for ax, what in ((ax_cost, "Cost"), (ax_acc, acc_title)):
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+        ax.set_title(what)
+        if path is not None:
+            ax.plot(path[:, 0], path[:, 1], "-", color="white", lw=2.2)
+            ax.plot(path[:, 0], path[:, 1], "-", color="tab:red", lw=1.2)
+            ax.plot(path[1:-1, 0], path[1:-1, 1], "o", color="tab:red", ms=4, mec="white", mew=0.6, label="each epoch")
+            ax.plot(path[0, 0], path[0, 1], "o", color="white", ms=8, mec="tab:red", mew=2, label="start")
+        ax.plot(0, 0, "*", color="tab:red", ms=14, mec="white", mew=1, label="trained weights")
+        ax.legend(fontsize=8, loc="upper right")
+    if ax3 is not None:
+        aa, bb = np.meshgrid(a, b)
+        ax3.plot_surface(aa, bb, cost, cmap=MAGNITUDE, norm=BoundaryNorm(levels, 256), linewidth=0, antialiased=True)
+        ax3.set_xlabel("alpha")
+        ax3.set_ylabel("beta")
+        ax3.set_zlabel("cost")
+        ax3.set_title("Cost as a surface")
+    fig.suptitle(title, fontweight="bold")
+    la, lb, lc = result.lowest
+    text = (f"The cost on the plane W + alpha D1 + beta D2 through the trained weights (the star, cost "
+            f"{result.center_cost:.4g}), over {result.n} training images; dark is low. The grid's lowest point is "
+            f"at alpha {la:.3g}, beta {lb:.3g} (cost {lc:.4g}).")
+    if path is not None:
+        text += " The red line is the path of gradient descent projected onto the plane: start, every epoch, end."
+    _caption(fig, text)
+    return fig
+
+
+def interpolation_figure(alphas: np.ndarray, cost: np.ndarray, accuracy: np.ndarray, *,
+                         labels: tuple[str, str] = ("initial weights", "trained weights"),
+                         title: str = "The straight line between two networks"):
+    """The cost and the accuracy at (1 - alpha) W_a + alpha W_b, with the two networks marked."""
+    fig = _figure(12, 5)
+    ax_cost, ax_acc = fig.subplots(1, 2)
+    ax_cost.plot(alphas, cost, color=C_TRAIN, lw=2)
+    ax_acc.plot(alphas, accuracy, color=C_TRAIN, lw=2)
+    for ax in (ax_cost, ax_acc):
+        for x, name, ls in ((0.0, labels[0], "--"), (1.0, labels[1], ":")):
+            ax.axvline(x, color="0.3", ls=ls, lw=1.2, label=f"alpha = {x:g}: {name}")
+        ax.set_xlabel("alpha: W = (1 - alpha) W_a + alpha W_b")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_cost.set_ylabel("average cost")
+    ax_cost.set_title("Cost along the line")
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.set_ylim(0, 1.02)
+    _pct_axis(ax_acc)
+    ax_acc.set_title("Accuracy along the line")
+    fig.suptitle(title, fontweight="bold")
+    inside = (alphas >= 0) & (alphas <= 1)
+    c0, c1 = cost[np.argmin(np.abs(alphas))], cost[np.argmin(np.abs(alphas - 1))]
+    chord = (1 - alphas[inside]) * c0 + alphas[inside] * c1
+    bump = float(max(0.0, (cost[inside] - chord).max())) if inside.any() else float("nan")
+    _caption(fig, f"From {labels[0]} (cost {c0:.4g}) to {labels[1]} (cost {c1:.4g}) the cost rises at most "
+                  f"{bump:.3g} above the straight chord between them: "
+                  + ("no barrier, one smooth valley." if bump < 1e-3 * max(abs(c0), abs(c1), 1e-12)
+                     else "a barrier between them."))
+    return fig
+
+
+def smoothness_figure(weight: np.ndarray, sigmoid_cost: np.ndarray, step_cost: np.ndarray, original: float,
+                      sigmoid_flat: float, step_flat: float, *, name: str = "w",
+                      title: str = "Why sigmoids and not on/off steps"):
+    """The cost as one weight sweeps a range: the sigmoid network (smooth) and the same network
+    with step neurons (flat almost everywhere, with jumps)."""
+    fig = _figure(12, 5)
+    ax_s, ax_t = fig.subplots(1, 2)
+    ax_s.plot(weight, sigmoid_cost, color=C_TRAIN, lw=2)
+    ax_t.plot(weight, step_cost, color="tab:red", lw=1.5, drawstyle="steps-mid")
+    for ax, what, flat in ((ax_s, "sigmoid neurons", sigmoid_flat), (ax_t, "step neurons (1 if z >= 0 else 0)", step_flat)):
+        ax.axvline(original, color="0.3", ls="--", lw=1.2, label=f"trained value {original:.3g}")
+        ax.set_xlabel(f"the weight {name}")
+        ax.set_ylabel("average cost")
+        ax.set_title(f"{what}: flat on {flat:.0%} of the sweep")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontweight="bold")
+    _caption(fig, f"Sweeping one weight: with sigmoids the cost changes smoothly, so its slope tells gradient "
+                  f"descent which way is down; with steps it is flat on {step_flat:.0%} of the sweep and jumps in "
+                  f"between, so the gradient is zero almost everywhere and says nothing.")
+    return fig
+
+
+def curvature_figure(eigenvalues: np.ndarray, random_curvatures: np.ndarray, eta: float | None, *,
+                     title: str = "How curved the cost is"):
+    """The Hessian's largest eigenvalues against 2/eta, and the curvature of random directions."""
+    fig = _figure(12, 5)
+    ax_e, ax_r = fig.subplots(1, 2)
+    k = np.arange(1, len(eigenvalues) + 1)
+    ax_e.bar(k, eigenvalues, color=C_TRAIN, label="Hessian eigenvalue")
+    if eta is not None:
+        ax_e.axhline(2 / eta, color="tab:red", ls="--", lw=1.5, label=f"2 / eta = {2 / eta:.3g} (eta = {eta:g})")
+    ax_e.set_xlabel("rank")
+    ax_e.set_ylabel("curvature (eigenvalue)")
+    ax_e.set_xticks(k)
+    ax_e.set_title("The most curved directions")
+    ax_e.legend(fontsize=8)
+    ax_e.grid(alpha=0.3, axis="y")
+    jitter = np.linspace(-0.15, 0.15, len(random_curvatures)) if len(random_curvatures) > 1 else np.zeros(1)
+    ax_r.plot(np.zeros(len(eigenvalues)), eigenvalues, "o", color=C_TRAIN, label="largest eigenvalues")
+    ax_r.plot(1 + jitter, random_curvatures, "o", color="0.45", label="random directions")
+    top = float(np.abs(np.concatenate([eigenvalues, random_curvatures])).max()) or 1.0
+    ax_r.set_yscale("symlog", linthresh=top * 1e-4)  # both ends visible, negatives too
+    ax_r.set_xticks([0, 1], ["the most curved", "random"])
+    ax_r.set_xlim(-0.6, 1.6)
+    ax_r.set_ylabel("curvature v^T H v / v^T v (symmetric log scale)")
+    ax_r.set_title("Most curved against typical directions")
+    ax_r.legend(fontsize=8)
+    ax_r.grid(alpha=0.3, axis="y")
+    fig.suptitle(title, fontweight="bold")
+    med = float(np.median(random_curvatures))
+    text = (f"The most curved direction has curvature {eigenvalues[0]:.3g}, "
+            + (f"{eigenvalues[0] / med:.3g} times a typical random direction's ({med:.3g}): " if med > 0 else "")
+            + "some directions matter far more than others (the notes' \"x matters more\").")
+    if eta is not None:
+        text += (f" Gradient descent with step eta diverges along a direction of curvature above 2/eta = {2 / eta:.3g}"
+                 f"; here {'all are below' if eigenvalues[0] < 2 / eta else 'the top one is above'} it.")
+    _caption(fig, text)
+    return fig

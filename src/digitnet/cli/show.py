@@ -429,3 +429,279 @@ def shuffled(model, train_size, epochs, seed, data_dir, out, as_json):
             f"{pct(no['final_train_accuracy'])}, test {pct(no['final_test_accuracy'])}. "
             f"({r.n_train} images, {epochs} epochs, {r.seconds:.1f} s)")
     _finish(fig, _default_out(model, "shuffled", out), as_json, {"model": model, **s}, line)
+
+
+# --- the cost landscape ---------------------------------------------------------------
+
+
+def _images_option(f):
+    return click.option("--images", "n_images", default=10_000, show_default=True, type=click.IntRange(1),
+                        help="Average the cost over the first N training images.")(f)
+
+
+def _training_images(saved, data_dir, n: int):
+    """The first ``n`` training images (all of them if fewer): (x, y)."""
+    train = _data(saved, data_dir).train
+    part = train if n >= len(train) else train.subset(n)
+    return part.x, part.y
+
+
+def _check_grid(grid: int, extent: float | None) -> None:
+    from digitnet.errors import ConfigError
+    from digitnet.explain.landscape import MAX_COORD, MAX_GRID
+
+    if not 3 <= grid <= MAX_GRID:
+        raise ConfigError(f"--grid {grid} is out of range: use 3 to {MAX_GRID} points per axis "
+                          "(each point is a pass over the images).")
+    if extent is not None and not (0 < extent <= MAX_COORD):
+        raise ConfigError(f"--range {extent:g} is out of range: give a positive number up to {MAX_COORD:g} "
+                          "(e.g. 1 for random directions).")
+
+
+def _trajectory(saved, model: str) -> list:
+    """The model's weight snapshots, ending at its final weights (appended if the file's last
+    snapshot is not them, as after --keep-best)."""
+    from digitnet.errors import ConfigError
+
+    snaps = list(saved.snapshots)
+    if not snaps:
+        raise ConfigError(f"{model} holds no snapshots of the training trajectory (models trained before they were "
+                          "kept, or networks too large to keep them). Use --directions random, or retrain it with "
+                          "`digitnet train`.")
+    if any(not np.array_equal(v, saved.net.params[l][k]) for l, p in enumerate(snaps[-1]) for k, v in p.items()):
+        snaps.append(saved.net.params)
+    return snaps
+
+
+@show.command()
+@_model_argument
+@click.option("--directions", type=click.Choice(["random", "trajectory"]), default="random", show_default=True,
+              help="random: two filter-normalised random directions (Li et al. 2018); trajectory: the two principal "
+                   "directions of the training path, with the path drawn on the slice.")
+@click.option("--grid", default=41, show_default=True, type=int, help="Points per axis (3 to 201).")
+@click.option("--range", "extent", default=None, type=float,
+              help="Half-width of the slice in units of the directions [default: 1 for random directions; for "
+                   "trajectory directions, enough to hold the path].")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed for the random directions.")
+@click.option("--surface", is_flag=True, help="Add a third panel with the cost as a 3-D surface.")
+@_images_option
+@click.option("--test-images", "n_test", default=2000, show_default=True, type=click.IntRange(0),
+              help="The accuracy panel's test images (the first N); 0: show the accuracy on the training images.")
+@_data_option
+@_out_option
+@_json_option
+def landscape(model, directions, grid, extent, seed, surface, n_images, n_test, data_dir, out, as_json):
+    """The cost on a 2-D slice of weight space, centred on the trained weights.
+
+    The slice is the plane W + alpha D1 + beta D2 through the trained weights W: along two
+    random directions scaled neuron by neuron to the weights' size (--directions random), or
+    along the two principal directions of the training trajectory (--directions trajectory),
+    with the path of gradient descent drawn on it: start, every epoch, end. Beside the cost:
+    the test accuracy on the same grid. A 41x41 slice over 10,000 images takes a few seconds.
+    Dense networks only.
+
+    \b
+    Examples:
+      digitnet show landscape digitnet-model.safetensors
+      digitnet show landscape digitnet-model.safetensors --directions trajectory --surface
+    """
+    from digitnet.explain.landscape import (filter_normalized_direction, landscape as run_landscape,
+                                            require_dense, trajectory_directions)
+    from digitnet.plots import landscape_figure
+
+    _check_grid(grid, extent)
+    saved = _load(model)
+    net = saved.net
+    require_dense(net, "Landscape slices")
+    path = explained = None
+    if directions == "trajectory":
+        tr = trajectory_directions(_trajectory(saved, model))
+        d1, d2, path, explained = tr.d1, tr.d2, tr.path, tr.explained
+        if extent is None:
+            reach = np.abs(path).max(axis=0)
+            reach = np.where(reach > 0, reach, reach.max())
+            ra, rb = 1.25 * reach
+        else:
+            ra = rb = extent
+    else:
+        rng = np.random.default_rng(seed)
+        d1, d2 = filter_normalized_direction(net, rng), filter_normalized_direction(net, rng)
+        ra = rb = 1.0 if extent is None else extent
+    data = _data(saved, data_dir)
+    train = data.train if n_images >= len(data.train) else data.train.subset(n_images)
+    alphas, betas = np.linspace(-ra, ra, grid), np.linspace(-rb, rb, grid)
+    r = run_landscape(net, train.x, train.y, d1, d2, alphas, betas)
+    test = None
+    if n_test and len(data.test):
+        part = data.test if n_test >= len(data.test) else data.test.subset(n_test)
+        test = run_landscape(net, part.x, part.y, d1, d2, alphas, betas)
+    fig = landscape_figure(r, path, directions=directions, surface=surface, explained=explained, test=test,
+                           title=f"The cost landscape of {'-'.join(map(str, net.sizes))} ({directions} directions)")
+    la, lb, _ = r.lowest
+    numbers = {"model": model, "directions": directions, **r.to_dict()}
+    if test is not None:
+        numbers.update(n_test=test.n, test_accuracy=test.accuracy.tolist(), center_test_accuracy=test.center_accuracy)
+    if path is not None:
+        numbers["path"] = path.tolist()
+        numbers["explained"] = explained.tolist()
+    line = (f"{grid}x{grid} slice over {r.n} training images ({directions} directions): cost at the trained weights "
+            f"{r.center_cost:.4f}, from {float(r.cost.min()):.4f} to {float(r.cost.max()):.4f} on the slice; lowest "
+            f"at alpha {la:.3g}, beta {lb:.3g}.")
+    if explained is not None:
+        line += f" The two directions explain {explained[0]:.0%} and {explained[1]:.0%} of the path's variance."
+    _finish(fig, _default_out(model, "landscape", out), as_json, numbers, line)
+
+
+@show.command()
+@_model_argument
+@click.argument("other", required=False, type=click.Path(dir_okay=False))
+@click.option("--points", default=41, show_default=True, type=click.IntRange(2, 401),
+              help="Points from alpha = 0 to alpha = 1.")
+@click.option("--extend", default=0.25, show_default=True, type=click.FloatRange(0, 1),
+              help="Also go this far beyond each end (in units of the whole line).")
+@_images_option
+@_data_option
+@_out_option
+@_json_option
+def interpolate(model, other, points, extend, n_images, data_dir, out, as_json):
+    """The cost along the straight line between two networks.
+
+    Without OTHER: from the model's initial weights (alpha = 0) to its trained ones (alpha = 1):
+    is the way down one smooth valley? With OTHER (a model of the same shape, e.g. trained
+    with another --seed): from MODEL (alpha = 0) to OTHER (alpha = 1): are two minima of
+    nearly equal quality separated by a barrier? Works for every network.
+
+    \b
+    Examples:
+      digitnet show interpolate digitnet-model.safetensors
+      digitnet show interpolate seed0.safetensors seed1.safetensors
+    """
+    from digitnet.errors import ConfigError
+    from digitnet.explain import initial_network
+    from digitnet.explain.landscape import interpolate as run_interpolate
+    from digitnet.nn.network import Network
+    from digitnet.plots import interpolation_figure
+
+    saved = _load(model)
+    if other is not None:
+        start, end, labels = saved.net, _load(other).net, (Path(model).name, Path(other).name)
+    else:
+        if saved.snapshots:
+            start, source = Network(saved.net.config, saved.snapshots[0], list(saved.net.kinds)), "stored in the model file"
+        else:
+            start, source = initial_network(saved)
+        if start is None:
+            raise ConfigError(f"{model} holds no initial weights ({source}). Give a second model to interpolate to: "
+                              "digitnet show interpolate MODEL OTHER.")
+        end, labels = saved.net, ("initial weights", "trained weights")
+    m = round(extend * (points - 1))
+    alphas = np.arange(-m, points + m) / (points - 1)  # exactly 0 and 1 among them
+    x, y = _training_images(saved, data_dir, n_images)
+    r = run_interpolate(start, end, x, y, alphas)
+    fig = interpolation_figure(r.alphas, r.cost, r.accuracy, labels=labels,
+                               title=f"The straight line from {labels[0]} to {labels[1]}")
+    i0, i1 = m, m + points - 1
+    numbers = {"model": model, "other": other, "n": len(y), **r.to_dict(), "start_cost": float(r.cost[i0]),
+               "end_cost": float(r.cost[i1])}
+    line = (f"From {labels[0]} (cost {r.cost[i0]:.4f}, accuracy {pct(r.accuracy[i0])}) to {labels[1]} (cost "
+            f"{r.cost[i1]:.4f}, accuracy {pct(r.accuracy[i1])}) over {len(y)} training images: the cost rises at "
+            f"most {r.barrier:.4g} above the straight chord.")
+    _finish(fig, _default_out(model, "interpolate", out), as_json, numbers, line)
+
+
+@show.command()
+@_model_argument
+@click.option("--layer", default=0, show_default=True, type=click.IntRange(0),
+              help="Which layer's weight to sweep (0: the first layer's weights).")
+@click.option("--weight", "which", default=None, metavar="I,J",
+              help="The weight from input J to neuron I [default: the one with the largest |dC/dw|].")
+@click.option("--span", default=10.0, show_default=True, type=click.FloatRange(0, 1000, min_open=True),
+              help="Sweep from the trained value minus SPAN to plus SPAN.")
+@click.option("--points", default=201, show_default=True, type=click.IntRange(3, 1001), help="Values swept.")
+@_images_option
+@_data_option
+@_out_option
+@_json_option
+def smoothness(model, layer, which, span, points, n_images, data_dir, out, as_json):
+    """Why sigmoids and not on/off steps: the cost as one weight sweeps a range.
+
+    Sweeps one weight for the trained network and for the same network with every sigmoid
+    replaced by a step (1 if z >= 0 else 0). The sigmoid network's cost changes smoothly; the
+    step network's is flat almost everywhere and jumps, so its gradient says nothing.
+    Sigmoid dense networks only.
+
+    \b
+    Example:
+      digitnet show smoothness digitnet-model.safetensors --layer 1 --span 20
+    """
+    from digitnet.errors import ConfigError
+    from digitnet.explain.landscape import require_dense, smoothness as run_smoothness, steepest_weight
+    from digitnet.plots import smoothness_figure
+
+    saved = _load(model)
+    net = saved.net
+    require_dense(net, "Sigmoid-against-step sweeps")
+    if layer >= len(net.params):
+        raise ConfigError(f"--layer {layer} does not exist: the network has layers 0 to {len(net.params) - 1}.")
+    x, y = _training_images(saved, data_dir, n_images)
+    if which is None:
+        i, j = steepest_weight(net, x, y, layer)
+    else:
+        try:
+            i, j = (int(v) for v in which.split(","))
+        except ValueError:
+            raise ConfigError(f"--weight {which!r} is not two whole numbers I,J (e.g. --weight 3,400).") from None
+    original = float(net.params[layer]["w"][i, j]) if 0 <= i < net.params[layer]["w"].shape[0] and \
+        0 <= j < net.params[layer]["w"].shape[1] else 0.0
+    r = run_smoothness(net, x, y, layer, i, j, original + np.linspace(-span, span, points))
+    name = f"w[{layer}][{i}, {j}]"
+    fig = smoothness_figure(r.weight, r.sigmoid_cost, r.step_cost, r.original, r.sigmoid_flat_fraction,
+                            r.step_flat_fraction, name=name)
+    numbers = {"model": model, "n": len(y), **r.to_dict()}
+    line = (f"Sweeping {name} from {r.weight[0]:.3g} to {r.weight[-1]:.3g} over {len(y)} training images: the "
+            f"sigmoid network's cost is flat on {r.sigmoid_flat_fraction:.0%} of the sweep, the step network's on "
+            f"{r.step_flat_fraction:.0%}.")
+    _finish(fig, _default_out(model, "smoothness", out), as_json, numbers, line)
+
+
+@show.command()
+@_model_argument
+@click.option("--top", "k", default=5, show_default=True, type=click.IntRange(1, 50),
+              help="How many of the largest eigenvalues to find.")
+@click.option("--eta", default=None, type=click.FloatRange(0, min_open=True),
+              help="The learning rate to set against 2 / lambda [default: the model's own].")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed for the Lanczos start.")
+@_images_option
+@_data_option
+@_out_option
+@_json_option
+def curvature(model, k, eta, seed, n_images, data_dir, out, as_json):
+    """How curved the cost is: the Hessian's largest eigenvalues against 2 / eta.
+
+    Gradient descent with step eta diverges along a direction whose curvature exceeds
+    2 / eta. Finds the largest eigenvalues of the cost's Hessian (Lanczos on exact
+    Hessian-vector products) and the curvature of random directions: how much more the
+    most curved direction matters than a typical one. Dense networks only; computed in
+    float64 (about 2 s for 10,000 images and the video's network).
+
+    \b
+    Example:
+      digitnet show curvature digitnet-model.safetensors --top 10
+    """
+    from digitnet.explain.curvature import curvature as run_curvature
+    from digitnet.explain.landscape import require_dense
+    from digitnet.plots import curvature_figure
+
+    saved = _load(model)
+    require_dense(saved.net, "Hessian eigenvalues")
+    if eta is None and saved.train_config is not None:
+        eta = saved.train_config.eta
+    x, y = _training_images(saved, data_dir, n_images)
+    r = run_curvature(saved.net, x, y, k=k, eta=eta, rng=seed)
+    fig = curvature_figure(r.eigenvalues, r.random_curvatures, eta)
+    limit = r.eta_limit
+    numbers = {"model": model, **r.to_dict()}
+    line = (f"Largest Hessian eigenvalues over {r.n} training images: "
+            f"{', '.join(f'{v:.4g}' for v in r.eigenvalues)}; gradient descent diverges for eta above {limit:.4g}")
+    line += f" (the model's eta {eta:g}: {'below' if r.stable else 'above'})." if eta is not None else "."
+    _finish(fig, _default_out(model, "curvature", out), as_json, numbers, line)

@@ -269,6 +269,16 @@ class Curvature:
         med = float(np.median(self.random_curvatures))
         return float(self.eigenvalues[0]) / med if med > 0 else float("nan")
 
+    def to_dict(self) -> dict:
+        """The numbers as plain JSON values (not the eigenvectors; infinities and NaNs as null)."""
+        def finite(v):
+            return v if v is not None and np.isfinite(v) else None
+
+        return {"n": self.n, "eigenvalues": self.eigenvalues.tolist(), "residuals": self.residuals.tolist(),
+                "random_curvatures": self.random_curvatures.tolist(), "cost": self.cost, "eta": self.eta,
+                "two_over_eta": 2 / self.eta if self.eta else None, "eta_limit": finite(self.eta_limit),
+                "stable": self.stable, "unevenness": finite(self.unevenness), "products": self.products}
+
     def __repr__(self) -> str:
         return (
             f"Curvature(eigenvalues={np.round(self.eigenvalues, 6).tolist()}, eta_limit={self.eta_limit:.4g}, "

@@ -429,6 +429,13 @@ class Landscape:
         i, j = np.unravel_index(np.argmin(self.cost), self.cost.shape)
         return float(self.alphas[j]), float(self.betas[i]), float(self.cost[i, j])
 
+    def to_dict(self) -> dict:
+        """The numbers as plain JSON values (``cost`` and ``accuracy`` rows by beta)."""
+        a, b, c = self.lowest
+        return {"n": self.n, "alphas": self.alphas.tolist(), "betas": self.betas.tolist(), "cost": self.cost.tolist(),
+                "accuracy": self.accuracy.tolist(), "center_cost": self.center_cost,
+                "center_accuracy": self.center_accuracy, "lowest": {"alpha": a, "beta": b, "cost": c}}
+
     def __repr__(self) -> str:
         return (
             f"Landscape({len(self.betas)}x{len(self.alphas)} grid over {self.n} examples, "
@@ -496,6 +503,12 @@ class Interpolation:
         c1 = self.cost[np.argmin(np.abs(self.alphas - 1))]
         al = self.alphas[inside]
         return float(max(0.0, (self.cost[inside] - ((1 - al) * c0 + al * c1)).max()))
+
+    def to_dict(self) -> dict:
+        """The numbers as plain JSON values (``barrier`` null when 0..1 is not swept)."""
+        barrier = self.barrier
+        return {"alphas": self.alphas.tolist(), "cost": self.cost.tolist(), "accuracy": self.accuracy.tolist(),
+                "barrier": barrier if np.isfinite(barrier) else None}
 
     def __repr__(self) -> str:
         return (
@@ -579,6 +592,13 @@ class Smoothness:
     step_slope: np.ndarray  # (m,)
     sigmoid_flat_fraction: float
     step_flat_fraction: float
+
+    def to_dict(self) -> dict:
+        """The numbers as plain JSON values."""
+        return {"layer": self.layer, "i": self.i, "j": self.j, "original": self.original, "h": self.h,
+                "weight": self.weight.tolist(), "sigmoid_cost": self.sigmoid_cost.tolist(),
+                "step_cost": self.step_cost.tolist(), "sigmoid_flat_fraction": self.sigmoid_flat_fraction,
+                "step_flat_fraction": self.step_flat_fraction}
 
     def __repr__(self) -> str:
         return (

@@ -6,6 +6,9 @@ A digitnet model file is a `safetensors <https://huggingface.co/docs/safetensors
   ``l``, ``layers.{l}.w`` (c_out, c_in, k, k) and ``layers.{l}.b`` (c_out,) for a conv layer
   (pool and flatten layers have none; ``l`` counts them all, as ``kinds`` lists them);
   ``initial.layers.{l}.*`` the same before training (for ``show weights``);
+  ``snapshots.{k}.layers.{l}.*`` the weights' trajectory, k = 0 the initial weights and k = e
+  after epoch e (kept by training for small networks: see
+  :func:`digitnet.training.train.snapshot_budget`; files without them load with none);
   ``history.batch_cost`` (number of mini-batches,) the cost of every mini-batch; a
   checkpoint adds ``optimizer.*`` tensors (the optimiser's state).
 * text metadata: ``format`` (``digitnet-model`` or ``digitnet-checkpoint``), ``format_version``,
@@ -58,6 +61,7 @@ class SavedModel:
     epoch: int = 0  # epochs completed (checkpoints)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. optimiser state
     metadata: dict[str, str] = field(default_factory=dict)
+    snapshots: list[list[dict[str, np.ndarray]]] = field(default_factory=list)  # params lists, initial first
 
 
 def _digest(tensors: dict[str, np.ndarray]) -> str:
@@ -86,17 +90,21 @@ def save_model(
     epoch: int = 0,
     extra: dict[str, np.ndarray] | None = None,
     run: dict[str, Any] | None = None,
+    snapshots: list[list[dict[str, np.ndarray]]] | None = None,
 ) -> Path:
     """Save ``net`` (and what else is given) to ``path`` atomically; returns the path.
 
     ``run``: what else a resumed run needs (extra image folders and their digests, the data
     folder: :func:`digitnet.tasks.run.run_training`), stored as the ``run`` metadata. The engine
-    that trained is ``train_config.engine``."""
+    that trained is ``train_config.engine``. ``snapshots``: the weights' trajectory (params
+    lists shaped like ``net.params``, initial first), stored as ``snapshots.{k}.*`` tensors."""
     from safetensors.numpy import save
 
     tensors = _pack(net)
     if initial is not None:
         tensors.update(_pack(initial, "initial."))
+    for k, params in enumerate(snapshots or ()):
+        tensors.update({f"snapshots.{k}.layers.{l}.{n}": v for l, p in enumerate(params) for n, v in p.items()})
     if history is not None and history.batch_costs:
         tensors["history.batch_cost"] = np.asarray(history.batch_costs, dtype=np.float32)
     for k, v in (extra or {}).items():
@@ -334,4 +342,28 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
     has_initial = any(k.startswith("initial.layers.") for k in tensors)
     initial = _unpack(tensors, config, kinds, "initial.", where) if has_initial else None
     extra = {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}
-    return SavedModel(net, history, train_config, initial, meta.get("dataset", "mnist"), classes, epoch, extra, meta)
+    snapshots = _snapshots(tensors, config, kinds, where)
+    return SavedModel(net, history, train_config, initial, meta.get("dataset", "mnist"), classes, epoch, extra, meta,
+                      snapshots)
+
+
+def _snapshots(tensors: dict[str, np.ndarray], config: NetworkConfig, kinds: list[str], where: str) -> list:
+    """The ``snapshots.{k}.*`` tensors as params lists, checked: numbered 0, 1, ... without gaps,
+    each a complete set of the network's shapes and dtype, nothing else under the prefix."""
+    names = [k for k in tensors if k.startswith("snapshots.")]
+    numbers = set()
+    for name in names:
+        part = name.split(".")[1]
+        if not part.isdigit() or len(part) > 7:
+            raise ModelFileError(f"{where}: the tensor {name} is not a snapshot of the weights. The file was altered.")
+        numbers.add(int(part))
+    if numbers != set(range(len(numbers))):
+        raise ModelFileError(f"{where}: the weight snapshots are not numbered 0 to {len(numbers) - 1}. "
+                             "The file was altered.")
+    out = []
+    for k in range(len(numbers)):
+        out.append(_unpack(tensors, config, kinds, f"snapshots.{k}.", where).params)
+    expected = sum(len(p) for p in out[0]) * len(out) if out else 0
+    if len(names) != expected:
+        raise ModelFileError(f"{where}: the weight snapshots hold tensors the network does not have. The file was altered.")
+    return out

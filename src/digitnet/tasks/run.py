@@ -269,6 +269,7 @@ def run_training(
             raise ModelFileError(f"{resume}: the checkpoint's optimizer state does not fit its network "
                                  f"({str(e)[:100]}). The file was altered or damaged; start the run again.",
                                  setting="resume") from None
+        trainer.snapshots = list(saved.snapshots) if saved.snapshots and trainer.snapshots is not None else None
     else:
         trainer.measure_initial()
     if on_start is not None:
@@ -277,7 +278,7 @@ def run_training(
 
     def save_final() -> Path:
         return save_model(out, trainer.net, trainer.history, trainer.config, initial, data.name, data.classes,
-                          run=run_meta)
+                          run=run_meta, snapshots=trainer.snapshots)
 
     try:
         while not trainer.done:
@@ -285,7 +286,8 @@ def run_training(
                 epoch_start(trainer.epoch)
             rec = trainer.run_epoch(progress)
             save_model(ckpt, trainer.net, trainer.history, trainer.config, initial, data.name, data.classes,
-                       checkpoint=True, epoch=trainer.epoch, extra=trainer.optimizer.state(), run=run_meta)
+                       checkpoint=True, epoch=trainer.epoch, extra=trainer.optimizer.state(), run=run_meta,
+                       snapshots=trainer.snapshots)
             if on_epoch is not None:
                 on_epoch(rec)
     except DivergenceError as e:

@@ -50,6 +50,20 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
+SNAPSHOT_BYTES = 4 << 20  # keep the trajectory when all its snapshots fit in 4 MiB
+
+
+def snapshot_budget(net: Network, epochs: int) -> bool:
+    """Whether a run of ``epochs`` keeps snapshots of ``net``'s weights: the initial ones and one
+    after every epoch, (epochs + 1) copies of the parameters, when they total at most
+    ``SNAPSHOT_BYTES`` (4 MiB). The video's 784-16-16-10 network (13,002 float32 values, 52 KB a
+    copy) keeps them for up to 79 epochs; a larger network or a longer run keeps none (the model
+    file still holds the initial weights, but no path for ``show landscape --directions
+    trajectory``)."""
+    size = sum(v.nbytes for p in net.params for v in p.values())
+    return (epochs + 1) * size <= SNAPSHOT_BYTES
+
+
 def _finite(net: Network) -> bool:
     return all(np.isfinite(v).all() for p in net.params for v in p.values())
 
@@ -117,6 +131,9 @@ class Trainer:
         self._epoch_seconds = 0.0
         self._best: tuple[float, int, list] | None = None
         self._cost_sum = 0.0  # sum of this epoch's mini-batch costs (train_metrics="batches")
+        # The weights' trajectory (initial, then after every epoch) when small: see snapshot_budget.
+        self.snapshots: list[list[dict[str, np.ndarray]]] | None = (
+            [net.copy().params] if snapshot_budget(net, config.epochs) else None)
 
     @property
     def step_engine(self) -> str:
@@ -237,6 +254,8 @@ class Trainer:
             eta=eta,
         )
         self.history.epochs.append(rec)
+        if self.snapshots is not None:
+            self.snapshots.append(self.net.copy().params)
         if cfg.keep_best and rec.validation_accuracy is not None:
             if self._best is None or rec.validation_accuracy > self._best[0]:
                 self._best = (rec.validation_accuracy, rec.epoch, self.net.copy().params)
