@@ -188,3 +188,12 @@ def test_a_checkpoint_whose_optimizer_state_does_not_fit_is_one_clean_error(tmp_
     r = CliRunner().invoke(main, ["train", "--resume", str(ckpt)])
     assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
     assert "the checkpoint's optimizer state does not fit its network" in r.output
+
+
+def test_another_engine_may_continue_a_run(tmp_path, mnist):
+    # e.g. a checkpoint made with numba, continued on a machine without it
+    out, ckpt = _killed_run(tmp_path, mnist, name="eng")
+    r = CliRunner().invoke(main, ["train", "--resume", str(ckpt), "--engine", "reference"])
+    assert r.exit_code == 0, r.output
+    assert "reference engine" in r.output.splitlines()[0]
+    assert load_model(out).train_config.engine == "reference"

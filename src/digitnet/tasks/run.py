@@ -119,7 +119,9 @@ def resume_config(saved: SavedModel, requested: Mapping[str, Any]) -> tuple[Netw
     :class:`ConfigError` naming each), except ``epochs``: a larger value extends the run.
     The ``linear`` and ``cosine`` schedules are spread over ``epochs``, so extending such a
     run changes the learning rate of the epochs still to come (the header says so); the
-    epochs already trained keep theirs. ``engine: auto`` agrees with any engine.
+    epochs already trained keep theirs. ``engine`` is not the math but what runs it: the
+    checkpoint's engine unless another is asked for (``auto``: the fastest installed), e.g.
+    to continue a run on a machine without Numba; the same engine continues bit-identically.
     """
     net, train = saved.net.config, saved.train_config
     if train is None:
@@ -127,7 +129,7 @@ def resume_config(saved: SavedModel, requested: Mapping[str, Any]) -> tuple[Netw
     have = {**net.to_dict(), **train.to_dict(), "layers": tuple(net.layers), "features": tuple(net.features)}
     clash = []
     for key, value in requested.items():
-        if key == "epochs" or (key == "engine" and value == "auto"):
+        if key in ("epochs", "engine"):
             continue
         if key not in have:
             continue
@@ -147,6 +149,8 @@ def resume_config(saved: SavedModel, requested: Mapping[str, Any]) -> tuple[Netw
             "or start a new run without resuming.",
             setting=tuple(k for k, _ in clash),
         )
+    if requested.get("engine") is not None:
+        train = train.replace(engine=requested["engine"])
     epochs = requested.get("epochs", train.epochs)
     if epochs != train.epochs:
         train = TrainConfig.from_dict({**train.to_dict(), "epochs": epochs})
