@@ -200,7 +200,7 @@ def robustness(
 
 def robustness_figure(result: Robustness, title: str | None = None):
     """A matplotlib Figure: per transformation, its accuracy curve and one test image at each level."""
-    from digitnet._figure import Figure  # shows itself in a notebook (_repr_png_)
+    from matplotlib.figure import Figure
 
     k = len(result.curves)
     fig = Figure(figsize=(11, 2.6 * k + 1.0), layout="constrained")
