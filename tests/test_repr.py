@@ -59,6 +59,7 @@ def test_history_repr_html_and_cost_curve(trained):
     assert html.count("<tr>") == 1 + 1 + 2  # header, the start, two epochs
     assert f"{100 * last.test_accuracy:.1f}%" in html
     assert history._repr_png_().startswith(PNG)
+    assert "<img src='data:image/png;base64," in html  # a notebook shows the HTML: the curve is in it too
 
 
 def test_long_and_empty_histories():
@@ -68,6 +69,7 @@ def test_long_and_empty_histories():
     assert "100 epochs" in repr(h) and "stopped early after epoch 100" in repr(h)
     assert h._repr_html_().count("<tr>") == 1 + 21  # the first 10, a gap row, the last 10
     assert repr(History()) == "History(no epochs)" and History()._repr_png_() is None
+    assert "<img" not in History()._repr_html_()
 
 
 def test_evaluation_repr_and_table(trained):
@@ -89,6 +91,7 @@ def test_descent_runs_repr_table_and_picture():
     assert f"{run.steps:,} steps" in text
     html = run._repr_html_()
     assert "<table>" in html and "Stopped: converged" in html and html.count("<tr>") == 3
+    assert "data:image/png;base64," in html
     assert run._repr_png_().startswith(PNG)
     assert "oscillating" in repr(descend("x^2", 1.0, eta=1.0))
     many = descend_many("(x^2 - 1)^2 + y^2", np.array([[-2.0, 1.0], [2.0, -1.0], [1.5, 0.5]]))
@@ -108,7 +111,7 @@ def test_reprs_do_not_import_matplotlib():
     code = ("import sys, numpy as np, digitnet as dn\n"
             "from digitnet.playground import descend\n"
             "net = dn.Network.create((784, 16, 10)); repr(net); net._repr_html_()\n"
-            "run = descend('x^2', 1.0); repr(run); run._repr_html_()\n"
+            "run = descend('x^2', 1.0); repr(run)\n"
             "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -36,3 +36,14 @@ def html_table(title: str, header: Sequence[str], rows: Iterable[Sequence], note
     return (f"<div><b>{escape(title)}</b><table><thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table>{foot}</div>")
 
+
+def html_with_picture(table: str, png: bytes | None) -> str:
+    """``table`` beside a PNG (embedded as base64): a notebook shows the HTML of a rich
+    display rather than its PNG, so a picture that says more goes into the HTML too."""
+    if not png:
+        return table
+    import base64
+
+    img = base64.b64encode(png).decode("ascii")
+    return (f"<div style='display:flex;gap:1em;align-items:flex-start;flex-wrap:wrap'>{table}"
+            f"<img src='data:image/png;base64,{img}' style='max-width:100%'/></div>")

@@ -130,14 +130,15 @@ class Descent:
                 f"{self.steps:,} steps, {self.stop_reason}{kind}, C = {_fmt(self.value)})")
 
     def _repr_html_(self) -> str:
-        from digitnet._display import html_table
+        from digitnet._display import html_table, html_with_picture
 
         v = ", ".join(self.variables)
         rows = [("start", self._point(self.start), _fmt(self.values[0]), _fmt(np.linalg.norm(self.gradients[0]))),
                 ("end", self._point(self.final), _fmt(self.value), _fmt(np.linalg.norm(self.gradients[-1])))]
         note = (f"{self.steps:,} steps, eta {self.eta:g}" + (f", momentum {self.momentum:g}" if self.momentum else "")
                 + f". Stopped: {explain_stop(self)}")
-        return html_table(f"Gradient descent on C = {self.expression}", ["", f"({v})", "C", "|grad C|"], rows, note)
+        table = html_table(f"Gradient descent on C = {self.expression}", ["", f"({v})", "C", "|grad C|"], rows, note)
+        return html_with_picture(table, self._repr_png_())
 
     def _repr_png_(self) -> bytes | None:
         """The path on the curve or contour map (:func:`digitnet.playground.plot.plot_descent`)."""
@@ -190,13 +191,14 @@ class MultiDescent:
                 f"{len(self.minima)} distinct minim{'um' if len(self.minima) == 1 else 'a'}{best})")
 
     def _repr_html_(self) -> str:
-        from digitnet._display import html_table
+        from digitnet._display import html_table, html_with_picture
 
         rows = [(m + 1, self.runs[0]._point(mn.point), _fmt(mn.value), len(mn.starts)) for m, mn in enumerate(self.minima)]
         counts = ", ".join(f"{n} {r}" for r, n in self.stop_counts().items() if n)
-        return html_table(f"Gradient descent on C = {self.expression} from {len(self.runs)} starts",
-                          ["minimum", f"({', '.join(self.variables)})", "C", "starts that end there"], rows,
-                          f"Runs stopped: {counts}.")
+        table = html_table(f"Gradient descent on C = {self.expression} from {len(self.runs)} starts",
+                           ["minimum", f"({', '.join(self.variables)})", "C", "starts that end there"], rows,
+                           f"Runs stopped: {counts}.")
+        return html_with_picture(table, self._repr_png_())
 
     def _repr_png_(self) -> bytes | None:
         """Every path on the curve or contour map (:func:`digitnet.playground.plot.plot_descent`)."""

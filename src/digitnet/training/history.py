@@ -45,7 +45,7 @@ class History:
                 f"{acc}{val}{kept}{stop})")
 
     def _repr_html_(self) -> str:
-        from digitnet._display import html_table, num, pct
+        from digitnet._display import html_table, html_with_picture, num, pct
 
         rows = [(e.epoch, num(e.cost), pct(e.train_accuracy), pct(e.test_accuracy), pct(e.validation_accuracy),
                  num(e.eta), f"{e.seconds:.2f}") for e in self.epochs]
@@ -57,8 +57,9 @@ class History:
             f"{len(self.batch_costs):,} mini-batch costs recorded" if self.batch_costs else "",
             f"kept the weights of epoch {self.best_epoch}" if self.best_epoch is not None else "",
             f"stopped early after epoch {self.stopped_epoch}" if self.stopped_epoch is not None else "") if x)
-        return html_table(f"Training history: {len(self.epochs)} epochs", ["epoch", "cost", "train", "test",
-                          "validation", "eta", "seconds"], start + rows, note)
+        table = html_table(f"Training history: {len(self.epochs)} epochs", ["epoch", "cost", "train", "test",
+                           "validation", "eta", "seconds"], start + rows, note)
+        return html_with_picture(table, self._repr_png_())
 
     def _repr_png_(self) -> bytes | None:
         """The cost and accuracy curves (:func:`digitnet.plots.training_figure`)."""
