@@ -147,7 +147,7 @@ class Network:
     # --- display (a notebook shows _repr_html_) ----------------------------------------
     def _layer_rows(self) -> list[tuple[str, str, str, str]]:
         rows = []
-        for l, (kind, module, act, p) in enumerate(zip(self.kinds, self.modules, self._activation_names, self.params)):
+        for l, (kind, act, p) in enumerate(zip(self.kinds, self._activation_names, self.params)):
             shape = " x ".join(map(str, p["w"].shape)) if "w" in p else "-"
             rows.append((str(l + 1), kind, shape, act if kind not in _NO_ACTIVATION else "-",
                          f"{sum(v.size for v in p.values()):,}"))
