@@ -35,7 +35,7 @@ C_TRAIN, C_TEST, C_VAL = "tab:blue", "tab:orange", "tab:green"
 
 # --- helpers -----------------------------------------------------------------------
 def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
+    from digitnet._figure import Figure  # a matplotlib Figure that shows itself in a notebook
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 

@@ -10,6 +10,18 @@ from digitnet.cli.train import _dataset_names, _load_data
 from digitnet.files import model_stem
 
 
+_NAMES = {"digitnet": "digitnet", "python": "Python", "numpy": "NumPy", "numba": "Numba"}
+
+
+def made_with(saved) -> str:
+    """One line on what made the model: the versions recorded in the file and the engine that trained."""
+    engine = f"; trained by the {saved.engine} engine" if saved.engine else ""
+    if saved.provenance is None:
+        return f"Made with: versions not recorded (a file from an older digitnet){engine}."
+    parts = [f"{_NAMES.get(k, k)} {v if v is not None else 'not installed'}" for k, v in saved.provenance.items()]
+    return f"Made with {', '.join(parts)}{engine}."
+
+
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="DIGITNET_DATA", help="Directory with the data set's four IDX files.")
@@ -26,8 +38,9 @@ from digitnet.files import model_stem
 def evaluate(model, data_dir, dataset, images, robust, robustness_png, seed, as_json):
     """Test a saved model on a data set's 10,000 test images, or on your own images.
 
-    Prints the accuracy, the accuracy per class and the confusion matrix (rows: true
-    class, columns: predicted class). With --images, also the worst mistakes: the
+    Prints what made the model (the versions of digitnet, Python, NumPy and Numba, and
+    the training engine), the accuracy, the accuracy per class and the confusion matrix
+    (rows: true class, columns: predicted class). With --images, also the worst mistakes: the
     pictures the network got wrong while most sure of itself.
 
     \b
@@ -79,7 +92,7 @@ def evaluate(model, data_dir, dataset, images, robust, robustness_png, seed, as_
                                   title=f"{Path(model).name}: accuracy as the {what} change")
     if as_json:
         echo_json({"model": model, "dataset": None if folder is not None else name, "images": images,
-                   "accuracy": r.accuracy, "n": r.n,
+                   "accuracy": r.accuracy, "n": r.n, "provenance": saved.provenance, "engine": saved.engine,
                    "per_class": {c: a for c, a in zip(classes, r.per_class)},
                    "confusion": r.confusion, "classes": list(classes),
                    **({"worst_mistakes": mistakes} if folder is not None else {}),
@@ -89,6 +102,7 @@ def evaluate(model, data_dir, dataset, images, robust, robustness_png, seed, as_
     if name != saved.dataset and folder is None:
         click.echo(f"Note: this model was trained on {TITLES.get(saved.dataset, saved.dataset)}; "
                    f"testing it on {TITLES.get(name, name)}.\n")
+    click.echo(made_with(saved) + "\n")
     right = int(r.confusion.trace())
     if folder is not None:
         click.echo(f"Accuracy on your images in {images}: {pct(r.accuracy)} ({right} of {r.n} images right)\n")

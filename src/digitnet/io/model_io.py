@@ -15,7 +15,9 @@ A digitnet model file is a `safetensors <https://huggingface.co/docs/safetensors
   ``network`` (the :class:`~digitnet.config.NetworkConfig` as JSON), ``train`` (the
   :class:`~digitnet.config.TrainConfig`), ``history`` (per-epoch records), ``input`` (how
   pixels become inputs: ``x = pixel / 255``, 28x28, white ink on black), ``dataset`` and
-  ``classes``, ``epoch`` (for checkpoints), and ``sha256``: a digest of every tensor's name,
+  ``classes``, ``epoch`` (for checkpoints), ``provenance`` (the versions of digitnet, Python, NumPy
+  and Numba that wrote the file, Numba ``null`` where it was not installed; the engine that
+  trained is in ``train``), and ``sha256``: a digest of every tensor's name,
   dtype, shape and bytes, so that an altered file is rejected, not silently used.
 
 Writes are atomic: the file is written under a temporary name in the same directory,
@@ -62,6 +64,42 @@ class SavedModel:
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. optimiser state
     metadata: dict[str, str] = field(default_factory=dict)
     snapshots: list[list[dict[str, np.ndarray]]] = field(default_factory=list)  # params lists, initial first
+    # What wrote the file: {"digitnet": "0.5.0", "python": "3.12.3", "numpy": "2.2.6", "numba": "0.61.2"
+    # or None}; None for files saved before digitnet recorded it.
+    provenance: dict[str, str | None] | None = None
+
+    @property
+    def engine(self) -> str | None:
+        """The engine that trained the network (``train_config.engine``), None if not recorded."""
+        return self.train_config.engine if self.train_config is not None else None
+
+    def __repr__(self) -> str:
+        made = ", ".join(f"{k} {v}" for k, v in (self.provenance or {}).items() if v) or "versions not recorded"
+        epochs = f", {len(self.history.epochs)} epochs" if self.history is not None else ""
+        return f"SavedModel({self.net!r}, {self.dataset}{epochs}; made with {made})"
+
+
+PROVENANCE_KEYS = ("digitnet", "python", "numpy", "numba")
+
+
+def provenance() -> dict[str, str | None]:
+    """The versions of digitnet, Python, NumPy and Numba running now (Numba None if not installed).
+
+    Numba's version is read from its package metadata, so this never imports Numba."""
+    import platform
+    import sys
+    from importlib import metadata
+
+    from digitnet._version import __version__
+
+    numba = sys.modules.get("numba")
+    version = getattr(numba, "__version__", None)
+    if version is None:
+        try:
+            version = metadata.version("numba")
+        except metadata.PackageNotFoundError:
+            version = None
+    return {"digitnet": __version__, "python": platform.python_version(), "numpy": np.__version__, "numba": version}
 
 
 def _digest(tensors: dict[str, np.ndarray]) -> str:
@@ -119,6 +157,7 @@ def save_model(
         "dataset": dataset,
         "classes": json.dumps(list(classes)),
         "epoch": str(epoch),
+        "provenance": json.dumps(provenance()),
         "sha256": _digest(tensors),
     }
     if train_config is not None:
@@ -158,7 +197,7 @@ def _unpack(tensors: dict[str, np.ndarray], config: NetworkConfig, kinds: list[s
 # any metadata. So every field is checked for type, shape and size before it is used, and
 # any file either loads or gives one clean "not a valid digitnet model" error.
 MAX_META_CHARS = {"network": 100_000, "train": 100_000, "kinds": 100_000, "classes": 100_000,
-                  "input": 10_000, "history": 20_000_000}
+                  "input": 10_000, "history": 20_000_000, "provenance": 10_000}
 MAX_META_DEPTH = 6  # nesting of lists and objects in any field
 MAX_EPOCHS = 100_000  # epoch records in a history
 MAX_BATCH_COSTS = 10_000_000  # mini-batch costs (30 MNIST epochs at batch 10 are 180,000)
@@ -284,8 +323,15 @@ def _read_metadata(meta: dict, tensors: dict[str, np.ndarray]) -> dict[str, Any]
     dataset = meta.get("dataset", "mnist")
     if not isinstance(dataset, str) or len(dataset) > 100:
         raise ValueError("'dataset' must be a short name")
+    # Files from before provenance was recorded have none. Later versions may record more
+    # programs: any short name with a short version (or null) is accepted.
+    made_by = _json_field(meta, "provenance", dict)
+    if made_by is not None and (len(made_by) > 20 or not all(
+            isinstance(k, str) and len(k) <= 40 and (v is None or isinstance(v, str) and len(v) <= 100)
+            for k, v in made_by.items())):
+        raise ValueError("'provenance' must map program names to version strings or null")
     return {"network": network, "kinds": kinds, "classes": classes, "train": train, "history": history,
-            "epoch": int(epoch_text)}
+            "epoch": int(epoch_text), "provenance": made_by}
 
 
 def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> SavedModel:
@@ -344,7 +390,7 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
     extra = {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}
     snapshots = _snapshots(tensors, config, kinds, where)
     return SavedModel(net, history, train_config, initial, meta.get("dataset", "mnist"), classes, epoch, extra, meta,
-                      snapshots)
+                      snapshots=snapshots, provenance=fields["provenance"])
 
 
 def _snapshots(tensors: dict[str, np.ndarray], config: NetworkConfig, kinds: list[str], where: str) -> list:

@@ -144,6 +144,33 @@ class Network:
     def n_params(self) -> int:
         return sum(v.size for p in self.params for v in p.values())
 
+    # --- display (a notebook shows _repr_html_) ----------------------------------------
+    def _layer_rows(self) -> list[tuple[str, str, str, str]]:
+        rows = []
+        for l, (kind, act, p) in enumerate(zip(self.kinds, self._activation_names, self.params)):
+            shape = " x ".join(map(str, p["w"].shape)) if "w" in p else "-"
+            rows.append((str(l + 1), kind, shape, act if kind not in _NO_ACTIVATION else "-",
+                         f"{sum(v.size for v in p.values()):,}"))
+        return rows
+
+    def __repr__(self) -> str:
+        c = self.config
+        shape = "-".join(map(str, c.layers))
+        if c.features:
+            shape = f"{','.join(c.features)} then {shape}"
+        extra = "" if c.preprocess == "none" else f", {c.preprocess}ed input"
+        return (f"Network({shape}, {c.activation} hidden, {c.output_activation} output, {c.cost} cost, "
+                f"{self.n_params:,} parameters, {c.dtype}{extra})")
+
+    def _repr_html_(self) -> str:
+        from digitnet._display import html_table
+
+        c = self.config
+        note = (f"{c.cost} cost, {c.init} initial weights, {c.dtype}"
+                + ("" if c.preprocess == "none" else f", inputs {c.preprocess}ed"))
+        return html_table(f"Network {'-'.join(map(str, c.layers))}: {self.n_params:,} weights and biases",
+                          ["layer", "kind", "weights", "activation", "parameters"], self._layer_rows(), note)
+
     # --- math ---------------------------------------------------------------------
     def _input(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)

@@ -120,6 +120,34 @@ class Descent:
         """``(d,)`` grad C at the start: which way is uphill, and how steeply."""
         return self.gradients[0]
 
+    # --- display (a notebook shows _repr_html_ and _repr_png_) ---------------------------
+    def _point(self, p) -> str:
+        return "(" + ", ".join(_fmt(c) for c in p) + ")" if len(p) != 1 else _fmt(p[0])
+
+    def __repr__(self) -> str:
+        kind = f" at a {self.stationary}" if self.stationary else ""
+        return (f"Descent(C = {self.expression}: {self._point(self.start)} -> {self._point(self.final)} in "
+                f"{self.steps:,} steps, {self.stop_reason}{kind}, C = {_fmt(self.value)})")
+
+    def _repr_html_(self) -> str:
+        from digitnet._display import html_table, html_with_picture
+
+        v = ", ".join(self.variables)
+        rows = [("start", self._point(self.start), _fmt(self.values[0]), _fmt(np.linalg.norm(self.gradients[0]))),
+                ("end", self._point(self.final), _fmt(self.value), _fmt(np.linalg.norm(self.gradients[-1])))]
+        note = (f"{self.steps:,} steps, eta {self.eta:g}" + (f", momentum {self.momentum:g}" if self.momentum else "")
+                + f". Stopped: {explain_stop(self)}")
+        table = html_table(f"Gradient descent on C = {self.expression}", ["", f"({v})", "C", "|grad C|"], rows, note)
+        return html_with_picture(table, self._repr_png_())
+
+    def _repr_png_(self) -> bytes | None:
+        """The path on the curve or contour map (:func:`digitnet.playground.plot.plot_descent`)."""
+        if len(self.variables) > 2:
+            return None
+        from digitnet.playground.plot import plot_descent  # a notebook display hook, imported lazily
+
+        return plot_descent(self.expression, self)._repr_png_()
+
 
 @dataclass(frozen=True, eq=False)
 class Minimum:
@@ -154,6 +182,31 @@ class MultiDescent:
     def stop_counts(self) -> dict[str, int]:
         """How many runs stopped for each reason in :data:`STOP_REASONS`."""
         return {r: sum(run.stop_reason == r for run in self.runs) for r in STOP_REASONS}
+
+    # --- display ------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {r}" for r, n in self.stop_counts().items() if n)
+        best = f"; lowest C = {_fmt(self.minima[0].value)}" if self.minima else ""
+        return (f"MultiDescent(C = {self.expression}: {len(self.runs)} starts ({counts}), "
+                f"{len(self.minima)} distinct minim{'um' if len(self.minima) == 1 else 'a'}{best})")
+
+    def _repr_html_(self) -> str:
+        from digitnet._display import html_table, html_with_picture
+
+        rows = [(m + 1, self.runs[0]._point(mn.point), _fmt(mn.value), len(mn.starts)) for m, mn in enumerate(self.minima)]
+        counts = ", ".join(f"{n} {r}" for r, n in self.stop_counts().items() if n)
+        table = html_table(f"Gradient descent on C = {self.expression} from {len(self.runs)} starts",
+                           ["minimum", f"({', '.join(self.variables)})", "C", "starts that end there"], rows,
+                           f"Runs stopped: {counts}.")
+        return html_with_picture(table, self._repr_png_())
+
+    def _repr_png_(self) -> bytes | None:
+        """Every path on the curve or contour map (:func:`digitnet.playground.plot.plot_descent`)."""
+        if len(self.variables) > 2:
+            return None
+        from digitnet.playground.plot import plot_descent  # a notebook display hook, imported lazily
+
+        return plot_descent(self.expression, self)._repr_png_()
 
 
 def random_starts(

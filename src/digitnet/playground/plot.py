@@ -92,7 +92,7 @@ def _extent(runs, minima) -> np.ndarray:
 
 
 def _plot_curve(expr: Expression, runs, minima, caption: str, resolution: int):
-    from matplotlib.figure import Figure
+    from digitnet._figure import Figure  # shows itself in a notebook (_repr_png_)
 
     v = expr.variables[0]
     lo, hi = _extent(runs, minima)[0]
@@ -125,7 +125,7 @@ def _plot_curve(expr: Expression, runs, minima, caption: str, resolution: int):
 
 
 def _plot_map(expr, runs, minima, group, caption, resolution, surface):
-    from matplotlib.figure import Figure
+    from digitnet._figure import Figure  # shows itself in a notebook (_repr_png_)
     from matplotlib.lines import Line2D
 
     (x0, x1), (y0, y1) = _extent(runs, minima)

@@ -19,6 +19,30 @@ class Evaluation:
     predictions: np.ndarray  # (n,) predicted labels
     outputs: np.ndarray  # (n, k) output activations
     n: int
+    classes: tuple[str, ...] = DIGITS
+
+    def _names(self) -> tuple[str, ...]:
+        k = len(self.per_class)
+        return tuple(self.classes) if len(self.classes) == k else tuple(map(str, range(k)))
+
+    def __repr__(self) -> str:
+        weakest = ""
+        if len(self.per_class):
+            i = int(np.argmin(self.per_class))
+            weakest = f"; weakest class {self._names()[i]}: {self.per_class[i]:.1%}"
+        return f"Evaluation(accuracy {self.accuracy:.2%}: {int(np.trace(self.confusion)):,} of {self.n:,} right{weakest})"
+
+    def _repr_html_(self) -> str:
+        from digitnet._display import html_table, pct
+
+        names, rows = self._names(), []
+        for i, (name, acc) in enumerate(zip(names, self.per_class)):
+            wrong = self.confusion[i].copy()
+            wrong[i] = 0
+            rows.append((name, pct(acc), f"{int(self.confusion[i].sum()):,}",
+                         names[int(wrong.argmax())] if wrong.max() > 0 else "-"))
+        return html_table(f"Accuracy {self.accuracy:.2%} ({int(np.trace(self.confusion)):,} of {self.n:,} right)",
+                          ["class", "accuracy", "examples", "most often mistaken for"], rows)
 
 
 def evaluate(net: Network, split: Split, classes: tuple[str, ...] = DIGITS) -> Evaluation:
@@ -26,4 +50,5 @@ def evaluate(net: Network, split: Split, classes: tuple[str, ...] = DIGITS) -> E
     outputs = net.feedforward(split.x)
     pred = outputs.argmax(axis=1)
     conf = confusion_matrix(split.y, pred, len(classes))
-    return Evaluation(accuracy(split.y, pred), per_class_accuracy(conf), conf, pred, outputs, len(split))
+    return Evaluation(accuracy(split.y, pred), per_class_accuracy(conf), conf, pred, outputs, len(split),
+                      tuple(classes))

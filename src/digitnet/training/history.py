@@ -33,6 +33,42 @@ class History:
     best_epoch: int | None = None  # set when the weights kept are not the last epoch's
     stopped_epoch: int | None = None  # early stopping ended training after this epoch
 
+    def __repr__(self) -> str:
+        if not self.epochs:
+            return "History(no epochs)"
+        last = self.epochs[-1]
+        acc = f", train {last.train_accuracy:.1%}" + ("" if last.test_accuracy is None else f", test {last.test_accuracy:.1%}")
+        val = "" if last.validation_accuracy is None else f", validation {last.validation_accuracy:.1%}"
+        kept = "" if self.best_epoch is None else f"; kept epoch {self.best_epoch}"
+        stop = "" if self.stopped_epoch is None else f"; stopped early after epoch {self.stopped_epoch}"
+        return (f"History({len(self.epochs)} epoch{'s' if len(self.epochs) != 1 else ''}: final cost {last.cost:.4g}"
+                f"{acc}{val}{kept}{stop})")
+
+    def _repr_html_(self) -> str:
+        from digitnet._display import html_table, html_with_picture, num, pct
+
+        rows = [(e.epoch, num(e.cost), pct(e.train_accuracy), pct(e.test_accuracy), pct(e.validation_accuracy),
+                 num(e.eta), f"{e.seconds:.2f}") for e in self.epochs]
+        if len(rows) > 20:  # the first 10 and the last 10 epochs
+            rows = rows[:10] + [("...",) * 7] + rows[-10:]
+        start = [] if self.initial_cost is None else [("start", num(self.initial_cost), "-",
+                                                         pct(self.initial_test_accuracy), "-", "-", "-")]
+        note = "; ".join(x for x in (
+            f"{len(self.batch_costs):,} mini-batch costs recorded" if self.batch_costs else "",
+            f"kept the weights of epoch {self.best_epoch}" if self.best_epoch is not None else "",
+            f"stopped early after epoch {self.stopped_epoch}" if self.stopped_epoch is not None else "") if x)
+        table = html_table(f"Training history: {len(self.epochs)} epochs", ["epoch", "cost", "train", "test",
+                           "validation", "eta", "seconds"], start + rows, note)
+        return html_with_picture(table, self._repr_png_())
+
+    def _repr_png_(self) -> bytes | None:
+        """The cost and accuracy curves (:func:`digitnet.plots.training_figure`)."""
+        if not self.epochs:
+            return None
+        from digitnet.plots import training_figure  # a notebook display hook: the one lazy upward import
+
+        return training_figure(self)._repr_png_()
+
     def to_dict(self) -> dict:
         return {
             "epochs": [asdict(e) for e in self.epochs],
