@@ -58,6 +58,8 @@ class SavedModel:
     epoch: int = 0  # epochs completed (checkpoints)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. optimiser state
     metadata: dict[str, str] = field(default_factory=dict)
+    # A model of your own arrays: its input transform and original labels (digitnet.data.arrays.ArrayInput).
+    input: Any = None
 
 
 def _digest(tensors: dict[str, np.ndarray]) -> str:
@@ -86,12 +88,14 @@ def save_model(
     epoch: int = 0,
     extra: dict[str, np.ndarray] | None = None,
     run: dict[str, Any] | None = None,
+    input: Any = None,
 ) -> Path:
     """Save ``net`` (and what else is given) to ``path`` atomically; returns the path.
 
     ``run``: what else a resumed run needs (extra image folders and their digests, the data
     folder: :func:`digitnet.tasks.run.run_training`), stored as the ``run`` metadata. The engine
-    that trained is ``train_config.engine``."""
+    that trained is ``train_config.engine``. ``input``: the :class:`~digitnet.data.arrays.ArrayInput`
+    of a model of your own arrays (its tensors ``input.mean``, ``input.scale``; labels in ``input``)."""
     from safetensors.numpy import save
 
     tensors = _pack(net)
@@ -101,13 +105,15 @@ def save_model(
         tensors["history.batch_cost"] = np.asarray(history.batch_costs, dtype=np.float32)
     for k, v in (extra or {}).items():
         tensors[f"optimizer.{k}"] = np.asarray(v)
+    if input is not None:
+        tensors.update(input.tensors())
     tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
     meta = {
         "format": CHECKPOINT_FORMAT if checkpoint else FORMAT,
         "format_version": FORMAT_VERSION,
         "network": json.dumps(net.config.to_dict()),
         "kinds": json.dumps(net.kinds),
-        "input": json.dumps(INPUT),
+        "input": json.dumps(INPUT if input is None else input.metadata()),
         "dataset": dataset,
         "classes": json.dumps(list(classes)),
         "epoch": str(epoch),
@@ -150,7 +156,7 @@ def _unpack(tensors: dict[str, np.ndarray], config: NetworkConfig, kinds: list[s
 # any metadata. So every field is checked for type, shape and size before it is used, and
 # any file either loads or gives one clean "not a valid digitnet model" error.
 MAX_META_CHARS = {"network": 100_000, "train": 100_000, "kinds": 100_000, "classes": 100_000,
-                  "input": 10_000, "history": 20_000_000}
+                  "input": 1_000_000, "history": 20_000_000}
 MAX_META_DEPTH = 6  # nesting of lists and objects in any field
 MAX_EPOCHS = 1_000_000
 _LAYER_KINDS = {"dense", "conv", "pool", "flatten"}
@@ -235,7 +241,7 @@ def _read_metadata(meta: dict, tensors: dict[str, np.ndarray]) -> dict[str, Any]
     train = _json_field(meta, "train", dict)
     if train is not None:
         _check_settings(train, TrainConfig, "train")
-    _json_field(meta, "input", dict)
+    input_meta = _json_field(meta, "input", dict)
     history = _json_field(meta, "history", dict)
     if history is not None:
         _check_known(history, ("epochs", "initial_cost", "initial_test_accuracy", "best_epoch", "stopped_epoch"),
@@ -271,8 +277,15 @@ def _read_metadata(meta: dict, tensors: dict[str, np.ndarray]) -> dict[str, Any]
     dataset = meta.get("dataset", "mnist")
     if not isinstance(dataset, str) or len(dataset) > 100:
         raise ValueError("'dataset' must be a short name")
+    array_input = None
+    if input_meta is not None and input_meta.get("kind") == "features":
+        from digitnet.data.arrays import ArrayInput
+
+        array_input = ArrayInput.from_file(input_meta, tensors, layers[0] if layers else 0)
+        if len(array_input.labels) != len(classes):
+            raise ValueError("'input.labels' and 'classes' differ in length")
     return {"network": network, "kinds": kinds, "classes": classes, "train": train, "history": history,
-            "epoch": int(epoch_text)}
+            "epoch": int(epoch_text), "input": array_input}
 
 
 def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> SavedModel:
@@ -313,6 +326,7 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
         train_config = TrainConfig.from_dict(fields["train"]) if fields["train"] is not None else None
         hist_meta: dict[str, Any] | None = fields["history"]
         epoch = fields["epoch"]
+        array_input = fields["input"]
         history = History.from_dict(hist_meta, tensors.get("history.batch_cost", ())) if hist_meta is not None else None
     except (KeyError, ValueError, TypeError, AttributeError, OverflowError, RecursionError, ConfigError) as e:
         raise ModelFileError(f"{where} is not a valid digitnet model: the model description in the file is "
@@ -326,4 +340,5 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
     has_initial = any(k.startswith("initial.layers.") for k in tensors)
     initial = _unpack(tensors, config, kinds, "initial.", where) if has_initial else None
     extra = {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}
-    return SavedModel(net, history, train_config, initial, meta.get("dataset", "mnist"), classes, epoch, extra, meta)
+    return SavedModel(net, history, train_config, initial, meta.get("dataset", "mnist"), classes, epoch, extra, meta,
+                      array_input)

@@ -258,7 +258,8 @@ def run_training(
         train_split, validation = data.train, None
     if train_config.train_size is not None:
         train_split = train_split.subset(train_config.train_size)
-    trainer = Trainer(net, train_split, train_config, test=data.test, validation=validation, engine=engine)
+    trainer = Trainer(net, train_split, train_config, test=data.test if len(data.test) else None,
+                      validation=validation, engine=engine)
     if saved is not None:
         trainer.epoch = saved.epoch
         trainer.history = saved.history or History()
@@ -271,7 +272,7 @@ def run_training(
 
     def save_final() -> Path:
         return save_model(out, trainer.net, trainer.history, trainer.config, initial, data.name, data.classes,
-                          run=run_meta)
+                          run=run_meta, input=data.input)
 
     try:
         while not trainer.done:
@@ -279,7 +280,8 @@ def run_training(
                 epoch_start(trainer.epoch)
             rec = trainer.run_epoch(progress)
             save_model(ckpt, trainer.net, trainer.history, trainer.config, initial, data.name, data.classes,
-                       checkpoint=True, epoch=trainer.epoch, extra=trainer.optimizer.state(), run=run_meta)
+                       checkpoint=True, epoch=trainer.epoch, extra=trainer.optimizer.state(), run=run_meta,
+                       input=data.input)
             if on_epoch is not None:
                 on_epoch(rec)
     except DivergenceError as e:
