@@ -68,6 +68,9 @@ def test_mnist_model_files_have_no_array_input(tmp_path, mnist):
     out = tmp_path / "m.safetensors"
     run_training(NetworkConfig((784, 10)), TrainConfig(epochs=1, train_size=100), out, mnist)
     assert load_model(out).input is None
+    np.savez(tmp_path / "d.npz", X=np.ones((2, 784)), y=[0, 1])
+    r = CliRunner().invoke(main, ["evaluate", str(out), "--data", str(tmp_path / "d.npz")])
+    assert r.exit_code == 1 and "was trained on images, not on your own arrays" in r.output, r.output
 
 
 @pytest.mark.parametrize("engine", ["numba", "numpy", "reference"])
@@ -166,5 +169,31 @@ def test_cli_train_data_default_hidden_and_errors(tmp_path):
                         (["--data", str(f), "--dataset", "mnist"], "leave out --dataset"),
                         (["--data", str(f), "--preprocess", "deskew"], "--preprocess works on 28x28 images")):
         r = CliRunner().invoke(main, ["train", *args, "--out", str(tmp_path / "x.safetensors")])
+        assert r.exit_code == 1 and r.output.startswith("Error: ") and words in r.output, r.output
+        assert r.output.count("\n") == 1, r.output
+
+
+def test_text_labels_accept_numbers_written_the_same_way():
+    inp = ArrayInput.fit(np.arange(8.0).reshape(4, 2), np.array(["0", "1", "0", "1"]))
+    assert inp.encode([1, 0, "1"]).tolist() == [1, 0, 1]
+
+
+def test_cli_evaluate_data(tmp_path):
+    X, y = blobs()
+    f, model = tmp_path / "d.npz", tmp_path / "m.safetensors"
+    np.savez(f, X=X, y=y, X_test=X[:30], y_test=y[:30])
+    r = CliRunner().invoke(main, ["train", "--data", str(f), "--layers", "8", "--epochs", "10", "--out", str(model)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["evaluate", str(model), "--data", str(f), "--json"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    assert report["n"] == 30 and report["classes"] == ["bird", "cat", "dog"] and report["accuracy"] > 0.9
+    r = CliRunner().invoke(main, ["evaluate", str(model), "--data", str(f)])
+    assert r.exit_code == 0 and f"Accuracy on {f}:" in r.output and "of 30 examples right" in r.output
+    other = tmp_path / "other.npz"
+    np.savez(other, X=X[:5], y=np.array(["cat", "fish", "dog", "cat", "cat"]))
+    for args, words in ((["--data", str(other)], "'fish' (row 1)"), ([], "give the file to test it on with --data"),
+                        (["--data", str(f), "--robustness"], "leave out --robustness")):
+        r = CliRunner().invoke(main, ["evaluate", str(model), *args])
         assert r.exit_code == 1 and r.output.startswith("Error: ") and words in r.output, r.output
         assert r.output.count("\n") == 1, r.output

@@ -157,6 +157,27 @@ def _own_data(ctx, data_file, dataset, extra_images, flags, from_file):
     return from_arrays(X, y, test=test, name=str(data_file)), hidden
 
 
+def own_test_split(saved, data_file, model, **others):
+    """``digitnet evaluate MODEL --data FILE``: the file's test arrays (X_test, y_test if it has
+    them, else X, y) as a Split for a model of your own data; errors name the mismatch."""
+    from digitnet.data.arrays import read_data_file
+    from digitnet.errors import ConfigError
+
+    if saved.input is None:
+        raise ConfigError(f"{model} was trained on images, not on your own arrays: leave out --data (--data tests "
+                          "a model trained with digitnet train --data).")
+    if data_file is None:
+        raise ConfigError(f"{model} was trained on your own data ({saved.input.n_features} features): give the "
+                          "file to test it on with --data FILE (.npz or .csv).")
+    given = [f"--{k.replace('_', '-')}" for k, v in others.items() if v]
+    if given:
+        raise ConfigError(f"--data tests on your own arrays; leave out {', '.join(given)}.")
+    X, y, test = read_data_file(data_file)
+    if test is not None:
+        X, y = test
+    return saved.input.split(X, y)
+
+
 def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extra_images, as_json, settings,
            data_file=None):
     from digitnet.errors import ConfigError

@@ -145,9 +145,13 @@ class ArrayInput:
         """Original labels -> class indices (n,) int64; a label the model does not know is an error."""
         labels = _check_y(y, len(y) if n is None else n, what)
         index = {c: i for i, c in enumerate(self.labels)}
+        # Text labels also match numbers written the same way (a CSV's "7" is read as 7).
+        by_text = {str(c): i for i, c in enumerate(self.labels)} if all(isinstance(c, str) for c in self.labels) else {}
         out = np.empty(len(labels), np.int64)
         for i, v in enumerate(labels.tolist()):
             k = index.get(_python(v))
+            if k is None and by_text and not isinstance(_python(v), float):
+                k = by_text.get(str(_python(v)))
             if k is None:
                 shown = ", ".join(map(repr, self.labels[:10])) + (", ..." if len(self.labels) > 10 else "")
                 raise DataError(f"{what} has the label {_python(v)!r} (row {i}), which is not one of the model's "
