@@ -197,3 +197,31 @@ def test_cli_evaluate_data(tmp_path):
         r = CliRunner().invoke(main, ["evaluate", str(model), *args])
         assert r.exit_code == 1 and r.output.startswith("Error: ") and words in r.output, r.output
         assert r.output.count("\n") == 1, r.output
+
+
+def test_no_test_split_means_no_test_accuracy(tmp_path):
+    X, y = blobs(60)
+    data = from_arrays(X, y, test_size=0)
+    assert len(data.test) == 0 and data.test.x.shape == (0, 2)
+    h = train(Network.create(NetworkConfig((2, 4, 3))), data.train, TrainConfig(epochs=2), test=data.test)
+    assert h.epochs[-1].test_accuracy is None  # not a misleading 0%
+    result = run_training(NetworkConfig((2, 4, 3)), TrainConfig(epochs=1), tmp_path / "m.safetensors", data)
+    assert result.history.epochs[-1].test_accuracy is None
+
+
+def test_altered_input_tensors_are_refused(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from digitnet.errors import ModelFileError
+    from digitnet.io.model_io import _digest
+
+    X, y = blobs(60)
+    out = tmp_path / "m.safetensors"
+    run_training(NetworkConfig((2, 4, 3)), TrainConfig(epochs=1), out, from_arrays(X, y))
+    meta = load_model(out).metadata
+    tensors = load_file(out)
+    tensors["input.scale"] = -tensors["input.scale"]
+    save_file(tensors, tmp_path / "bad.safetensors", metadata={**meta, "sha256": _digest(tensors)})
+    with pytest.raises(ModelFileError, match="input.scale must be positive") as e:
+        load_model(tmp_path / "bad.safetensors")
+    assert "\n" not in str(e.value)

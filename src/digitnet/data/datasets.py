@@ -53,7 +53,7 @@ class Split:
         """The network's input: (n, 784) float32, pixel / 255 (float inputs as they are)."""
         n = len(self.images)
         if np.asarray(self.images).dtype.kind == "f":
-            return np.asarray(self.images).reshape(n, -1)
+            return np.asarray(self.images).reshape(n, int(np.prod(self.images.shape[1:])))
         # One pass into one new array (astype then / would allocate and traverse twice).
         x = np.empty((n, int(np.prod(self.images.shape[1:]))), np.float32)
         return np.divide(self.images.reshape(x.shape), np.float32(255), out=x, dtype=np.float32)

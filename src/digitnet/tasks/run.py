@@ -258,8 +258,7 @@ def run_training(
         train_split, validation = data.train, None
     if train_config.train_size is not None:
         train_split = train_split.subset(train_config.train_size)
-    trainer = Trainer(net, train_split, train_config, test=data.test if len(data.test) else None,
-                      validation=validation, engine=engine)
+    trainer = Trainer(net, train_split, train_config, test=data.test, validation=validation, engine=engine)
     if saved is not None:
         trainer.epoch = saved.epoch
         trainer.history = saved.history or History()
