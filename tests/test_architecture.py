@@ -33,7 +33,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("nn", ("digitnet.nn",)),  # the network's math, the fused and compiled kernels, metrics
     ("training", ("digitnet.training",)),  # optimizers, augmentation, history, engines, the Trainer, presets
     ("model files", ("digitnet.io", "digitnet.export")),  # the safetensors format; ONNX and PyTorch export
-    ("tasks", ("digitnet.tasks", "digitnet.explain", "digitnet.playground.descent", "digitnet.playground.expr")),
+    ("tasks", ("digitnet.tasks", "digitnet.explain", "digitnet.playground.descent", "digitnet.playground.expr",
+               "digitnet.sklearn")),  # digitnet.sklearn: the scikit-learn estimator (trains, so above training)
     ("api", ("digitnet",)),  # the package's __init__ (only): the public names, re-exported
     ("plots", ("digitnet.plots", "digitnet.playground", "digitnet._figure")),  # matplotlib figures (playground.plot and its re-export)
     ("front ends", ("digitnet.cli", "digitnet.web", "digitnet.__main__")),

@@ -29,13 +29,16 @@ def made_with(saved) -> str:
               help="The data set whose test images to use [default: the one the model was trained on].")
 @click.option("--images", type=click.Path(file_okay=False), default=None,
               help="Test on your own labelled images instead: a folder DIR/0/*.png ... DIR/9/*.png.")
+@click.option("--data", "data_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Test a model of your own data (digitnet train --data) on FILE.npz (its X_test, y_test if "
+                   "present, else X, y) or FILE.csv (label in the last column).")
 @click.option("--robustness", "robust", is_flag=True,
               help="Also measure how accuracy falls when the images are shifted, rotated, thickened or noised.")
 @click.option("--robustness-png", type=click.Path(dir_okay=False), default=None,
               help="Where to draw the robustness curves [default: MODEL-robustness.png in this directory].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the robustness test's random shifts, turns and noise.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def evaluate(model, data_dir, dataset, images, robust, robustness_png, seed, as_json):
+def evaluate(model, data_dir, dataset, images, data_file, robust, robustness_png, seed, as_json):
     """Test a saved model on a data set's 10,000 test images, or on your own images.
 
     Prints what made the model (the versions of digitnet, Python, NumPy and Numba, and
@@ -49,6 +52,7 @@ def evaluate(model, data_dir, dataset, images, robust, robustness_png, seed, as_
       digitnet evaluate fashion.safetensors --dataset fashion-mnist
       digitnet evaluate digitnet-model.safetensors --images my-digits
       digitnet evaluate digitnet-model.safetensors --robustness
+      digitnet evaluate moons.safetensors --data moons-test.csv
     """
     from pathlib import Path
 
@@ -59,7 +63,16 @@ def evaluate(model, data_dir, dataset, images, robust, robustness_png, seed, as_
     saved = load_model(model)
     name = dataset or (saved.dataset if saved.dataset in DATASETS else "mnist")
     folder = None
-    if images is not None:
+    if data_file is not None or saved.input is not None:
+        from digitnet.cli.train import own_test_split
+        from digitnet.errors import DigitnetError
+
+        try:
+            split = own_test_split(saved, data_file, model, images=images, dataset=dataset, robustness=robust)
+        except DigitnetError as e:
+            raise click.ClickException(str(e)) from None
+        classes, name = tuple(saved.classes), saved.dataset
+    elif images is not None:
         from digitnet.data.folder import read_image_folder
 
         classes = tuple(saved.classes)
@@ -92,6 +105,7 @@ def evaluate(model, data_dir, dataset, images, robust, robustness_png, seed, as_
                                   title=f"{Path(model).name}: accuracy as the {what} change")
     if as_json:
         echo_json({"model": model, "dataset": None if folder is not None else name, "images": images,
+                   **({"data": data_file} if data_file is not None else {}),
                    "accuracy": r.accuracy, "n": r.n, "provenance": saved.provenance, "engine": saved.engine,
                    "per_class": {c: a for c, a in zip(classes, r.per_class)},
                    "confusion": r.confusion, "classes": list(classes),
@@ -99,12 +113,14 @@ def evaluate(model, data_dir, dataset, images, robust, robustness_png, seed, as_
                    **({"robustness": {c.transform: {"unit": c.unit, "levels": c.levels, "accuracy": c.accuracy}
                                       for c in rb.curves}, "robustness_png": str(png)} if rb is not None else {})})
         return
-    if name != saved.dataset and folder is None:
+    if name != saved.dataset and folder is None and data_file is None:
         click.echo(f"Note: this model was trained on {TITLES.get(saved.dataset, saved.dataset)}; "
                    f"testing it on {TITLES.get(name, name)}.\n")
     click.echo(made_with(saved) + "\n")
     right = int(r.confusion.trace())
-    if folder is not None:
+    if data_file is not None:
+        click.echo(f"Accuracy on {data_file}: {pct(r.accuracy)} ({right} of {r.n} examples right)\n")
+    elif folder is not None:
         click.echo(f"Accuracy on your images in {images}: {pct(r.accuracy)} ({right} of {r.n} images right)\n")
     else:
         click.echo(f"Test accuracy on {TITLES.get(name, name)}: {pct(r.accuracy)} ({right} of {r.n} test images right)\n")

@@ -99,11 +99,17 @@ def _given(ctx: click.Context, name: str) -> bool:
 @click.option("--dataset", default=None, type=click.Choice(_dataset_names()),
               help="The data set to learn [default: mnist]: handwritten digits, or Zalando's pictures of clothes "
                    "(fashion-mnist: `apt-get install dataset-fashion-mnist`, or its four files in --data-dir).")
+@click.option("--data", "data_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Train on your own data instead: FILE.npz with arrays X (n, d) and y (n,) (and optionally X_test, "
+                   "y_test), or FILE.csv with the label in the last column (a header line is optional). The features "
+                   "are standardised; --layers gives the hidden layers only [default: 16,16]; without a test set "
+                   "20% of the examples are held out to test on.")
 @click.option("--extra-images", "extra_images", multiple=True, type=click.Path(file_okay=False),
               help="Also train on your own labelled images: a folder DIR/0/*.png ... DIR/9/*.png (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end instead of the human output.")
 @click.pass_context
-def train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extra_images, as_json, **settings):
+def train(ctx, preset, config_file, out, force, resume, data_dir, dataset, data_file, extra_images, as_json,
+          **settings):
     """Train a network on MNIST and save it.
 
     With no options this trains the `video` preset: the video's network (784-16-16-10
@@ -119,9 +125,11 @@ def train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extra
       digitnet train --resume digitnet-model.ckpt.safetensors
       digitnet train --dataset fashion-mnist --epochs 5 --out fashion.safetensors
       digitnet train --extra-images my-digits
+      digitnet train --data moons.csv --layers 8 --epochs 50 --out moons.safetensors
     """
     try:
-        _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extra_images, as_json, settings)
+        _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extra_images, as_json, settings,
+               data_file)
     except DigitnetError as e:
         raise click.ClickException(cli_message(e)) from None
 
@@ -130,7 +138,48 @@ def train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extra
 train.params[2:2] = [setting_option(f) for _, f in setting_fields()]
 
 
-def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extra_images, as_json, settings):
+def _own_data(ctx, data_file, dataset, extra_images, flags, from_file):
+    """``--data FILE``: the Dataset, and the hidden layers (``--layers`` gives only those)."""
+    from digitnet.config import parse_layers
+    from digitnet.data.arrays import from_arrays, read_data_file
+    from digitnet.errors import ConfigError
+
+    if dataset is not None or extra_images or _given(ctx, "data_dir") and \
+            ctx.get_parameter_source("data_dir") != click.core.ParameterSource.ENVIRONMENT:
+        raise ConfigError("--data trains on your own file; leave out --dataset, --data-dir and --extra-images.")
+    for name, flag_name in (("preprocess", "--preprocess"), ("augment", "--augment")):
+        value = flags.get(name, from_file.get(name))
+        if value not in (None, "none", (), [], ""):
+            raise ConfigError(f"{flag_name} works on 28x28 images, not on the columns of {data_file}; leave it out.")
+    hidden = flags.pop("layers", None) or from_file.pop("layers", None) or (16, 16)
+    hidden = parse_layers(hidden) if isinstance(hidden, str) else tuple(hidden)
+    X, y, test = read_data_file(data_file)
+    return from_arrays(X, y, test=test, name=str(data_file)), hidden
+
+
+def own_test_split(saved, data_file, model, **others):
+    """``digitnet evaluate MODEL --data FILE``: the file's test arrays (X_test, y_test if it has
+    them, else X, y) as a Split for a model of your own data; errors name the mismatch."""
+    from digitnet.data.arrays import read_data_file
+    from digitnet.errors import ConfigError
+
+    if saved.input is None:
+        raise ConfigError(f"{model} was trained on images, not on your own arrays: leave out --data (--data tests "
+                          "a model trained with digitnet train --data).")
+    if data_file is None:
+        raise ConfigError(f"{model} was trained on your own data ({saved.input.n_features} features): give the "
+                          "file to test it on with --data FILE (.npz or .csv).")
+    given = [f"--{k.replace('_', '-')}" for k, v in others.items() if v]
+    if given:
+        raise ConfigError(f"--data tests on your own arrays; leave out {', '.join(given)}.")
+    X, y, test = read_data_file(data_file)
+    if test is not None:
+        X, y = test
+    return saved.input.split(X, y)
+
+
+def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extra_images, as_json, settings,
+           data_file=None):
     from digitnet.errors import ConfigError
     from digitnet.tasks.run import model_path_for, run_training
     from digitnet.training.presets import get_preset
@@ -147,7 +196,16 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
         except ConfigError as e:
             raise ConfigError(f"{config_file}: {e}") from None
     preset_name = preset or from_file.get("preset") or DEFAULT_PRESET
+    own = None
+    if data_file is not None:
+        own, hidden = _own_data(ctx, data_file, dataset, extra_images, flags, from_file)
+        flags["preprocess"] = "none"
     net_cfg, train_cfg = settings_from_dict({**from_file, **flags, "preset": preset_name})
+    if own is not None:
+        import dataclasses
+
+        net_cfg = dataclasses.replace(net_cfg, layers=(own.input.n_features, *hidden, len(own.classes)))
+        dataset = own
     requested = {}
     if resume:
         if preset is not None:
@@ -160,7 +218,7 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
             out = str(model_path_for(resume) or DEFAULT_OUT)
     if dataset is None and not resume:
         dataset = "mnist"
-    if dataset not in (None, "mnist") and _given(ctx, "data_dir") and \
+    if own is None and dataset not in (None, "mnist") and _given(ctx, "data_dir") and \
             ctx.get_parameter_source("data_dir") == click.core.ParameterSource.ENVIRONMENT:
         data_dir = None  # DIGITNET_DATA names MNIST's directory, not this data set's
     quiet = as_json
@@ -268,7 +326,13 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
         if h.stopped_epoch is not None:
             click.echo(f"Stopped early after epoch {h.stopped_epoch}: the validation accuracy had not improved for "
                        f"{trainer.config.patience} epochs.")
-        click.echo(f"Test accuracy: {pct(final)} on the 10,000 test images ({elapsed:.1f} s in all)")
-        click.echo(f"Evaluate it with: digitnet evaluate {result.model_path}")
+        n_test = len(trainer.test.y) if trainer.test is not None else 0
+        shown = "10,000 test images" if own is None else f"{n_test:,} test examples"
+        click.echo(f"Test accuracy: {pct(final)} on the {shown} ({elapsed:.1f} s in all)")
+        if own is None:
+            click.echo(f"Evaluate it with: digitnet evaluate {result.model_path}")
+        else:
+            click.echo(f"Predict with it in Python: m = digitnet.io.model_io.load_model({str(result.model_path)!r}); "
+                       "m.input.predict(m.net, X)")
     if result.interrupted:
         sys.exit(130)

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,11 @@ VALIDATION_SIZE = 10_000  # the last 10,000 training images, as in Nielsen's boo
 
 @dataclass(frozen=True)
 class Split:
-    """One part of a data set: ``images`` (n, 28, 28) uint8 and ``labels`` (n,) int64."""
+    """One part of a data set: ``images`` (n, 28, 28) uint8 and ``labels`` (n,) int64.
+
+    A data set of your own arrays (:mod:`digitnet.data.arrays`) holds its inputs, already
+    standardised, as float ``images`` (n, d): ``x`` gives them as they are.
+    """
 
     images: np.ndarray
     labels: np.ndarray
@@ -45,8 +50,10 @@ class Split:
 
     @functools.cached_property
     def x(self) -> np.ndarray:
-        """The network's input: (n, 784) float32, pixel / 255."""
+        """The network's input: (n, 784) float32, pixel / 255 (float inputs as they are)."""
         n = len(self.images)
+        if np.asarray(self.images).dtype.kind == "f":
+            return np.asarray(self.images).reshape(n, int(np.prod(self.images.shape[1:])))
         # One pass into one new array (astype then / would allocate and traverse twice).
         x = np.empty((n, int(np.prod(self.images.shape[1:]))), np.float32)
         return np.divide(self.images.reshape(x.shape), np.float32(255), out=x, dtype=np.float32)
@@ -69,6 +76,8 @@ class Dataset:
     classes: tuple[str, ...]
     train: Split
     test: Split
+    # Your own arrays: how raw rows become inputs and the original labels (digitnet.data.arrays.ArrayInput).
+    input: Any = None
 
     def with_validation(self, size: int = VALIDATION_SIZE) -> tuple[Split, Split]:
         """Split the training set into (train, validation): the last ``size`` images validate."""

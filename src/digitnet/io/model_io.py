@@ -67,6 +67,8 @@ class SavedModel:
     # What wrote the file: {"digitnet": "0.5.0", "python": "3.12.3", "numpy": "2.2.6", "numba": "0.61.2"
     # or None}; None for files saved before digitnet recorded it.
     provenance: dict[str, str | None] | None = None
+    # A model of your own arrays: its input transform and original labels (digitnet.data.arrays.ArrayInput).
+    input: Any = None
 
     @property
     def engine(self) -> str | None:
@@ -129,13 +131,16 @@ def save_model(
     extra: dict[str, np.ndarray] | None = None,
     run: dict[str, Any] | None = None,
     snapshots: list[list[dict[str, np.ndarray]]] | None = None,
+    input: Any = None,
 ) -> Path:
     """Save ``net`` (and what else is given) to ``path`` atomically; returns the path.
 
     ``run``: what else a resumed run needs (extra image folders and their digests, the data
     folder: :func:`digitnet.tasks.run.run_training`), stored as the ``run`` metadata. The engine
     that trained is ``train_config.engine``. ``snapshots``: the weights' trajectory (params
-    lists shaped like ``net.params``, initial first), stored as ``snapshots.{k}.*`` tensors."""
+    lists shaped like ``net.params``, initial first), stored as ``snapshots.{k}.*`` tensors.
+    ``input``: the :class:`~digitnet.data.arrays.ArrayInput` of a model of your own arrays (its
+    tensors ``input.mean``, ``input.scale``; labels in ``input``)."""
     from safetensors.numpy import save
 
     tensors = _pack(net)
@@ -147,13 +152,15 @@ def save_model(
         tensors["history.batch_cost"] = np.asarray(history.batch_costs, dtype=np.float32)
     for k, v in (extra or {}).items():
         tensors[f"optimizer.{k}"] = np.asarray(v)
+    if input is not None:
+        tensors.update(input.tensors())
     tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
     meta = {
         "format": CHECKPOINT_FORMAT if checkpoint else FORMAT,
         "format_version": FORMAT_VERSION,
         "network": json.dumps(net.config.to_dict()),
         "kinds": json.dumps(net.kinds),
-        "input": json.dumps(INPUT),
+        "input": json.dumps(INPUT if input is None else input.metadata()),
         "dataset": dataset,
         "classes": json.dumps(list(classes)),
         "epoch": str(epoch),
@@ -197,7 +204,7 @@ def _unpack(tensors: dict[str, np.ndarray], config: NetworkConfig, kinds: list[s
 # any metadata. So every field is checked for type, shape and size before it is used, and
 # any file either loads or gives one clean "not a valid digitnet model" error.
 MAX_META_CHARS = {"network": 100_000, "train": 100_000, "kinds": 100_000, "classes": 100_000,
-                  "input": 10_000, "history": 20_000_000, "provenance": 10_000}
+                  "input": 1_000_000, "history": 20_000_000, "provenance": 10_000}
 MAX_META_DEPTH = 6  # nesting of lists and objects in any field
 MAX_EPOCHS = 100_000  # epoch records in a history
 MAX_BATCH_COSTS = 10_000_000  # mini-batch costs (30 MNIST epochs at batch 10 are 180,000)
@@ -283,7 +290,7 @@ def _read_metadata(meta: dict, tensors: dict[str, np.ndarray]) -> dict[str, Any]
     train = _json_field(meta, "train", dict)
     if train is not None:
         _check_settings(train, TrainConfig, "train")
-    _json_field(meta, "input", dict)
+    input_meta = _json_field(meta, "input", dict)
     history = _json_field(meta, "history", dict)
     if history is not None:
         _check_known(history, ("epochs", "initial_cost", "initial_test_accuracy", "best_epoch", "stopped_epoch"),
@@ -330,8 +337,15 @@ def _read_metadata(meta: dict, tensors: dict[str, np.ndarray]) -> dict[str, Any]
             isinstance(k, str) and len(k) <= 40 and (v is None or isinstance(v, str) and len(v) <= 100)
             for k, v in made_by.items())):
         raise ValueError("'provenance' must map program names to version strings or null")
+    array_input = None
+    if input_meta is not None and input_meta.get("kind") == "features":
+        from digitnet.data.arrays import ArrayInput
+
+        array_input = ArrayInput.from_file(input_meta, tensors, layers[0] if layers else 0)
+        if len(array_input.labels) != len(classes):
+            raise ValueError("'input.labels' and 'classes' differ in length")
     return {"network": network, "kinds": kinds, "classes": classes, "train": train, "history": history,
-            "epoch": int(epoch_text), "provenance": made_by}
+            "epoch": int(epoch_text), "provenance": made_by, "input": array_input}
 
 
 def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> SavedModel:
@@ -390,7 +404,7 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
     extra = {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}
     snapshots = _snapshots(tensors, config, kinds, where)
     return SavedModel(net, history, train_config, initial, meta.get("dataset", "mnist"), classes, epoch, extra, meta,
-                      snapshots=snapshots, provenance=fields["provenance"])
+                      snapshots=snapshots, provenance=fields["provenance"], input=fields["input"])
 
 
 def _snapshots(tensors: dict[str, np.ndarray], config: NetworkConfig, kinds: list[str], where: str) -> list:

@@ -282,7 +282,7 @@ def run_training(
 
     def save_final() -> Path:
         return save_model(out, trainer.net, trainer.history, trainer.config, initial, data.name, data.classes,
-                          run=run_meta, snapshots=trainer.snapshots)
+                          run=run_meta, snapshots=trainer.snapshots, input=data.input)
 
     try:
         while not trainer.done:
@@ -291,7 +291,7 @@ def run_training(
             rec = trainer.run_epoch(progress)
             save_model(ckpt, trainer.net, trainer.history, trainer.config, initial, data.name, data.classes,
                        checkpoint=True, epoch=trainer.epoch, extra=trainer.optimizer.state(), run=run_meta,
-                       snapshots=trainer.snapshots)
+                       snapshots=trainer.snapshots, input=data.input)
             if on_epoch is not None:
                 on_epoch(rec)
     except DivergenceError as e:

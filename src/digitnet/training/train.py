@@ -89,6 +89,8 @@ class Trainer:
     ):
         if len(train) == 0:
             raise ConfigError("The training set is empty.")
+        if test is not None and len(test) == 0:
+            test = None  # e.g. your own arrays with no test examples: no test accuracy, not 0%
         n_pixels = int(np.prod(train.images.shape[1:]))
         if n_pixels != net.config.layers[0]:
             raise ConfigError(
