@@ -239,8 +239,11 @@ class IdleConnections(threading.Thread):
             for i, s in enumerate(self.socks):
                 if s is not None:
                     try:
-                        r, _, _ = select.select([s], [], [], 0)
-                        if not r:
+                        # poll, not select: select() refuses descriptors above 1023, and
+                        # a thousand idle connections need more
+                        poller = select.poll()
+                        poller.register(s, select.POLLIN)
+                        if not poller.poll(0):
                             alive += 1
                             continue
                         if s.recv(65536):
