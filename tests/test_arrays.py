@@ -225,3 +225,15 @@ def test_altered_input_tensors_are_refused(tmp_path):
     with pytest.raises(ModelFileError, match="input.scale must be positive") as e:
         load_model(tmp_path / "bad.safetensors")
     assert "\n" not in str(e.value)
+
+
+def test_show_on_a_model_of_your_own_arrays_says_why_it_cannot(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    np.savez(tmp_path / "d.npz", X=X, y=(X[:, 0] > 0).astype(int))
+    out = tmp_path / "d.safetensors"
+    r = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "d.npz"), "--epochs", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["show", "interpolate", str(out)])
+    assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
+    assert "trained on your own arrays" in r.output

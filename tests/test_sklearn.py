@@ -82,3 +82,13 @@ def test_load_digits_defaults_reach_97_percent():
     X, y = load_digits(return_X_y=True)
     scores = cross_val_score(DigitnetClassifier(), X, y, cv=StratifiedKFold(5, shuffle=True, random_state=0))
     assert scores.mean() >= 0.97, scores
+
+
+@pytest.mark.parametrize("hidden", ["16", (16.0,), (True,)])
+def test_hidden_that_is_not_a_tuple_of_sizes_is_refused(hidden):
+    from digitnet.sklearn import DigitnetClassifier
+
+    X = np.random.default_rng(0).normal(size=(40, 4))
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.raises(ValueError, match="hidden must be a tuple of hidden layer sizes"):
+        DigitnetClassifier(hidden=hidden, epochs=1).fit(X, y)

@@ -94,7 +94,11 @@ class DigitnetClassifier(ClassifierMixin, BaseEstimator):
         else:
             mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
         self.mean_, self.scale_ = mean, scale
-        hidden = (self.hidden,) if isinstance(self.hidden, (int, np.integer)) else tuple(self.hidden)
+        hidden = (self.hidden,) if isinstance(self.hidden, (int, np.integer)) else self.hidden
+        if not isinstance(hidden, (tuple, list)) or not all(
+                isinstance(h, (int, np.integer)) and not isinstance(h, bool) for h in hidden):
+            # a string such as "16" would otherwise be read a character at a time
+            raise ValueError(f"hidden must be a tuple of hidden layer sizes, e.g. (16, 16) or (32,); got {hidden!r}.")
         net_config = NetworkConfig(
             layers=(X.shape[1], *map(int, hidden), len(self.classes_)), activation=self.activation,
             output_activation=self.output_activation, cost=self.cost, init=self.init, dtype=self.dtype)

@@ -57,6 +57,11 @@ def _load(model: str):
 def _data(saved, data_dir):
     from digitnet.data.datasets import load_dataset
 
+    if getattr(saved, "input", None) is not None:
+        raise click.ClickException(
+            f"This model was trained on your own arrays ({saved.dataset}, digitnet train --data); the show "
+            "commands read an image data set (mnist, fashion-mnist). Look inside it from Python instead "
+            "(digitnet.explain, digitnet.plots).")
     return load_dataset(saved.dataset, data_dir)
 
 
