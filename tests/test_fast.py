@@ -174,20 +174,9 @@ def test_blas_runs_on_one_thread_during_large_steps_only():
     assert np.isfinite(path.step(np.arange(32), 0.1))
 
 
-def _benchmark_module(name):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_nielsen_style_loop_takes_the_same_step():
+def test_nielsen_style_loop_takes_the_same_step(load_benchmark):
     """The benchmark's per-example loop computes the same update as digitnet (float64)."""
-    nielsen = _benchmark_module("nielsen_network")
+    nielsen = load_benchmark("nielsen_network")
     x, y = _data("float64", n=20)
     net = Network.create(SIZES, seed=5, dtype="float64")
     other = nielsen.Network(list(SIZES), [p["w"] for p in net.params], [p["b"] for p in net.params])
@@ -202,11 +191,11 @@ def test_nielsen_style_loop_takes_the_same_step():
 
 
 @pytest.mark.parametrize("config", ["video-b10", "wide-relu-b128"])
-def test_pytorch_contestant_takes_the_same_step(config):
+def test_pytorch_contestant_takes_the_same_step(config, load_benchmark):
     """The benchmark's PyTorch model, loss and optimiser make the same SGD step as
     digitnet from the same weights (float32, to float32 rounding)."""
     torch = pytest.importorskip("torch")
-    speed = _benchmark_module("speed")
+    speed = load_benchmark("speed")
     cfg = speed.CONFIGS[config]
     net = speed._initial(cfg, seed=3)
     model, loss_fn = speed._torch_model(cfg, seed=3), speed._torch_loss(cfg)

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import struct
 import threading
 import time
 import warnings
-import zlib
 
 import numpy as np
 import pytest
@@ -36,31 +34,9 @@ from digitnet.web import create_app  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def png_bomb(width: int = 8800, height: int = 8800) -> bytes:
-    """A small PNG (about 300 KB) that declares width x height RGBA pixels, all zero.
-
-    The pixel data is 88 identical deflate blocks (each fully flushed, so they can be
-    repeated) of 100 rows each: made in a fraction of a second."""
-    rows = 100
-    block = bytes(1 + 4 * width) * rows
-    z = zlib.compressobj(9, zlib.DEFLATED, -15)
-    piece = z.compress(block) + z.flush(zlib.Z_FULL_FLUSH)
-    end = zlib.compressobj(9, zlib.DEFLATED, -15).flush()
-    adler = 1
-    for _ in range(height // rows):
-        adler = zlib.adler32(block, adler)
-    body = b"\x78\xda" + piece * (height // rows) + end + struct.pack(">I", adler)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-
-
 @pytest.fixture(scope="module")
-def bomb() -> bytes:
-    return png_bomb()
+def bomb(load_benchmark) -> bytes:
+    return load_benchmark("attack").png_bomb()  # the same bomb the attack suite sends
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ with warnings.catch_warnings():  # newer Starlette would rather test with httpx2
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
-from digitnet.data.datasets import DIGITS, Dataset, Split  # noqa: E402
+from digitnet.data.datasets import DIGITS  # noqa: E402
 from digitnet.data.images import prepare  # noqa: E402
 from digitnet.io.model_io import load_model, save_model  # noqa: E402
 from digitnet.nn.network import Network  # noqa: E402
@@ -35,18 +35,9 @@ from digitnet.web import create_app  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def _bars(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    images = rng.integers(0, 30, size=(len(labels), 28, 28)).astype(np.uint8)
-    for img, k in zip(images, labels):
-        img[4 + 2 * k : 6 + 2 * k, 6:22] = 255
-    return images
-
-
 @pytest.fixture(scope="module")
-def data() -> Dataset:
-    rng = np.random.default_rng(7)
-    ytr, yte = rng.integers(0, 10, 300), rng.integers(0, 10, 100)
-    return Dataset("synthetic", DIGITS, Split(_bars(ytr, rng), ytr), Split(_bars(yte, rng), yte))
+def data(bar_digits):
+    return bar_digits  # tests/conftest.py
 
 
 @pytest.fixture
