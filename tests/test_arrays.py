@@ -237,3 +237,145 @@ def test_show_on_a_model_of_your_own_arrays_says_why_it_cannot(tmp_path):
     r = CliRunner().invoke(main, ["show", "interpolate", str(out)])
     assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
     assert "trained on your own arrays" in r.output
+
+
+# --- a new user's findings: wording, label types, CSV dialects, hints ------------------------
+
+
+def _int_csv(path, X, y, delimiter=",", decimal="."):
+    rows = "".join(delimiter.join([f"{v:.6f}".replace(".", decimal) for v in r] + [str(lab)]) + "\n"
+                   for r, lab in zip(X, y))
+    path.write_text(delimiter.join(["width", "height", "kind"]) + "\n" + rows)
+
+
+def _int_blobs(n=240):
+    X, y = blobs(n)
+    return X, np.array([10, 20, 30])[np.searchsorted(["bird", "cat", "dog"], y)]
+
+
+def test_cli_evaluate_words_fit_arrays_and_labels_keep_their_type(tmp_path):
+    """evaluate --data counts examples (not images), labels both axes of the confusion matrix with
+    the class names, and gives the labels back as they were written (10, not '10')."""
+    X, y = _int_blobs()
+    f, model = tmp_path / "d.csv", tmp_path / "m.safetensors"
+    _int_csv(f, X, y)
+    r = CliRunner().invoke(main, ["train", "--data", str(f), "--layers", "8", "--epochs", "10", "--out", str(model)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["evaluate", str(model), "--data", str(f)])
+    assert r.exit_code == 0, r.output
+    assert "images" not in r.output, r.output
+    per_class = r.output[r.output.index("Accuracy per class"):]
+    assert per_class.splitlines()[1].split() == ["class", "accuracy", "examples"]
+    matrix = r.output[r.output.index("Confusion matrix"):].splitlines()
+    assert matrix[1].split() == ["true\\pred", "10", "20", "30"]  # columns: the class names
+    assert [row.split()[0] for row in matrix[3:6]] == ["10", "20", "30"]  # rows: the class names, nothing else
+    report = json.loads(CliRunner().invoke(main, ["evaluate", str(model), "--data", str(f), "--json"]).output)
+    assert report["data"] == str(f) and report["dataset"] is None and report["images"] is None
+    assert report["classes"] == [10, 20, 30] and set(report["per_class"]) == {"10", "20", "30"}
+
+
+def test_confusion_table_names_both_axes():
+    from digitnet.cli.evaluate import confusion_table
+
+    c = np.array([[5, 1], [0, 7]])
+    lines = confusion_table(("setosa", "versicolor"), c).splitlines()
+    assert lines[0].split() == ["true\\pred", "setosa", "versicolor"]
+    assert lines[2].split() == ["setosa", "5", "1"]
+    # Names too long for a 100-character line are cut, still telling the classes apart...
+    names = tuple(f"{w}-{'x' * 30}" for w in ("alpha", "beta", "gamma", "delta"))
+    lines = confusion_table(names, np.eye(4, dtype=int)).splitlines()
+    assert [h[:5] for h in lines[0].split()[1:]] == ["alpha", "beta-", "gamma", "delta"]
+    assert max(map(len, lines)) <= 100
+    # ... or, where cutting cannot tell them apart, numbered with the number and name on each row.
+    names = tuple(f"{'x' * 40}{i}" for i in range(4))
+    lines = confusion_table(names, np.eye(4, dtype=int)).splitlines()
+    assert lines[0].split() == ["true\\pred", "0", "1", "2", "3"] and lines[2].split()[:2] == ["0", names[0]]
+
+
+def test_evaluation_and_predict_give_int_labels_back_as_ints(tmp_path):
+    from digitnet.data.arrays import read_data_file
+    from digitnet.tasks.evaluate import evaluate
+
+    X, y = _int_blobs(90)
+    _int_csv(tmp_path / "d.csv", X, y)
+    X2, y2, _ = read_data_file(tmp_path / "d.csv")
+    assert y2.dtype.kind == "i"
+    out = tmp_path / "m.safetensors"
+    run_training(NetworkConfig((2, 8, 3)), TrainConfig(epochs=3), out, from_arrays(X2, y2))
+    saved = load_model(out)
+    assert saved.input.predict(saved.net, X2[:3]).dtype.kind == "i"
+    ev = evaluate(saved.net, saved.input.split(X2, y2), saved.input.labels)
+    assert ev.classes == (10, 20, 30) and all(type(c) is int for c in ev.classes)
+
+
+def test_csv_float_labels_stay_numbers(tmp_path):
+    (tmp_path / "f.csv").write_text("a,label\n1,0.0\n2,1.0\n3,0.5\n")
+    y = read_data_file(tmp_path / "f.csv")[1]
+    assert y.dtype.kind == "f" and y.tolist() == [0.0, 1.0, 0.5]
+
+
+@pytest.mark.parametrize("delimiter, decimal", [(";", ","), (";", "."), ("\t", "."), ("\t", ",")])
+def test_csv_delimiter_is_sniffed(tmp_path, delimiter, decimal):
+    """European Excel writes ';'-separated CSV with decimal commas: read as the ','-separated one."""
+    X, y = _int_blobs(20)
+    _int_csv(tmp_path / "plain.csv", X, y)
+    _int_csv(tmp_path / "euro.csv", X, y, delimiter, decimal)
+    X1, y1, _ = read_data_file(tmp_path / "plain.csv")
+    X2, y2, _ = read_data_file(tmp_path / "euro.csv")
+    assert X2.shape == (20, 2) and np.array_equal(X1, X2) and y2.tolist() == y1.tolist()
+
+
+def test_csv_headerless_semicolons_with_decimal_commas(tmp_path):
+    (tmp_path / "e.csv").write_text("0,5;1,25;a\n2,0;3;b\n")
+    X, y, _ = read_data_file(tmp_path / "e.csv")
+    assert X.tolist() == [[0.5, 1.25], [2.0, 3.0]] and y.tolist() == ["a", "b"]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("width,height,kind\n1,2,a\n3,4,b\n5,x7,a\n", "line 4, column 2 ('height'): 'x7' is not a number"),
+    ("1,2,a\n3,4,b\n\n5,x7,a\n", "line 4, column 2: 'x7' is not a number"),  # blank lines still counted
+    ("w;h;kind\n1;2;a\n3;oops;b\n", "line 3, column 2 ('h'): 'oops' is not a number"),
+    ("1,oops,a\n3,4,b\n", "line 1, column 2: 'oops' is not a number"),  # a data line with a typo is no header
+    ("w,h,kind\n1,2,a\n3,4\n", "line 3: 2 columns, but the first data line has 3"),
+])
+def test_csv_errors_name_the_line_and_column(tmp_path, text, words):
+    (tmp_path / "d.csv").write_text(text)
+    with pytest.raises(DataError) as e:
+        read_data_file(tmp_path / "d.csv")
+    assert words in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("layers, words", [
+    ("abc", "--layers gives the hidden layers' sizes only"), ("0", "got '0'"), ("16,-3", "got '16,-3'"),
+    ("2,16,3", "--layers 2,16,3 looks like the whole network; with --data it gives the hidden layers only (the 2 "
+               "inputs and 3 outputs come from the data): write --layers 16."),
+])
+def test_cli_train_data_layers_error_shows_hidden_sizes(tmp_path, layers, words):
+    X, y = blobs(60)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    r = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "d.npz"), "--layers", layers, "--epochs", "1",
+                                  "--out", str(tmp_path / "m.safetensors")])
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and words in r.output, r.output
+    assert "784" not in r.output  # an MNIST example would mislead
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_cli_predict_hints_at_evaluate_and_python_for_tables(tmp_path):
+    X, y = blobs(60)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    (tmp_path / "d.csv").write_text("1,2,a\n")
+    arrays = tmp_path / "arrays.safetensors"
+    run_training(NetworkConfig((2, 4, 3)), TrainConfig(epochs=1), arrays, from_arrays(X, y))
+    images = tmp_path / "images.safetensors"
+    from digitnet.io.model_io import save_model
+
+    save_model(images, Network.create(NetworkConfig((784, 10))))
+    for model, files, words in (
+            (arrays, ["d.npz"], f"digitnet evaluate {arrays} --data {tmp_path / 'd.npz'}"),
+            (arrays, ["a.png"], "m.input.predict(m.net, X)"),
+            (images, ["d.csv"], f"is a table of numbers, not an image; digitnet predict reads pictures of digits. "
+                                f"For a model of your own data (digitnet train --data) use digitnet evaluate MODEL "
+                                f"--data {tmp_path / 'd.csv'}")):
+        r = CliRunner().invoke(main, ["predict", str(model), *[str(tmp_path / f) for f in files]])
+        assert r.exit_code == 1 and r.output.count("\n") == 1 and words in r.output, r.output
+        assert "digitnet.load_model(" in r.output

@@ -248,6 +248,27 @@ def test_interpolate_between_two_models(model, other, mnist, tmp_path):
     assert out["barrier"] >= 0
 
 
+def test_interpolate_says_no_barrier_in_words(model, tmp_path):
+    """The straight path down from the initial weights never climbs above the line between the end
+    costs: the sentence says so instead of "rises at most 0"."""
+    r = _run(["show", "interpolate", model, "--images", str(N), "--points", "11", "--extend", "0",
+              "--out", str(tmp_path / "i.png")])
+    assert r.exit_code == 0, r.output
+    assert "at most 0 " not in r.output and "never rises above the straight line" in r.output, r.output
+
+
+@pytest.mark.parametrize("barrier, words", [
+    (0.0, "the cost never rises above the straight line between the two ends' costs: no barrier."),
+    (1e-6, "rises at most 1e-06 above the straight line between the two ends' costs, too little to count: no "
+           "barrier."),
+    (0.25, "the cost rises as much as 0.25 above the straight line between the two ends' costs: a barrier."),
+])
+def test_barrier_sentence(barrier, words):
+    from digitnet.cli.show import barrier_sentence
+
+    assert barrier_sentence(barrier, 0.09, 0.03).endswith(words)
+
+
 # --- show smoothness, show curvature --------------------------------------------------------
 
 

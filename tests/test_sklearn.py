@@ -19,8 +19,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from digitnet.sklearn import DigitnetClassifier  # noqa: E402
 
 # Checks that cannot pass by nature, with the reason, as scikit-learn asks to declare them.
-# None today: every check scikit-learn runs passes (two are skipped by scikit-learn itself
-# when pandas is missing or SCIPY_ARRAY_API is not set; pytest reports them as skipped).
+# None today: every check scikit-learn runs passes. scikit-learn itself skips
+# check_classifier_data_not_an_array without pandas (the test extra installs it) and
+# check_array_api_input unless SCIPY_ARRAY_API=1 was set before SciPy was imported; that one
+# runs in a fresh interpreter below, test_array_api_check_in_a_fresh_interpreter.
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
 
@@ -92,3 +94,49 @@ def test_hidden_that_is_not_a_tuple_of_sizes_is_refused(hidden):
     y = (X[:, 0] > 0).astype(int)
     with pytest.raises(ValueError, match="hidden must be a tuple of hidden layer sizes"):
         DigitnetClassifier(hidden=hidden, epochs=1).fit(X, y)
+
+
+@pytest.mark.slow
+def test_array_api_check_in_a_fresh_interpreter():
+    """The one estimator check skipped in this process (SCIPY_ARRAY_API must be set before SciPy
+    is imported), run by pytest in a fresh interpreter that has it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "SCIPY_ARRAY_API": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                        f"{Path(__file__).resolve()}::test_sklearn_estimator_checks", "-k", "check_array_api_input"],
+                       cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and " passed" in r.stdout and "skipped" not in r.stdout, r.stdout[-2000:]
+
+
+def test_pandas_input_check_runs_here():
+    """pandas (in the test extra) lets scikit-learn run check_classifier_data_not_an_array."""
+    pytest.importorskip("pandas", reason="install the test extra: pip install -e '.[test]'")
+    from sklearn.utils.estimator_checks import check_classifier_data_not_an_array
+
+    check_classifier_data_not_an_array("DigitnetClassifier", DigitnetClassifier(epochs=2))
+
+
+@pytest.mark.parametrize("y, shown", [([3.0] * 6, "3.0"), ([7] * 6, "7"), (["a"] * 6, "'a'")])
+def test_one_class_error_shows_the_plain_value(y, shown):
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    with pytest.raises(ValueError) as e:
+        DigitnetClassifier(epochs=1).fit(X, y)
+    assert str(e.value).endswith(f"contains only one class: {shown}."), str(e.value)
+    assert "np." not in str(e.value)
+
+
+def test_int_labels_of_a_csv_stay_ints(tmp_path):
+    from digitnet.data.arrays import read_data_file
+
+    X, y = _moons(60)
+    (tmp_path / "m.csv").write_text("a,b,label\n" + "".join(f"{r[0]},{r[1]},{v}\n" for r, v in zip(X, y)))
+    X2, y2, _ = read_data_file(tmp_path / "m.csv")
+    clf = DigitnetClassifier(epochs=2).fit(X2, y2)
+    assert clf.classes_.dtype.kind == "i" and clf.classes_.tolist() == [0, 1]
+    assert clf.predict(X2[:3]).dtype.kind == "i"

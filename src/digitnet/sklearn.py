@@ -86,8 +86,10 @@ class DigitnetClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         self.classes_, yi = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
+            only = self.classes_[0]
+            only = only.item() if isinstance(only, np.generic) else only  # 3.0, not np.float64(3.0)
             raise ValueError(f"DigitnetClassifier needs samples of at least 2 classes in the data, but the data "
-                             f"contains only one class: {self.classes_[0]!r}.")
+                             f"contains only one class: {only!r}.")
         if self.standardize:
             mean, scale = X.mean(axis=0), X.std(axis=0)
             scale[scale <= 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0

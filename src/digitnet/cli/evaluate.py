@@ -22,6 +22,30 @@ def made_with(saved) -> str:
     return f"Made with {', '.join(parts)}{engine}."
 
 
+WIDTH = 100  # the widest confusion matrix printed with whole class names as column headings
+
+
+def confusion_table(classes, confusion) -> str:
+    """The confusion matrix as a text table, both axes labelled with the class names.
+
+    Digits are their own names. Longer names are cut to the width that fits WIDTH characters
+    (still telling the classes apart); where none does, the columns are numbered and each row
+    gives its number and its name."""
+    names = [str(c) for c in classes]
+    cells = [[str(int(v)) for v in row] for row in confusion]
+
+    def render(cols: list[str], rows: list[str]) -> str:
+        return table([[r] + row for r, row in zip(rows, cells)], ["true\\pred"] + cols)
+
+    longest = max(map(len, names))
+    for w in (longest, *range(longest - 1, 2, -1)):  # whole names first, then ever shorter
+        cols = [n if len(n) <= w else n[:w - 1] + "." for n in names]
+        text = render(cols, names)
+        if len(set(cols)) == len(cols) and max(map(len, text.splitlines())) <= WIDTH:
+            return text
+    return render([str(i) for i in range(len(names))], [f"{i} {n}" for i, n in enumerate(names)])
+
+
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="DIGITNET_DATA", help="Directory with the data set's four IDX files.")
@@ -39,7 +63,7 @@ def made_with(saved) -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the robustness test's random shifts, turns and noise.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def evaluate(model, data_dir, dataset, images, data_file, robust, robustness_png, seed, as_json):
-    """Test a saved model on a data set's 10,000 test images, or on your own images.
+    """Test a saved model on a data set's 10,000 test images, your own images, or your own arrays.
 
     Prints what made the model (the versions of digitnet, Python, NumPy and Numba, and
     the training engine), the accuracy, the accuracy per class and the confusion matrix
@@ -71,7 +95,7 @@ def evaluate(model, data_dir, dataset, images, data_file, robust, robustness_png
             split = own_test_split(saved, data_file, model, images=images, dataset=dataset, robustness=robust)
         except DigitnetError as e:
             raise click.ClickException(str(e)) from None
-        classes, name = tuple(saved.classes), saved.dataset
+        classes, name = tuple(saved.input.labels), None  # your labels, as their own type (7 stays 7)
     elif images is not None:
         from digitnet.data.folder import read_image_folder
 
@@ -83,7 +107,7 @@ def evaluate(model, data_dir, dataset, images, data_file, robust, robustness_png
         classes, split = data.classes, data.test
     n_out = saved.net.config.layers[-1]
     if n_out != len(classes):
-        raise click.ClickException(f"The model has {n_out} outputs but {TITLES.get(name, name)} has "
+        raise click.ClickException(f"The model has {n_out} outputs but {TITLES.get(name, name) or data_file} has "
                                    f"{len(classes)} classes; evaluate it on the data set it was trained for.")
     r = run_eval(saved.net, split, classes)
     mistakes = []
@@ -104,10 +128,12 @@ def evaluate(model, data_dir, dataset, images, data_file, robust, robustness_png
         png = save_robustness_png(rb, robustness_png or f"{stem}-robustness.png",
                                   title=f"{Path(model).name}: accuracy as the {what} change")
     if as_json:
-        echo_json({"model": model, "dataset": None if folder is not None else name, "images": images,
-                   **({"data": data_file} if data_file is not None else {}),
+        # What it was tested on: exactly one of dataset (a named data set's test images), images
+        # (a folder of your images) and data (a file of your arrays) is set, the others null.
+        echo_json({"model": model, "dataset": name if folder is None and data_file is None else None,
+                   "images": images, "data": data_file,
                    "accuracy": r.accuracy, "n": r.n, "provenance": saved.provenance, "engine": saved.engine,
-                   "per_class": {c: a for c, a in zip(classes, r.per_class)},
+                   "per_class": {str(c): a for c, a in zip(classes, r.per_class)},
                    "confusion": r.confusion, "classes": list(classes),
                    **({"worst_mistakes": mistakes} if folder is not None else {}),
                    **({"robustness": {c.transform: {"unit": c.unit, "levels": c.levels, "accuracy": c.accuracy}
@@ -124,16 +150,13 @@ def evaluate(model, data_dir, dataset, images, data_file, robust, robustness_png
         click.echo(f"Accuracy on your images in {images}: {pct(r.accuracy)} ({right} of {r.n} images right)\n")
     else:
         click.echo(f"Test accuracy on {TITLES.get(name, name)}: {pct(r.accuracy)} ({right} of {r.n} test images right)\n")
-    digits = tuple(classes) == DIGITS
-    kind = "digit" if digits else "class"
+    kind = "digit" if tuple(classes) == DIGITS else "class"
+    unit = "examples" if data_file is not None else "images"  # rows of your table, or pictures
     click.echo(f"Accuracy per {kind}:")
-    click.echo(table([[c, pct(a), str(int(r.confusion[i].sum()))] for i, (c, a) in enumerate(zip(classes, r.per_class))],
-                     [kind, "accuracy", "images"]))
-    # Class names are too wide for columns: columns are numbered, rows give the number and the name.
-    rows = list(classes) if digits else [f"{i} {c}" for i, c in enumerate(classes)]
-    cols = list(classes) if digits else [str(i) for i in range(len(classes))]
-    click.echo(f"\nConfusion matrix (rows: true {kind}, columns: predicted):")
-    click.echo(table([[c] + [str(v) for v in row] for c, row in zip(rows, r.confusion)], ["true\\pred"] + cols))
+    click.echo(table([[str(c), pct(a), str(int(r.confusion[i].sum()))]
+                      for i, (c, a) in enumerate(zip(classes, r.per_class))], [kind, "accuracy", unit]))
+    click.echo(f"\nConfusion matrix (rows: true {kind}, columns: predicted {kind}):")
+    click.echo(confusion_table(classes, r.confusion))
     if folder is not None:
         if mistakes:
             click.echo("\nWorst mistakes (the wrong answers the network was surest of):")

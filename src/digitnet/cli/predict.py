@@ -8,6 +8,21 @@ from digitnet.cli import main
 from digitnet.cli.common import echo_json
 
 
+DATA_SUFFIXES = (".csv", ".npz", ".npy", ".tsv")  # tables of numbers, not pictures
+
+
+def _not_images(model, saved, tables) -> str:
+    """One line for a model of your own arrays, or a table given where images go: what to run instead."""
+    python = f"m = digitnet.load_model({str(model)!r}); m.input.predict(m.net, X)"
+    if saved.input is not None:
+        data = tables[0] if tables else "FILE"
+        return (f"{model} was trained on your own arrays ({saved.input.n_features} features), not on images: test "
+                f"it with digitnet evaluate {model} --data {data}, or predict rows X in Python: {python}.")
+    return (f"{tables[0]} is a table of numbers, not an image; digitnet predict reads pictures of digits. For a "
+            f"model of your own data (digitnet train --data) use digitnet evaluate MODEL --data {tables[0]}, or "
+            f"in Python: m = digitnet.load_model('MODEL'); m.input.predict(m.net, X).")
+
+
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("images", nargs=-1, required=True, type=click.Path())
@@ -21,6 +36,9 @@ def predict(model, images, as_json):
     on light paper or light on dark, cropped to the ink, scaled into 20x20 and centred
     by its centre of mass. Prints the predicted digit and the 10 output activations.
 
+    For a model of your own arrays (digitnet train --data), use digitnet evaluate MODEL
+    --data FILE, or in Python m = digitnet.load_model(MODEL); m.input.predict(m.net, X).
+
     Every file is reported, in the order given: one that cannot be read gets a line
     FILE: error ... and the others are still read; the exit status is then 1.
 
@@ -29,11 +47,16 @@ def predict(model, images, as_json):
       digitnet predict digitnet-model.safetensors my-seven.png
       digitnet predict digitnet-model.safetensors digits/*.png --json
     """
+    from pathlib import Path
+
     from digitnet.data.images import prepare
     from digitnet.errors import ImageError
     from digitnet.io.model_io import load_model
 
+    tables = [p for p in images if Path(p).suffix.lower() in DATA_SUFFIXES]
     saved = load_model(model)
+    if saved.input is not None or tables:
+        raise click.ClickException(_not_images(model, saved, tables))
     results = []
     for path in images:
         try:

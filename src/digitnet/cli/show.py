@@ -609,9 +609,20 @@ def interpolate(model, other, points, extend, n_images, data_dir, out, as_json):
     numbers = {"model": model, "other": other, "n": len(y), **r.to_dict(), "start_cost": float(r.cost[i0]),
                "end_cost": float(r.cost[i1])}
     line = (f"From {labels[0]} (cost {r.cost[i0]:.4f}, accuracy {pct(r.accuracy[i0])}) to {labels[1]} (cost "
-            f"{r.cost[i1]:.4f}, accuracy {pct(r.accuracy[i1])}) over {len(y)} training images: the cost rises at "
-            f"most {r.barrier:.4g} above the straight chord.")
+            f"{r.cost[i1]:.4f}, accuracy {pct(r.accuracy[i1])}) over {len(y)} training images: "
+            f"{barrier_sentence(r.barrier, r.cost[i0], r.cost[i1])}")
     _finish(fig, _default_out(model, "interpolate", out), as_json, numbers, line)
+
+
+def barrier_sentence(barrier: float, c0: float, c1: float) -> str:
+    """What ``Interpolation.barrier`` (>= 0: how far the cost climbs above the straight line
+    between the two ends' costs, at worst) says, in words."""
+    if barrier <= 0:
+        return "the cost never rises above the straight line between the two ends' costs: no barrier."
+    if barrier < 1e-3 * max(abs(c0), abs(c1), 1e-12):  # the figure's caption calls this "no barrier" too
+        return (f"the cost rises at most {barrier:.2g} above the straight line between the two ends' costs, "
+                "too little to count: no barrier.")
+    return f"the cost rises as much as {barrier:.4g} above the straight line between the two ends' costs: a barrier."
 
 
 @show.command()

@@ -140,8 +140,7 @@ train.params[2:2] = [setting_option(f) for _, f in setting_fields()]
 
 def _own_data(ctx, data_file, dataset, extra_images, flags, from_file):
     """``--data FILE``: the Dataset, and the hidden layers (``--layers`` gives only those)."""
-    from digitnet.config import parse_layers
-    from digitnet.data.arrays import from_arrays, read_data_file
+    from digitnet.data.arrays import from_arrays, hidden_layers, read_data_file
     from digitnet.errors import ConfigError
 
     if dataset is not None or extra_images or _given(ctx, "data_dir") and \
@@ -152,9 +151,9 @@ def _own_data(ctx, data_file, dataset, extra_images, flags, from_file):
         if value not in (None, "none", (), [], ""):
             raise ConfigError(f"{flag_name} works on 28x28 images, not on the columns of {data_file}; leave it out.")
     hidden = flags.pop("layers", None) or from_file.pop("layers", None) or (16, 16)
-    hidden = parse_layers(hidden) if isinstance(hidden, str) else tuple(hidden)
     X, y, test = read_data_file(data_file)
-    return from_arrays(X, y, test=test, name=str(data_file)), hidden
+    data = from_arrays(X, y, test=test, name=str(data_file))
+    return data, hidden_layers(hidden, data.input.n_features, len(data.classes))
 
 
 def own_test_split(saved, data_file, model, **others):

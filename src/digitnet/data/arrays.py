@@ -22,12 +22,12 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
 from digitnet.data.datasets import Dataset, Split
-from digitnet.errors import DataError
+from digitnet.errors import ConfigError, DataError
 
 KIND = "features"  # the ``input`` metadata's kind for array models
 MAX_FEATURES = 100_000  # as a layer's size
@@ -252,9 +252,35 @@ def from_arrays(
     return Dataset(name, inp.classes, train, test_split, inp)
 
 
+def hidden_layers(value, n_features: int, n_classes: int, what: str = "--layers") -> tuple[int, ...]:
+    """The hidden layers' sizes for a network of your own data, from ``"16,16"`` or ``[16, 16]``:
+    the data give the inputs (``n_features``) and the outputs (``n_classes``), so ``value`` names
+    only the layers between. A ConfigError names ``what`` (the flag or the file's setting)."""
+    parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else list(value)
+    data = f"the {n_features} inputs and {n_classes} outputs come from the data"
+    sizes = []
+    for v in parts:
+        try:
+            n = int(v) if isinstance(v, str) or (isinstance(v, (int, np.integer)) and not isinstance(v, bool)) \
+                else None
+        except ValueError:
+            n = None
+        if n is None or n < 1 or n > MAX_FEATURES:
+            raise ConfigError(f"With --data, {what} gives the hidden layers' sizes only, whole numbers from 1 to "
+                              f"{MAX_FEATURES} ({data}), e.g. {what} 16,16 or {what} 8; got {value!r}.",
+                              setting="layers")
+        sizes.append(n)
+    if len(sizes) >= 3 and sizes[0] == n_features and sizes[-1] == n_classes:
+        raise ConfigError(f"{what} {','.join(map(str, sizes))} looks like the whole network; with --data it gives "
+                          f"the hidden layers only ({data}): write {what} {','.join(map(str, sizes[1:-1]))}.",
+                          setting="layers")
+    return tuple(sizes)
+
+
 def read_data_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple | None]:
     """Read ``FILE.npz`` (arrays ``X`` and ``y``, optionally ``X_test`` and ``y_test``) or
-    ``FILE.csv`` (the last column is the label; a first line that is not numbers is a header).
+    ``FILE.csv`` (the last column is the label; the columns separated by ',', ';' or tabs, found from
+    the first lines; a first line whose features are not numbers is a header).
 
     Returns ``(X, y, test)`` where ``test`` is ``(X_test, y_test)`` or None.
     """
@@ -286,45 +312,97 @@ def read_data_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tup
                     ".csv file (the label in the last column).")
 
 
-def _number(text: str) -> bool:
+DELIMITERS = (",", ";", "\t")  # in order of preference: a comma, then European Excel's ';', then tabs
+
+
+def _float(text: str, decimal_comma: bool = False) -> float:
+    """A CSV cell as a number; ValueError if it is not one. ``decimal_comma``: "1,5" is 1.5
+    (European Excel writes ';'-separated files with decimal commas)."""
+    text = text.strip()
+    if decimal_comma and text.count(",") == 1 and "." not in text:
+        text = text.replace(",", ".")
+    return float(text)
+
+
+def _number(text: str, decimal_comma: bool = False) -> bool:
     try:
-        float(text)
+        _float(text, decimal_comma)
         return True
     except ValueError:
         return False
 
 
-def _read_csv(p: Path) -> tuple[np.ndarray, np.ndarray]:
+def _sniff(lines: list[str]) -> str:
+    """The delimiter of a CSV file from its first lines: the first of ',', ';', tab that splits
+    every line into the same number (at least 2) of columns whose features (all but the last) are
+    numbers after the first line (a header, perhaps); failing that, the first that splits them
+    consistently; failing that, ','."""
     import csv
+
+    sample = [ln for ln in lines[:50] if ln.strip()]
+    consistent = []
+    for d in DELIMITERS:
+        rows = list(csv.reader(sample, delimiter=d))
+        if len({len(r) for r in rows}) == 1 and len(rows[0]) >= 2:
+            consistent.append(d)
+            if all(_number(c, d != ",") for r in rows[1:] for c in r[:-1]):
+                return d
+    return consistent[0] if consistent else ","
+
+
+def _read_csv(p: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A CSV file's features and labels. The delimiter (',', ';' or tab) is sniffed from the
+    first lines; with ';' or tab, decimal commas ("1,5") are read as numbers too. Errors name the
+    file's line (1-based, as an editor shows it) and the column (its header, if there is one)."""
+    import csv
+    import io
 
     try:
         with open(p, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+            text = f.read()
+        delimiter = _sniff(text.splitlines())
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        rows, lines = [], []
+        for r in reader:
+            if r and any(c.strip() for c in r):
+                rows.append(r)
+                lines.append(reader.line_num)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"{p} is not a readable CSV file ({e}).") from None
-    if rows and not all(_number(c) for c in rows[0][:-1]):
-        rows = rows[1:]  # a header
+    comma = delimiter != ","
+    header = None
+    # A header: a first line none of whose features is a number (a data line with one typo is data).
+    if rows and not any(_number(c, comma) for c in rows[0][:-1]):
+        header, rows, lines = [c.strip() for c in rows[0]], rows[1:], lines[1:]
     if not rows:
         raise DataError(f"{p} has no data rows: write one example a line, its features then its label.")
     width = len(rows[0])
     if width < 2:
-        raise DataError(f"{p}: a row needs at least one feature and a label (the last column); got {width} column.")
-    for i, r in enumerate(rows):
+        raise DataError(f"{p}: a row needs at least one feature and a label (the last column), separated by ',', "
+                        f"';' or tabs; got {width} column.")
+    for r, line in zip(rows, lines):
         if len(r) != width:
-            raise DataError(f"{p}: row {i + 1} of the data has {len(r)} columns, the first has {width}: every row "
+            raise DataError(f"{p}, line {line}: {len(r)} columns, but the first data line has {width}: every line "
                             "needs the same columns.")
-    try:
-        X = np.array([[float(c) for c in r[:-1]] for r in rows])
-    except ValueError as e:
-        raise DataError(f"{p}: a feature is not a number ({str(e).split(':')[-1].strip()}): every column but the "
-                        "last (the label) must hold numbers.") from None
-    labels = [r[-1].strip() for r in rows]
-    y: Sequence[Hashable]
-    if all(_is_int(v) for v in labels):
-        y = np.array([int(v) for v in labels])
-    else:
-        y = np.array(labels)
-    return X, np.asarray(y)
+    X = np.empty((len(rows), width - 1))
+    for i, (r, line) in enumerate(zip(rows, lines)):
+        for j, c in enumerate(r[:-1]):
+            try:
+                X[i, j] = _float(c, comma)
+            except ValueError:
+                column = f"column {j + 1} ({header[j]!r})" if header and header[j] else f"column {j + 1}"
+                raise DataError(f"{p}, line {line}, {column}: {c.strip()!r} is not a number; every column but the "
+                                "last (the label) must hold numbers.") from None
+    return X, _labels([r[-1].strip() for r in rows], comma)
+
+
+def _labels(texts: list[str], decimal_comma: bool = False) -> np.ndarray:
+    """A CSV's label column with its type: whole numbers as ints, other numbers as floats, else text."""
+    if all(_is_int(v) for v in texts):
+        return np.array([int(v) for v in texts])
+    if all(_number(v, decimal_comma) for v in texts):
+        return np.array([_float(v, decimal_comma) for v in texts])
+    return np.array(texts)
 
 
 def _is_int(text: str) -> bool:

@@ -19,7 +19,7 @@ class Evaluation:
     predictions: np.ndarray  # (n,) predicted labels
     outputs: np.ndarray  # (n, k) output activations
     n: int
-    classes: tuple[str, ...] = DIGITS
+    classes: tuple = DIGITS  # the class names; a model of your own arrays: your labels, of their own type
 
     def _names(self) -> tuple[str, ...]:
         k = len(self.per_class)
@@ -45,7 +45,7 @@ class Evaluation:
                           ["class", "accuracy", "examples", "most often mistaken for"], rows)
 
 
-def evaluate(net: Network, split: Split, classes: tuple[str, ...] = DIGITS) -> Evaluation:
+def evaluate(net: Network, split: Split, classes: tuple = DIGITS) -> Evaluation:
     """Run ``net`` on every example of ``split`` and summarise how it did."""
     outputs = net.feedforward(split.x)
     pred = outputs.argmax(axis=1)
