@@ -264,7 +264,7 @@ def test_interpolate_says_no_barrier_in_words(model, tmp_path):
     (0.25, "the cost rises as much as 0.25 above the straight line between the two ends' costs: a barrier."),
 ])
 def test_barrier_sentence(barrier, words):
-    from digitnet.cli.show import barrier_sentence
+    from digitnet.plots import barrier_sentence
 
     assert barrier_sentence(barrier, 0.09, 0.03).endswith(words)
 

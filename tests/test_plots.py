@@ -243,3 +243,14 @@ def test_red_and_blue_mean_a_sign_only_in_the_activations_picture():
     assert colours, "the output bars are drawn"
     for sign in (plots.C_POSITIVE, plots.C_NEGATIVE, to_rgb("firebrick"), to_rgb("tab:red")):
         assert tuple(round(c, 2) for c in to_rgb(sign)) not in colours
+
+
+def test_interpolation_caption_says_no_barrier_in_words():
+    """The caption used to say "rises at most 0 above the straight chord" for a convex line."""
+    from digitnet.plots import interpolation_figure
+
+    alphas = np.linspace(0, 1, 11)
+    cost = 0.5 - 0.4 * alphas  # exactly on the straight line: no barrier at all
+    fig = interpolation_figure(alphas, cost, np.full(11, 0.9), labels=("A", "B"), title="t")
+    words = " ".join(t.get_text() for t in fig.texts)
+    assert "never rises above the straight line" in words and "at most 0 " not in words

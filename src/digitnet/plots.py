@@ -719,6 +719,18 @@ def landscape_figure(result, path: np.ndarray | None = None, *, directions: str 
     return fig
 
 
+def barrier_sentence(barrier: float, c0: float, c1: float) -> str:
+    """What an interpolation's barrier (>= 0: how far the cost climbs above the straight line
+    between the two ends' costs ``c0``, ``c1``, at worst) says, in words; the CLI and the
+    figure's caption both use it."""
+    if not barrier > 0:
+        return "the cost never rises above the straight line between the two ends' costs: no barrier."
+    if barrier < 1e-3 * max(abs(c0), abs(c1), 1e-12):
+        return (f"the cost rises at most {barrier:.2g} above the straight line between the two ends' costs, "
+                "too little to count: no barrier.")
+    return f"the cost rises as much as {barrier:.4g} above the straight line between the two ends' costs: a barrier."
+
+
 def interpolation_figure(alphas: np.ndarray, cost: np.ndarray, accuracy: np.ndarray, *,
                          labels: tuple[str, str] = ("initial weights", "trained weights"),
                          title: str = "The straight line between two networks"):
@@ -744,10 +756,7 @@ def interpolation_figure(alphas: np.ndarray, cost: np.ndarray, accuracy: np.ndar
     c0, c1 = cost[np.argmin(np.abs(alphas))], cost[np.argmin(np.abs(alphas - 1))]
     chord = (1 - alphas[inside]) * c0 + alphas[inside] * c1
     bump = float(max(0.0, (cost[inside] - chord).max())) if inside.any() else float("nan")
-    _caption(fig, f"From {labels[0]} (cost {c0:.4g}) to {labels[1]} (cost {c1:.4g}) the cost rises at most "
-                  f"{bump:.3g} above the straight chord between them: "
-                  + ("no barrier, one smooth valley." if bump < 1e-3 * max(abs(c0), abs(c1), 1e-12)
-                     else "a barrier between them."))
+    _caption(fig, f"From {labels[0]} (cost {c0:.4g}) to {labels[1]} (cost {c1:.4g}): {barrier_sentence(bump, c0, c1)}")
     return fig
 
 

@@ -585,7 +585,7 @@ def interpolate(model, other, points, extend, n_images, data_dir, out, as_json):
     from digitnet.explain import initial_network
     from digitnet.explain.landscape import interpolate as run_interpolate
     from digitnet.nn.network import Network
-    from digitnet.plots import interpolation_figure
+    from digitnet.plots import barrier_sentence, interpolation_figure
 
     saved = _load(model)
     if other is not None:
@@ -612,17 +612,6 @@ def interpolate(model, other, points, extend, n_images, data_dir, out, as_json):
             f"{r.cost[i1]:.4f}, accuracy {pct(r.accuracy[i1])}) over {len(y)} training images: "
             f"{barrier_sentence(r.barrier, r.cost[i0], r.cost[i1])}")
     _finish(fig, _default_out(model, "interpolate", out), as_json, numbers, line)
-
-
-def barrier_sentence(barrier: float, c0: float, c1: float) -> str:
-    """What ``Interpolation.barrier`` (>= 0: how far the cost climbs above the straight line
-    between the two ends' costs, at worst) says, in words."""
-    if barrier <= 0:
-        return "the cost never rises above the straight line between the two ends' costs: no barrier."
-    if barrier < 1e-3 * max(abs(c0), abs(c1), 1e-12):  # the figure's caption calls this "no barrier" too
-        return (f"the cost rises at most {barrier:.2g} above the straight line between the two ends' costs, "
-                "too little to count: no barrier.")
-    return f"the cost rises as much as {barrier:.4g} above the straight line between the two ends' costs: a barrier."
 
 
 @show.command()
