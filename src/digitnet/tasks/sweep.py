@@ -79,6 +79,7 @@ RUN_LABEL_KEYS = ("name", "description")  # what a [[runs]] table may hold besid
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "VECLIB_MAXIMUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
 CLUSTER_HINT = "pip install 'digitnet[cluster]'"
+CONNECT_TIMEOUT = "10s"  # to reach a given scheduler
 
 
 # --- the spec ----------------------------------------------------------------------
@@ -531,7 +532,7 @@ class SweepResult:
 def local_cluster(workers: int | None = None, **kwargs):
     """A Dask ``LocalCluster`` on this machine: ``workers`` processes (default: one per core)
     of one thread each, with BLAS and OpenMP on one thread (set before each worker starts, so
-    before NumPy loads there), listening on 127.0.0.1 only, without a dashboard."""
+    before NumPy loads there), listening on 127.0.0.1 only (its dashboard too, on a free port)."""
     try:
         import dask
         from distributed import LocalCluster
@@ -541,7 +542,7 @@ def local_cluster(workers: int | None = None, **kwargs):
         workers = default_workers()
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **ONE_THREAD}
     options = dict(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                   dashboard_address=None, env=dict(ONE_THREAD))
+                   dashboard_address="127.0.0.1:0", env=dict(ONE_THREAD))
     options.update(kwargs)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         return LocalCluster(**options)
@@ -567,7 +568,7 @@ def connect(scheduler: str | None = None, workers: int | None = None):
         client._digitnet_cluster = cluster
         return client
     try:
-        return Client(scheduler, timeout="10s")
+        return Client(scheduler, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, ValueError, TypeError) as e:
         reason = " ".join(str(e).split())[:160] or type(e).__name__
         raise DigitnetError(f"Cannot reach the Dask scheduler at {scheduler} ({reason}). Start one with `dask "
