@@ -852,6 +852,8 @@ def sweep_figure(rows: Sequence[dict], title: str = "Sweep", *, caption: str | N
     seeds = sorted({len(r["seeds"]) for r in done})
     text = caption or (f"{len(done)} configurations, {'/'.join(map(str, seeds))} seed(s) each. Up and to the left is "
                        f"better. Best by {'validation' if by_val else 'test'} accuracy: {done[best]['label']}, "
-                       f"{y[best]:.2%} on the test set.")
+                       f"{y[best]:.2%} on the test set."
+                       + ("" if by_val else " These runs held out no validation set: to choose a configuration, "
+                          "sweep with validation = true and choose by its accuracy, not by the test set's."))
     _caption(fig, text)
     return fig

@@ -49,6 +49,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import math
 import os
 import socket
@@ -541,7 +542,7 @@ def local_cluster(workers: int | None = None, **kwargs):
     if workers is None:
         workers = default_workers()
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **ONE_THREAD}
-    options = dict(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+    options = dict(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", silence_logs=logging.ERROR,
                    dashboard_address="127.0.0.1:0", env=dict(ONE_THREAD))
     options.update(kwargs)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
