@@ -197,6 +197,21 @@ def test_a_partial_last_line_is_tolerated_and_a_bad_line_elsewhere_is_not(tmp_pa
         sw.run_sweep(spec, out, client=threads_client)
 
 
+def test_ctrl_c_keeps_the_runs_done_and_the_next_run_does_the_rest(tmp_path, threads_client):
+    spec, out = tiny_spec(tmp_path, grid="eta = [1.0, 2.0, 3.0]", seeds="[0]"), tmp_path / "out"
+
+    def interrupt(record):
+        raise KeyboardInterrupt
+
+    first = sw.run_sweep(spec, out, client=threads_client, on_result=interrupt)
+    assert first.interrupted and first.new == 1 and len(lines(out)) == 1
+    assert sorted(len(row["seeds"]) for row in first.summary) == [0, 0, 1]
+    assert "2 runs not run yet (the sweep was interrupted)" in (out / "summary.md").read_text()
+    rest = sw.run_sweep(spec, out, client=threads_client)
+    assert (rest.new, rest.skipped, rest.interrupted) == (2, 1, False)
+    assert sorted(r["key"] for r in lines(out)) == sorted(r.key for r in sw.load_spec(spec).expand())
+
+
 def test_two_sweeps_never_write_to_one_folder_at_once(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -237,12 +252,20 @@ def test_local_workers_run_blas_and_openmp_on_one_thread(process_cluster):
 
 
 def test_cli_sweep_on_a_cluster_equals_digitnet_train(tmp_path, process_cluster, mnist):
-    spec, out = tiny_spec(tmp_path, grid="eta = [3.0]", validation=True), tmp_path / "out"
+    spec, out = tiny_spec(tmp_path, grid="eta = [3.0]", seeds="[0]", validation=True), tmp_path / "out"
     address = process_cluster.scheduler.address
+    r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(out), "--scheduler", address])
+    assert r.exit_code == 0, r.output
+    said = r.output.splitlines()  # not a terminal: a line per run, then the table
+    assert said[0] == f"Sweep {spec}: 1 run, 0 already done in {out}, 1 to run on 2 workers (the cluster at {address})."
+    assert said[1].startswith("1/1  eta=3, seed 0: ") and said[1].endswith(" s")
+    assert said[2].split() == ["configuration", "seeds", "test", "(median)", "min", "-", "max", "validation", "time",
+                               "failed"]
+    tiny_spec(tmp_path, grid="eta = [3.0]", seeds="[0, 1]", validation=True)
     r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(out), "--scheduler", address, "--json"])
     assert r.exit_code == 0, r.output
     answer = json.loads(r.output)
-    assert {k: answer[k] for k in ("runs", "new", "skipped", "failed")} == {"runs": 2, "new": 2, "skipped": 0,
+    assert {k: answer[k] for k in ("runs", "new", "skipped", "failed")} == {"runs": 2, "new": 1, "skipped": 1,
                                                                              "failed": 0}
     records = lines(out)
     assert os.getpid() not in {r["pid"] for r in records}  # trained in the worker processes

@@ -76,7 +76,7 @@ def _sweep(spec, out, workers, scheduler, as_json):
         if as_json:
             return
         where = f"the cluster at {plan.scheduler}" if scheduler else "this machine"
-        click.echo(f"Sweep {spec}: {plan.runs} runs, {plan.skipped} already done in {out}, {plan.todo} to run on "
+        click.echo(f"Sweep {spec}: {plan.runs} run{'' if plan.runs == 1 else 's'}, {plan.skipped} already done in {out}, {plan.todo} to run on "
                    f"{plan.workers} worker{'' if plan.workers == 1 else 's'} ({where}).", err=True)
         state["todo"] = plan.todo
         if tty:
