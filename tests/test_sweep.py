@@ -115,6 +115,10 @@ def test_cli_errors_without_dask_unreachable_scheduler_and_unwritable_dir(tmp_pa
     r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9"])
     assert r.exit_code == 1 and r.output.startswith("Error: Cannot reach the Dask scheduler at tcp://127.0.0.1:9 (")
     assert "leave out --scheduler" in r.output and len(r.output.splitlines()) == 1
+    r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9",
+                                  "--workers", "2"])
+    assert r.exit_code == 1 and r.output == ("Error: --workers is the size of the local cluster; a cluster given by "
+                                             "--scheduler has its own workers. Leave out one of them.\n")
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
     r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and r.output == ("Error: Sweeps run on Dask, which is not installed: "

@@ -151,8 +151,7 @@ class Spec:
             elif s == "preset":
                 where.append("preset")
         place = " ".join(dict.fromkeys(where)) if where else f"[[runs]] #{i}{_named(entry)}" if self.runs else ""
-        return ConfigError(f"{self.source} {place}: {e.render(str)}".replace("  ", " "),
-                           setting=None)
+        return ConfigError(f"{self.source} {place}: {e.render(str)}" if place else f"{self.source}: {e.render(str)}")
 
 
 def _named(entry: Mapping) -> str:
@@ -611,6 +610,9 @@ def run_sweep(
     often Dask runs a task again whose worker died. ``on_result`` gets each new record as it is
     written. Ctrl-C cancels the runs in flight and returns (``interrupted``) with those done kept.
     """
+    if workers is not None and (scheduler is not None or client is not None):
+        raise ConfigError("{workers} is the size of the local cluster; a cluster given by {scheduler} has its own "
+                          "workers. Leave out one of them.", setting=("workers", "scheduler"))
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
     runs = spec.expand()
