@@ -133,7 +133,7 @@ class Spec:
                                       "same settings; list each configuration once.")
                 seen[config_key] = label
                 for seed in self.seeds:
-                    config = jsonable(settings_to_dict(net, train.replace(seed=seed)))
+                    config = canonical(settings_to_dict(net, train.replace(seed=seed)))
                     out.append(Run(_digest(config), config_key, label, seed, config,
                                    jsonable({**run_settings, **varied}), str(entry.get("description", ""))))
         return out
@@ -175,8 +175,22 @@ def _label(name: str | None, run_settings: Mapping, varied: Mapping) -> str:
     return ", ".join(parts) or "base"
 
 
+def _float_settings() -> frozenset:
+    from digitnet.training.settings import setting_fields
+
+    return frozenset(f.name for _, f in setting_fields() if str(f.type).replace(" ", "") in ("float", "float|None"))
+
+
+def canonical(config: Mapping) -> dict:
+    """Every setting as JSON holds it, a whole number given to a float setting as a float
+    (``eta = 1`` is ``eta = 1.0``, as the ``--eta`` flag reads it), so that both are one run."""
+    floats = _float_settings()
+    return {k: float(v) if k in floats and isinstance(v, int) and not isinstance(v, bool) else v
+            for k, v in jsonable(dict(config)).items()}
+
+
 def _digest(config: Mapping) -> str:
-    text = json.dumps(jsonable(dict(config)), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(canonical(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
