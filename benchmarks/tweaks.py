@@ -1,7 +1,7 @@
 """What each tweak buys: from the video's network, one tweak at a time, to a conv net.
 
-Starts from the video's network (``--preset video``) and adds one tweak per step, each
-step keeping all the earlier ones:
+The steps are the sweep spec ``benchmarks/tweaks.toml`` (one ``[[runs]]`` table a step, each
+keeping the earlier steps' tweaks):
 
     video          784-16-16-10 sigmoid, quadratic cost, SGD, batch 10, eta 3.0, 30 epochs
     cost           + softmax output with the cross-entropy cost (eta 0.5)
@@ -14,19 +14,22 @@ step keeping all the earlier ones:
     convolution    conv 32 5x5, pool 2, conv 32 5x5, pool 2, dense 128; Adam, dropout 0.3,
                    shifts and turns, 10 epochs  (= --preset cnn)
 
-and prints, for each step, the test accuracy on the 10,000 MNIST test images after the
-last epoch (the median over the seeds, and the lowest and highest) and the training time
-(wall time of the whole training run, including the test after every epoch; median over
-the seeds), as a Markdown table, and draws both as a PNG. Every run is a fresh Python
-process, which also reports its peak resident memory.
+This script runs it as a sweep (``digitnet.tasks.sweep``, on Dask: every run trains exactly as
+``digitnet train`` would, in worker processes of one BLAS thread each; runs already done in the
+sweep folder are skipped, so an interrupted run continues), then prints, for each step, the test
+accuracy on the 10,000 MNIST test images after the last epoch (the median over the seeds, and
+the lowest and highest) and the training time (wall time of the training run on its worker,
+including the test after every epoch; median over the seeds), as a Markdown table, and draws
+both as a PNG.
 
-Run:  python benchmarks/tweaks.py [--seeds 0,1,2] [--steps video,...] [--epochs N]
-                                  [--threads N] [--out benchmarks/results/tweaks]
+Run:  python benchmarks/tweaks.py [--workers N] [--seeds 0,1,2] [--steps video,...] [--epochs N]
+                                  [--train-size N] [--sweep DIR] [--out benchmarks/results/tweaks]
 
-It takes a while (about an hour on 2 cores for 3 seeds; the conv net is most of it):
-``--seeds 0`` runs one seed, ``--epochs N`` caps every step's epochs, ``--steps`` picks
-steps. ``--threads 1`` sets OPENBLAS_NUM_THREADS=1, which is much faster when other
-programs share the cores.
+It takes a while (about 30 minutes on 2 cores for 3 seeds with 1 worker; the conv net is
+most of it). ``--seeds 0`` runs one seed, ``--epochs N`` caps every step's epochs and
+``--train-size N`` trains on the first N images (a quick check that it works: such runs are
+other runs, with other keys), ``--steps`` picks steps. ``--workers 1`` measures each run's time
+on an otherwise idle core; more workers finish sooner but share the machine.
 """
 
 from __future__ import annotations
@@ -35,89 +38,71 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
+SPEC = Path(__file__).with_name("tweaks.toml")
 
-def steps() -> list[tuple[str, str, object, object]]:
-    """``(name, what changed, NetworkConfig, TrainConfig)`` for every step, cumulative."""
-    from digitnet.training.presets import get_preset
 
-    net, tc = get_preset("video")
-    out = [("video", "the video's network (--preset video)", net, tc)]
+def tweaks_spec(seeds: list[int] | None = None, steps: list[str] | None = None, epochs: int | None = None,
+         train_size: int | None = None):
+    """The tweaks spec, narrowed to ``steps`` and ``seeds``, with every step's epochs capped at
+    ``epochs`` and its training set cut to ``train_size`` images."""
+    from digitnet.tasks.sweep import load_spec
+    from digitnet.training.settings import settings_from_dict
 
-    def add(name, what, net_changes=None, train_changes=None):
-        nonlocal net, tc
-        net = type(net).from_dict({**net.to_dict(), **(net_changes or {})})
-        tc = tc.replace(**(train_changes or {}))
-        out.append((name, what, net, tc))
+    spec = load_spec(SPEC)
+    names = [r["name"] for r in spec.runs]
+    if steps:
+        unknown = sorted(set(steps) - set(names))
+        if unknown:
+            raise SystemExit(f"unknown steps {', '.join(unknown)}; choose from {', '.join(names)}")
+        spec.runs = [r for r in spec.runs if r["name"] in steps]
+    if seeds:
+        spec.seeds = list(seeds)
+    for r in spec.runs:
+        if epochs:
+            _, tc = settings_from_dict({**spec.base, **{k: v for k, v in r.items() if k not in ("name", "description")}})
+            r["epochs"] = min(epochs, tc.epochs)
+        if train_size:
+            r["train_size"] = train_size
+    spec.expand()  # still valid
+    return spec
 
-    add("cost", "+ softmax output, cross-entropy cost", dict(output_activation="softmax", cost="cross-entropy"),
-        dict(eta=0.5))
-    add("activation", "+ ReLU hidden neurons", dict(activation="relu"), dict(eta=0.1))
-    add("init", "+ He initialisation", dict(init="he"))
-    add("optimizer", "+ Nesterov momentum 0.9", None, dict(optimizer="nesterov", momentum=0.9, eta=0.01))
-    mlp_net, mlp_train = get_preset("mlp")
-    # From here on the network is the mlp preset's, preprocessing included (the video preset deskews).
-    same = {k: v for k, v in mlp_net.to_dict().items() if k in ("layers", "preprocess")}
-    what = "+ 784-512-512-10, batch 128, cosine eta" + (
-        f", preprocess {same['preprocess']}" if same.get("preprocess", "none") != net.to_dict().get("preprocess", "none") else "")
-    add("width", what, same,
-        dict(batch_size=mlp_train.batch_size, eta=mlp_train.eta, schedule="cosine", epochs=mlp_train.epochs,
-             train_metrics="batches"))
-    add("regularise", f"+ dropout {mlp_train.dropout:g}", None, dict(dropout=mlp_train.dropout))
-    out.append(("augment", "+ random shifts (--preset mlp)", mlp_net, mlp_train))
-    cnn_net, cnn_train = get_preset("cnn")
-    out.append(("convolution", "conv + pool layers (--preset cnn)", cnn_net, cnn_train))
+
+def rows(spec, result, records: list[dict]) -> list[dict]:
+    """One table row a step (with a run done), from the sweep's summary and its records."""
+    from digitnet.training.settings import settings_from_dict
+
+    latest = {r["key"]: r for r in records}
+    runs = spec.expand()
+    out = []
+    for s in result.summary:
+        done = [latest[r.key] for r in runs if r.config_key == s["config_key"] and r.key in latest
+                and latest[r.key]["status"] == "done"]
+        if not done:
+            continue
+        net, _ = settings_from_dict(done[0]["config"])
+        out.append({
+            "step": s["label"].split(",")[0], "what": s["description"], "network": net.describe(),
+            "epochs": s["epochs"], "seeds": s["seeds"], "accuracy": s["test_accuracy_median"],
+            "accuracies": [r["test_accuracy"] for r in done], "seconds": s["seconds_median"],
+            "runs": [{k: r[k] for k in ("key", "seed", "test_accuracy", "seconds", "engine", "host", "model")}
+                     for r in done],
+        })
     return out
-
-
-def worker(name: str, seed: int, epochs: int | None) -> dict:
-    """Train one step with one seed (in this fresh process) and return what it measured."""
-    import resource
-
-    from digitnet.data.datasets import load_mnist
-    from digitnet.nn.network import Network
-    from digitnet.training.train import train
-
-    _, _, net_cfg, tc = next(s for s in steps() if s[0] == name)
-    tc = tc.replace(seed=seed, record_batch_cost=False, **({"epochs": min(epochs, tc.epochs)} if epochs else {}))
-    data = load_mnist()
-    net = Network.create(net_cfg, seed=seed)
-    start = time.perf_counter()
-    history = train(net, data.train, tc, test=data.test)
-    seconds = time.perf_counter() - start
-    return {
-        "step": name, "seed": seed, "epochs": tc.epochs, "test_accuracy": history.epochs[-1].test_accuracy,
-        "seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "network": net_cfg.describe(),
-    }
-
-
-def run_one(name: str, seed: int, epochs: int | None, threads: int | None) -> dict:
-    env = dict(os.environ)
-    if threads:
-        env.update(OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [sys.executable, __file__, "--worker", name, "--seeds", str(seed)] + (["--epochs", str(epochs)] if epochs else [])
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| step | what changed | network | epochs | seeds | test accuracy (median) | min - max | training time (median) | peak RSS |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| step | what changed | network | epochs | seeds | test accuracy (median) | min - max | training time (median) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
             f"| {r['step']} | {r['what']} | {r['network']} | {r['epochs']} | {','.join(map(str, r['seeds']))} | "
             f"{100 * r['accuracy']:.2f}% | "
-            f"{100 * min(r['accuracies']):.2f} - {100 * max(r['accuracies']):.2f}% | {r['seconds']:.0f} s | "
-            f"{r['peak_rss_mib']:.0f} MiB |"
+            f"{100 * min(r['accuracies']):.2f} - {100 * max(r['accuracies']):.2f}% | {r['seconds']:.0f} s |"
         )
     return "\n".join(lines)
 
@@ -155,64 +140,35 @@ def plot(rows: list[dict], caption: str, path: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: the spec's, 0,1,2)")
     ap.add_argument("--steps", default=None, help="comma-separated step names (default: all)")
     ap.add_argument("--epochs", type=int, default=None, help="cap every step's epochs at N (default: each step's own)")
-    ap.add_argument("--threads", type=int, default=None, help="BLAS threads per run (default: the library's choice)")
+    ap.add_argument("--train-size", type=int, default=None, help="train on the first N images (default: all)")
+    ap.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    ap.add_argument("--scheduler", default=None, help="run on the Dask cluster at this address instead")
+    ap.add_argument("--sweep", default="benchmarks/results/tweaks-sweep",
+                    help="the sweep's folder: results.jsonl, models/, summary.md (runs done there are skipped)")
     ap.add_argument("--out", default="benchmarks/results/tweaks", help="prefix of the .md, .json and .png written")
-    ap.add_argument("--merge", nargs="+", metavar="JSON", default=None,
-                    help="instead of training, combine the runs in these .json files (from earlier runs) into one table")
-    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    if args.worker:
-        print(json.dumps(worker(args.worker, seeds[0], args.epochs)))
-        return
-    if args.merge:
-        merged = [json.loads(Path(f).read_text()) for f in args.merge]
-        by_step: dict[str, list[dict]] = {}
-        for m in merged:
-            for row in m["rows"]:
-                by_step.setdefault(row["step"], []).extend(row["runs"])
-        whats = {name: what for name, what, _, _ in steps()}
-        rows = [summarise(name, whats[name], by_step[name]) for name in whats if name in by_step]
-        how = " ; ".join(m["command"] for m in merged) + f" ; python benchmarks/tweaks.py --merge {' '.join(args.merge)}"
-        write(rows, "; ".join(sorted({m["machine"] for m in merged})), how, Path(args.out))
-        return
-    chosen = steps()
-    if args.steps:
-        names = args.steps.split(",")
-        unknown = set(names) - {s[0] for s in chosen}
-        if unknown:
-            ap.error(f"unknown steps {', '.join(sorted(unknown))}; choose from {', '.join(s[0] for s in chosen)}")
-        chosen = [s for s in chosen if s[0] in names]
-    load = os.getloadavg()[0]
-    rows = []
-    for name, what, _, _ in chosen:
-        runs = []
-        for seed in seeds:
-            r = run_one(name, seed, args.epochs, args.threads)
-            runs.append(r)
-            print(f"{name:12s} seed {seed}: {100 * r['test_accuracy']:.2f}%  {r['seconds']:.1f} s  "
-                  f"peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
-        rows.append(summarise(name, what, runs))
-    load = max(load, os.getloadavg()[0])
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, load average up to {load:.1f} while measuring"
-    how = (f"python benchmarks/tweaks.py --seeds {args.seeds}" + (f" --epochs {args.epochs}" if args.epochs else "")
-           + (f" --threads {args.threads}" if args.threads else "") + (f" --steps {args.steps}" if args.steps else ""))
-    write(rows, machine, how, Path(args.out))
+    from digitnet.tasks.sweep import read_results, run_sweep
 
+    spec = tweaks_spec([int(s) for s in args.seeds.split(",")] if args.seeds else None,
+                args.steps.split(",") if args.steps else None, args.epochs, args.train_size)
+    load_before = os.getloadavg()[0]
 
-def summarise(name: str, what: str, runs: list[dict]) -> dict:
-    """One table row from the runs (one per seed) of a step."""
-    return {
-        "step": name, "what": what, "network": runs[0]["network"], "epochs": runs[0]["epochs"],
-        "seeds": [r["seed"] for r in runs],
-        "accuracy": statistics.median(r["test_accuracy"] for r in runs),
-        "accuracies": [r["test_accuracy"] for r in runs],
-        "seconds": statistics.median(r["seconds"] for r in runs),
-        "peak_rss_mib": max(r["peak_rss_mib"] for r in runs), "runs": runs,
-    }
+    def progress(r):
+        what = f"{100 * r['test_accuracy']:.2f}%" if r["status"] == "done" else f"FAILED: {r['error']}"
+        print(f"{r['label']:12s} seed {r['seed']}: {what}  {r['seconds'] or 0:.1f} s", flush=True)
+
+    result = run_sweep(spec, args.sweep, workers=args.workers, scheduler=args.scheduler, on_result=progress)
+    load = max(load_before, os.getloadavg()[0])
+    workers = "on a Dask cluster" if args.scheduler else f"{args.workers or os.cpu_count()} local workers"
+    machine = (f"{platform.machine()}, {os.cpu_count()} cores, {workers} of one BLAS thread, load average up to "
+               f"{load:.1f} while measuring")
+    how = ("python benchmarks/tweaks.py" + (f" --seeds {args.seeds}" if args.seeds else "")
+           + (f" --epochs {args.epochs}" if args.epochs else "") + (f" --train-size {args.train_size}" if args.train_size else "")
+           + (f" --steps {args.steps}" if args.steps else "") + (f" --workers {args.workers}" if args.workers else ""))
+    write(rows(spec, result, read_results(args.sweep)), machine, how, Path(args.out))
 
 
 def write(rows: list[dict], machine: str, how: str, out: Path) -> None:

@@ -200,3 +200,29 @@ def test_conv_initialisation_uses_the_filter_fan_in(init, std):
     assert w.shape == (400, 3, 5, 5) and w.std() == pytest.approx(std, rel=0.02)
     x = Conv2D((12, 12, 3), 400, 5).init(np.random.default_rng(0), "xavier", np.float64)["w"]
     assert np.abs(x).max() <= np.sqrt(6 / (75 + 400 * 25))
+
+
+def test_the_tweaks_sweep_spec_adds_one_tweak_a_step(load_benchmark):
+    """benchmarks/tweaks.toml: each step keeps the earlier steps' settings and changes only its own;
+    the last two are the mlp and cnn presets."""
+    from digitnet.training.settings import settings_to_dict
+
+    tweaks = load_benchmark("tweaks")
+    runs = [r for r in tweaks.tweaks_spec(seeds=[0]).expand()]
+    assert [r.label for r in runs] == ["video", "cost", "activation", "init", "optimizer", "width", "regularise",
+                                       "augment", "convolution"]
+    changed = {
+        "cost": {"output_activation", "cost", "eta"}, "activation": {"activation", "eta"}, "init": {"init"},
+        "optimizer": {"optimizer", "eta"},  # momentum 0.9 is the default already
+        "width": {"layers", "preprocess", "batch_size", "eta", "schedule", "epochs", "train_metrics"},
+        "regularise": {"dropout"},
+    }
+    for before, step in zip(runs, runs[1:7]):
+        assert {k for k in step.config if step.config[k] != before.config[k]} == changed[step.label], step.label
+    for run, preset in ((runs[7], "mlp"), (runs[8], "cnn")):
+        want = settings_to_dict(*get_preset(preset))
+        assert all(run.config[k] == (list(v) if isinstance(v, tuple) else v) for k, v in want.items()
+                   if k != "record_batch_cost"), preset
+    quick = tweaks.tweaks_spec(seeds=[1], steps=["video", "convolution"], epochs=2, train_size=100).expand()
+    assert [(r.label, r.seed, r.config["epochs"], r.config["train_size"]) for r in quick] == [
+        ("video", 1, 2, 100), ("convolution", 1, 2, 100)]

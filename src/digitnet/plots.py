@@ -819,3 +819,50 @@ def curvature_figure(eigenvalues: np.ndarray, random_curvatures: np.ndarray, eta
                  f"; here {'all are below' if eigenvalues[0] < 2 / eta else 'the top one is above'} it.")
     _caption(fig, text)
     return fig
+
+
+# --- sweeps ------------------------------------------------------------------------
+def sweep_figure(rows: Sequence[dict], title: str = "Sweep", *, caption: str | None = None):
+    """Test accuracy against training time, one point per configuration of a sweep.
+
+    ``rows`` are :func:`digitnet.tasks.sweep.summarise`'s: each point is the median over the
+    seeds, its vertical bar the lowest to the highest seed; configurations with no run done
+    are left out. The best median is ringed (chosen by validation accuracy when the runs had
+    one, else by test accuracy, which the caption says).
+    """
+    done = [r for r in rows if r.get("test_accuracy_median") is not None]
+    fig = _figure(10, 6)
+    ax = fig.subplots()
+    if not done:
+        ax.text(0.5, 0.5, "no run done yet", ha="center", va="center", transform=ax.transAxes)
+        fig.suptitle(title, fontweight="bold")
+        return fig
+    x = np.array([r["seconds_median"] or 0.0 for r in done])
+    y = np.array([r["test_accuracy_median"] for r in done])
+    lo = y - np.array([r["test_accuracy_min"] for r in done])
+    hi = np.array([r["test_accuracy_max"] for r in done]) - y
+    ax.errorbar(x, y, yerr=[lo, hi], fmt="o", color=C_TEST, ecolor="0.5", capsize=3, ms=6,
+                label="median test accuracy over the seeds (bar: lowest to highest)")
+    by_val = all(r.get("validation_accuracy_median") is not None for r in done)
+    score = [r["validation_accuracy_median"] if by_val else r["test_accuracy_median"] for r in done]
+    best = int(np.argmax(score))
+    ax.plot(x[best], y[best], "o", ms=16, mfc="none", mec=C_HIGHLIGHT, mew=2,
+            label=f"best by {'validation' if by_val else 'test'} accuracy")
+    for xi, yi, r in zip(x, y, done):
+        ax.annotate(r["label"][:40], (xi, yi), xytext=(6, 4), textcoords="offset points", fontsize=8, color="0.2")
+    if x.max() > 0 and x.max() / max(x.min(), 1e-9) > 30:
+        ax.set_xscale("log")
+    ax.set_xlabel("training time per run (median over the seeds, s)")
+    ax.set_ylabel("test accuracy")
+    _pct_axis(ax)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontweight="bold")
+    seeds = sorted({len(r["seeds"]) for r in done})
+    text = caption or (f"{len(done)} configurations, {'/'.join(map(str, seeds))} seed(s) each. Up and to the left is "
+                       f"better. Best by {'validation' if by_val else 'test'} accuracy: {done[best]['label']}, "
+                       f"{y[best]:.2%} on the test set."
+                       + ("" if by_val else " These runs held out no validation set: to choose a configuration, "
+                          "sweep with validation = true and choose by its accuracy, not by the test set's."))
+    _caption(fig, text)
+    return fig

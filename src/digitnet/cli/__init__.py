@@ -71,4 +71,4 @@ def main() -> None:
 
 
 # Each module adds its commands to ``main`` when imported.
-from digitnet.cli import config, descend, evaluate, export, predict, serve, show, train  # noqa: E402,F401
+from digitnet.cli import config, descend, evaluate, export, predict, serve, show, sweep, train  # noqa: E402,F401
