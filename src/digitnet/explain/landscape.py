@@ -9,7 +9,10 @@ network optimization problems"):
   size of that neuron's weights, so that a step of 1 along it means the same for every neuron;
 * :func:`trajectory_directions`: the two principal directions of the weights' path during
   training, and that path projected onto them;
-* :func:`landscape`: the cost (and accuracy) on the plane W + alpha D1 + beta D2;
+* :func:`slice_directions`: either of those, chosen for a model (trajectory when it has
+  snapshots, else random), with the path and the slice's natural extent;
+* :func:`landscape`: the cost (and accuracy) on the plane W + alpha D1 + beta D2, and
+  :func:`perturbed`: the network at one point of it;
 * :func:`interpolate`: the cost along the straight line (1 - alpha) W_a + alpha W_b;
 * :func:`smoothness`: the cost as one weight sweeps a range, for the sigmoid network and for
   the same network with steps (a = 1 if z >= 0 else 0) instead of sigmoids.
@@ -263,6 +266,82 @@ def trajectory_directions(snapshots: Sequence) -> Trajectory:
         explained,
         path,
     )
+
+
+def ending_at(snapshots: Sequence, net: Network) -> list:
+    """``snapshots`` (params lists or networks, initial first) ending at ``net``'s weights: ``net``'s
+    params are appended when the last snapshot is not them (as after --keep-best, or mid-epoch)."""
+    snaps = [s.params if isinstance(s, Network) else s for s in snapshots]
+    last = snaps[-1] if snaps else None
+    if last is None or len(last) != len(net.params) or any(
+        set(p) != set(q) or any(not np.array_equal(p[k], q[k]) for k in q) for p, q in zip(last, net.params)
+    ):
+        snaps.append(net.params)
+    return snaps
+
+
+@dataclass(repr=False)
+class SliceDirections:
+    """The two directions of a slice and how they were chosen.
+
+    ``kind``: ``"trajectory"`` or ``"random"``; ``path`` (n_snapshots, 2) and ``explained`` (2,)
+    with trajectory directions, else None; ``extent`` (half-width along alpha, along beta): 1 for
+    random directions, 1.25 times the path's reach for trajectory ones; ``note``: one sentence
+    saying which directions these are and, when "auto" fell back to random ones, why.
+    """
+
+    d1: Direction
+    d2: Direction
+    kind: str
+    path: np.ndarray | None
+    explained: np.ndarray | None
+    extent: tuple[float, float]
+    note: str
+
+    def __repr__(self) -> str:
+        return f"SliceDirections(kind={self.kind!r}, extent={self.extent}, note={self.note!r})"
+
+
+def slice_directions(net: Network, snapshots: Sequence = (), directions: str = "auto", seed: int = 0) -> SliceDirections:
+    """The directions for a slice of ``net``: ``"trajectory"`` (the principal directions of
+    ``snapshots``, the training path, which are made to end at ``net``'s weights), ``"random"``
+    (two filter-normalised random directions from ``seed``), or ``"auto"`` (trajectory when the
+    snapshots allow, else random, saying why). Same arguments, same directions: a page can ask
+    for the slice and later for one point of it without keeping anything."""
+    if directions not in ("auto", "trajectory", "random"):
+        raise ConfigError(f"Unknown directions {directions!r}; choose auto, trajectory or random.")
+    require_dense(net, "Landscape slices")
+    why = None
+    if directions != "random":
+        snaps = list(snapshots)
+        if not snaps:
+            why = ("this model holds no snapshots of its training path (trained before they were kept, "
+                   "too large to keep them, or not trained yet)")
+            if directions == "trajectory":
+                raise ConfigError(f"No trajectory directions: {why}. Use random directions, or train it for 2 or more epochs.")
+        else:
+            try:
+                tr = trajectory_directions(ending_at(snaps, net))
+            except ConfigError as e:
+                if directions == "trajectory":
+                    raise
+                why = str(e).split(";")[0].rstrip(".")
+                why = why[0].lower() + why[1:]
+            else:
+                reach = np.abs(tr.path).max(axis=0)
+                reach = np.where(reach > 0, reach, reach.max())
+                ra, rb = (float(v) for v in 1.25 * reach)
+                return SliceDirections(
+                    tr.d1, tr.d2, "trajectory", tr.path, tr.explained, (ra, rb),
+                    f"The two principal directions of the training path ({len(tr.path)} snapshots); they "
+                    f"explain {tr.explained[0]:.0%} and {tr.explained[1]:.0%} of its variance.",
+                )
+    rng = np.random.default_rng(seed)
+    d1, d2 = filter_normalized_direction(net, rng), filter_normalized_direction(net, rng)
+    note = f"Two random directions (seed {seed}), scaled neuron by neuron to the weights' size."
+    if why:
+        note += f" Not the training path's: {why}."
+    return SliceDirections(d1, d2, "random", None, None, (1.0, 1.0), note)
 
 
 # --- the slice ---------------------------------------------------------------------------
