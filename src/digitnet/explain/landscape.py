@@ -444,10 +444,11 @@ def _first_layer_factors(s: np.ndarray, ua: np.ndarray, ub: np.ndarray):
         e^u = [e^s0 e^(alpha s1)] * e^(beta s2)
 
     and the two factors depend on alpha alone and on beta alone: (len(ua), n_1 m) and
-    (len(ub), n_1 m) arrays, in float64, made with len(ua) + len(ub) passes of exp instead of
-    one per grid point. Each point then costs one multiplication per value, rounded once to the
-    network's dtype: the same number as exp of the summed exponent, to rounding. None when some
-    exponent could pass +-FACTOR_REACH (float64 would overflow; the caller uses exp)."""
+    (len(ub), n_1 m) arrays, made in float64 with len(ua) + len(ub) passes of exp instead of
+    one per grid point, and kept in the network's dtype when every exponent fits it (|u| < 87
+    for float32). Each point then costs one multiplication per value: the same number as exp of
+    the summed exponent, to rounding (a few units in the last place of the dtype). None when
+    some exponent could pass +-FACTOR_REACH (float64 would overflow; the caller uses exp)."""
     reach = (np.abs(s[0]).max() + np.abs(ua).max() * np.abs(s[1]).max() + np.abs(ub).max() * np.abs(s[2]).max())
     if not reach <= FACTOR_REACH:
         return None
@@ -455,6 +456,8 @@ def _first_layer_factors(s: np.ndarray, ua: np.ndarray, ub: np.ndarray):
     p_a = np.exp(np.multiply.outer(ua.astype(np.float64), s64[1]))
     p_a *= np.exp(s64[0])
     p_b = np.exp(np.multiply.outer(ub.astype(np.float64), s64[2]))
+    if reach <= np.log(np.finfo(s.dtype).max) - 1:  # every factor and product fits the dtype: multiply in it
+        return p_a.astype(s.dtype), p_b.astype(s.dtype)
     return p_a, p_b
 
 
@@ -503,6 +506,16 @@ def _slice_sums(
     ub, ib = np.unique(coef[:, 2], return_inverse=True)
     factored = (acts[0] is _sigmoid_of_negated and FACTOR_SHARE * (len(ua) + len(ub)) <= n_points
                 and (len(ua) + len(ub)) * n_1 * min(examples, len(x)) * 8 <= FACTOR_BYTES)
+    # runs of consecutive points at one beta and consecutive alphas (a grid's rows): (first point,
+    # length, first alpha's index, beta's index); each run is one broadcast multiplication
+    runs = []
+    if factored:
+        new_run = np.ones(n_points, dtype=bool)
+        new_run[1:] = (ib[1:] != ib[:-1]) | (ia[1:] != ia[:-1] + 1)
+        new_run[::points] = True  # runs stay inside groups of points
+        firsts = np.flatnonzero(new_run)
+        lengths = np.diff(np.append(firsts, n_points))
+        runs = [(int(f), int(n), int(ia[f]), int(ib[f])) for f, n in zip(firsts, lengths)]
 
     def block(xc, yc, g0, g1, sums, right):
         m = len(xc)
@@ -512,6 +525,7 @@ def _slice_sums(
         s += first_b[:, None]
         s = s.reshape(3, n_1 * m)
         factors = _first_layer_factors(s, ua, ub) if factored else None
+        run = next((r for r, (f, *_) in enumerate(runs) if f >= g0), len(runs))
         for g in range(g0, g1, points):
             c = coef[g : min(g + points, g1)]  # (G, 3)
             n_g = len(c)
@@ -519,8 +533,10 @@ def _slice_sums(
                 p_a, p_b = factors
                 u = np.empty((n_g, n_1 * m), dtype=dtype)
                 with np.errstate(over="ignore"):  # e^-z past float32's range is inf: sigma = 1 / inf = 0
-                    for r in range(n_g):
-                        np.multiply(p_a[ia[g + r]], p_b[ib[g + r]], out=u[r])
+                    while run < len(runs) and runs[run][0] < g + n_g:
+                        f, n, j, i = runs[run]
+                        np.multiply(p_a[j : j + n], p_b[i], out=u[f - g : f - g + n])
+                        run += 1
                     u += 1
                 np.reciprocal(u, out=u)
                 a = u.reshape(n_g, n_1, m)

@@ -534,7 +534,8 @@ class Lab:
     def _landscape_setup(self, directions: str, seed: int):
         from digitnet.explain.landscape import slice_directions
 
-        job, net, version = self.job, self.snapshot, self.snapshot_version
+        with self._lock:  # a model being loaded replaces the job and then its published weights
+            job, net, version = self.job, self.snapshot, self.snapshot_version
         sd = slice_directions(net, self.snapshots(job), directions, seed)
         train = self._train_split(job)
         part = train if len(train) <= LANDSCAPE_IMAGES else train.subset(LANDSCAPE_IMAGES)
