@@ -525,7 +525,7 @@ def _slice_sums(
         s += first_b[:, None]
         s = s.reshape(3, n_1 * m)
         factors = _first_layer_factors(s, ua, ub) if factored else None
-        run = next((r for r, (f, *_) in enumerate(runs) if f >= g0), len(runs))
+        at = next((r for r, (f, *_) in enumerate(runs) if f >= g0), len(runs))  # this block's first run
         for g in range(g0, g1, points):
             c = coef[g : min(g + points, g1)]  # (G, 3)
             n_g = len(c)
@@ -533,10 +533,10 @@ def _slice_sums(
                 p_a, p_b = factors
                 u = np.empty((n_g, n_1 * m), dtype=dtype)
                 with np.errstate(over="ignore"):  # e^-z past float32's range is inf: sigma = 1 / inf = 0
-                    while run < len(runs) and runs[run][0] < g + n_g:
-                        f, n, j, i = runs[run]
+                    while at < len(runs) and runs[at][0] < g + n_g:
+                        f, n, j, i = runs[at]
                         np.multiply(p_a[j : j + n], p_b[i], out=u[f - g : f - g + n])
-                        run += 1
+                        at += 1
                     u += 1
                 np.reciprocal(u, out=u)
                 a = u.reshape(n_g, n_1, m)
