@@ -12,7 +12,10 @@ images, on a ``--grid`` x ``--grid`` grid from -1 to 1, computed two ways:
   costs are also compared with the slice's.
 
 Both in float32 (the model's dtype) and float64; the fastest of ``--reps`` runs counts, as
-wall-clock seconds and as CPU seconds of this process (the fairer figure on a shared machine).
+wall-clock seconds and as CPU seconds of this process (all its threads together: with
+``--threads 2`` the CPU seconds stay about the same while the wall-clock time halves on an
+idle machine). The slice runs in ``--threads`` threads (default: the library's, 2 where the
+machine has 2 cores); BLAS keeps one thread.
 The network is the video's trained for ``--epochs`` epochs with ``digitnet.training.train`` (0: the
 random initial weights; the timing does not depend on the weights). With 2 or more epochs it
 also reports the training trajectory's principal directions: the variance they explain, the
@@ -35,6 +38,7 @@ import numpy as np  # noqa: E402
 
 from digitnet.config import TrainConfig  # noqa: E402
 from digitnet.data.datasets import load_mnist  # noqa: E402
+import digitnet.explain.landscape as landscape_module  # noqa: E402
 from digitnet.explain.landscape import (  # noqa: E402
     filter_normalized_direction,
     landscape,
@@ -62,7 +66,10 @@ def main() -> None:
     ap.add_argument("--loop-points", type=int, default=41, help="grid points the loop really runs (default 41)")
     ap.add_argument("--epochs", type=int, default=2, help="training epochs before slicing; 0 = random weights (default 2)")
     ap.add_argument("--reps", type=int, default=3, help="runs of the slice; the fastest counts (default 3)")
+    ap.add_argument("--threads", type=int, default=landscape_module.THREADS,
+                    help=f"threads the slice runs in (default {landscape_module.THREADS}, the library's)")
     args = ap.parse_args()
+    landscape_module.THREADS = max(1, args.threads)
 
     mnist = load_mnist()
     net = Network.create((784, 16, 16, 10), seed=0)
@@ -77,7 +84,7 @@ def main() -> None:
 
     print(f"{args.grid}x{args.grid} slice of 784-16-16-10 over {len(y)} training images, "
           f"{'trained %d epochs' % args.epochs if args.epochs else 'random weights'}; "
-          f"BLAS threads {os.environ['OPENBLAS_NUM_THREADS']}")
+          f"slice threads {landscape_module.THREADS}, BLAS threads {os.environ['OPENBLAS_NUM_THREADS']}")
     print("| dtype | slice s (CPU s) | loop s (CPU s), extrapolated | loop / slice (CPU) | loop points run | max rel. diff |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for dtype in ("float32", "float64"):

@@ -127,6 +127,62 @@ def test_grid_equals_the_cost_of_the_perturbed_network(kind):
     np.testing.assert_allclose(ls.cost[1, 2], ls.center_cost, rtol=1e-13)  # alpha = beta = 0
 
 
+@pytest.mark.parametrize("kind", KINDS[:2])  # a sigmoid first layer (factored, see below) and a relu one
+@pytest.mark.parametrize("n", [300, 2500])  # one chunk of examples (the threads share the points), three chunks
+def test_the_threads_share_the_work_without_changing_the_numbers(n, kind, monkeypatch):
+    import digitnet.explain.landscape as lsm
+
+    net = dense(kind=kind)
+    x, y = data(n)
+    d1, d2 = filter_normalized_direction(net, 1), filter_normalized_direction(net, 2)
+    grid = np.linspace(-1.5, 1.5, 41)  # 1681 points: several groups per thread
+    results = {}
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(lsm, "THREADS", threads)
+        results[threads] = landscape(net, x, y, d1, d2, grid, grid)
+    for threads in (2, 3):
+        np.testing.assert_allclose(results[threads].cost, results[1].cost, rtol=1e-13)
+        np.testing.assert_array_equal(results[threads].accuracy, results[1].accuracy)
+    for i, j in ((0, 0), (7, 33), (40, 40)):  # the first and last point, one in between
+        other = by_hand(net, [(grid[j], d1), (grid[i], d2)])
+        np.testing.assert_allclose(results[2].cost[i, j], other.cost(x, y), rtol=1e-12)
+        assert results[2].accuracy[i, j] == (other.predict(x) == y).mean()
+
+
+def test_a_sigmoid_first_layer_on_a_grid_is_a_product_of_exponentials(monkeypatch):
+    import digitnet.explain.landscape as lsm
+
+    net = dense(kind=KINDS[0])
+    x, y = data(300)
+    d1, d2 = filter_normalized_direction(net, 1), filter_normalized_direction(net, 2)
+    made = []
+    real = lsm._first_layer_factors
+    monkeypatch.setattr(lsm, "_first_layer_factors", lambda *args: made.append(real(*args)) or made[-1])
+    for grid, factored in ((np.linspace(-1, 1, 9), True), (np.linspace(-3000, 3000, 9), False)):
+        made.clear()  # 81 points, 18 distinct coordinates: factored, unless an exponent may pass +-700
+        ls = landscape(net, x, y, d1, d2, grid, grid)
+        assert made and all((f is not None) == factored for f in made)
+        for i, j in ((0, 0), (2, 7), (4, 4), (8, 3)):
+            other = by_hand(net, [(grid[j], d1), (grid[i], d2)])
+            np.testing.assert_allclose(ls.cost[i, j], other.cost(x, y), rtol=1e-12)
+            if factored:  # far out the sigmoids saturate to exactly 0 or 1, and argmax ties go either way
+                assert ls.accuracy[i, j] == (other.predict(x) == y).mean()
+    made.clear()
+    few = landscape(net, x, y, d1, d2, [-1, 0, 1], [0, 1])  # 6 points, 5 coordinates: exp at each point
+    assert made == [] and few.cost[0, 1] == pytest.approx(net.cost(x, y), rel=1e-13)
+
+
+def test_the_right_answers_are_counted_as_argmax_counts_them():
+    from digitnet.explain.landscape import _right
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 3, size=(5, 10, 400)).astype(np.float32)  # many ties: the first largest class counts
+    y = rng.integers(0, 10, 400)
+    np.testing.assert_array_equal(_right(a, y), (a.argmax(axis=1) == y).sum(axis=1))
+    a[2, 4, 7] = np.nan  # argmax takes a NaN as the largest
+    np.testing.assert_array_equal(_right(a, y), (a.argmax(axis=1) == y).sum(axis=1))
+
+
 def test_a_big_grid_over_the_videos_network_in_float32(mnist):
     net = Network.create((784, 16, 16, 10), seed=0)
     x, y = mnist.train.x[:1000], mnist.train.y[:1000]

@@ -9,7 +9,10 @@ network optimization problems"):
   size of that neuron's weights, so that a step of 1 along it means the same for every neuron;
 * :func:`trajectory_directions`: the two principal directions of the weights' path during
   training, and that path projected onto them;
-* :func:`landscape`: the cost (and accuracy) on the plane W + alpha D1 + beta D2;
+* :func:`slice_directions`: either of those, chosen for a model (trajectory when it has
+  snapshots, else random), with the path and the slice's natural extent;
+* :func:`landscape`: the cost (and accuracy) on the plane W + alpha D1 + beta D2, and
+  :func:`perturbed`: the network at one point of it;
 * :func:`interpolate`: the cost along the straight line (1 - alpha) W_a + alpha W_b;
 * :func:`smoothness`: the cost as one weight sweeps a range, for the sigmoid network and for
   the same network with steps (a = 1 if z >= 0 else 0) instead of sigmoids.
@@ -30,11 +33,16 @@ two coordinates:
 so the three (n, 784) x (784, n_1) products are done once per chunk of examples, and each
 grid point costs only the small layers after them. Grid points are evaluated in groups: the
 group's first-layer z is one matrix product (G, 3) x (3, m n_1), and every later layer is one
-batched product over the group.
+batched product over the group, laid out neuron by neuron (G, n, m) so that biases,
+activations, cost and argmax run along long rows. On a grid, a sigmoid first layer needs no
+exp per point: e^-z = [e^-(Wx+b) e^-alpha(D1 x+d1)] e^-beta(D2 x+d2), two factors made once
+per alpha and per beta (:func:`_first_layer_factors`). The chunks of examples are shared out
+among :data:`THREADS` threads (2 on a 2-core machine).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -265,6 +273,82 @@ def trajectory_directions(snapshots: Sequence) -> Trajectory:
     )
 
 
+def ending_at(snapshots: Sequence, net: Network) -> list:
+    """``snapshots`` (params lists or networks, initial first) ending at ``net``'s weights: ``net``'s
+    params are appended when the last snapshot is not them (as after --keep-best, or mid-epoch)."""
+    snaps = [s.params if isinstance(s, Network) else s for s in snapshots]
+    last = snaps[-1] if snaps else None
+    if last is None or len(last) != len(net.params) or any(
+        set(p) != set(q) or any(not np.array_equal(p[k], q[k]) for k in q) for p, q in zip(last, net.params)
+    ):
+        snaps.append(net.params)
+    return snaps
+
+
+@dataclass(repr=False)
+class SliceDirections:
+    """The two directions of a slice and how they were chosen.
+
+    ``kind``: ``"trajectory"`` or ``"random"``; ``path`` (n_snapshots, 2) and ``explained`` (2,)
+    with trajectory directions, else None; ``extent`` (half-width along alpha, along beta): 1 for
+    random directions, 1.25 times the path's reach for trajectory ones; ``note``: one sentence
+    saying which directions these are and, when "auto" fell back to random ones, why.
+    """
+
+    d1: Direction
+    d2: Direction
+    kind: str
+    path: np.ndarray | None
+    explained: np.ndarray | None
+    extent: tuple[float, float]
+    note: str
+
+    def __repr__(self) -> str:
+        return f"SliceDirections(kind={self.kind!r}, extent={self.extent}, note={self.note!r})"
+
+
+def slice_directions(net: Network, snapshots: Sequence = (), directions: str = "auto", seed: int = 0) -> SliceDirections:
+    """The directions for a slice of ``net``: ``"trajectory"`` (the principal directions of
+    ``snapshots``, the training path, which are made to end at ``net``'s weights), ``"random"``
+    (two filter-normalised random directions from ``seed``), or ``"auto"`` (trajectory when the
+    snapshots allow, else random, saying why). Same arguments, same directions: a page can ask
+    for the slice and later for one point of it without keeping anything."""
+    if directions not in ("auto", "trajectory", "random"):
+        raise ConfigError(f"Unknown directions {directions!r}; choose auto, trajectory or random.")
+    require_dense(net, "Landscape slices")
+    why = None
+    if directions != "random":
+        snaps = list(snapshots)
+        if not snaps:
+            why = ("this model holds no snapshots of its training path (trained before they were kept, "
+                   "too large to keep them, or not trained yet)")
+            if directions == "trajectory":
+                raise ConfigError(f"No trajectory directions: {why}. Use random directions, or train it for 2 or more epochs.")
+        else:
+            try:
+                tr = trajectory_directions(ending_at(snaps, net))
+            except ConfigError as e:
+                if directions == "trajectory":
+                    raise
+                why = str(e).split(";")[0].rstrip(".")
+                why = why[0].lower() + why[1:]
+            else:
+                reach = np.abs(tr.path).max(axis=0)
+                reach = np.where(reach > 0, reach, reach.max())
+                ra, rb = (float(v) for v in 1.25 * reach)
+                return SliceDirections(
+                    tr.d1, tr.d2, "trajectory", tr.path, tr.explained, (ra, rb),
+                    f"The two principal directions of the training path ({len(tr.path)} snapshots); they "
+                    f"explain {tr.explained[0]:.0%} and {tr.explained[1]:.0%} of its variance.",
+                )
+    rng = np.random.default_rng(seed)
+    d1, d2 = filter_normalized_direction(net, rng), filter_normalized_direction(net, rng)
+    note = f"Two random directions (seed {seed}), scaled neuron by neuron to the weights' size."
+    if why:
+        note += f" Not the training path's: {why}."
+    return SliceDirections(d1, d2, "random", None, None, (1.0, 1.0), note)
+
+
 # --- the slice ---------------------------------------------------------------------------
 
 
@@ -314,16 +398,67 @@ def _step(z: np.ndarray) -> np.ndarray:
 
 
 def _point_costs(cost: str, softmax: bool, a: np.ndarray, y: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """The cost of every grid point, *summed* over examples: ``a`` (G, m, k) outputs, ``y`` (m,)
-    labels, ``e`` (m, k) their one-hot rows -> (G,). The formulas of :mod:`digitnet.nn.costs`."""
+    """The cost of every grid point, *summed* over examples: ``a`` (G, k, m) outputs (class by
+    class), ``y`` (m,) labels, ``e`` (k, m) their one-hot columns -> (G,). The formulas of
+    :mod:`digitnet.nn.costs`; ``a`` may be overwritten."""
+    n_g = len(a)
     if cost == "quadratic":
-        r = a - e
-        return 0.5 * np.einsum("gmk,gmk->g", r, r, dtype=np.float64)
+        np.subtract(a, e, out=a)
+        np.square(a, out=a)
+        return 0.5 * a.reshape(n_g, -1).sum(axis=1, dtype=np.float64)
     if softmax:
-        picked = a[:, np.arange(len(y)), y]  # (G, m): the probability of the right label
+        picked = a[:, y, np.arange(len(y))]  # (G, m): the probability of the right label
         return -np.log(np.clip(picked, EPS, None)).sum(axis=1, dtype=np.float64)
     ac = np.clip(a, EPS, 1 - EPS)  # logs of a clipped output, as CrossEntropyCost.fn
-    return -(e * np.log(ac) + (1 - e) * np.log1p(-ac)).sum(axis=(1, 2), dtype=np.float64)
+    return -(e * np.log(ac) + (1 - e) * np.log1p(-ac)).reshape(n_g, -1).sum(axis=1, dtype=np.float64)
+
+
+def _right(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """How many examples each grid point classifies right: ``a`` (G, k, m) outputs class by class,
+    ``y`` (m,) labels -> (G,) counts of argmax == y. The argmax is a running maximum over the k
+    rows (a strictly larger value moves it, so ties go to the first class, as np.argmax), which
+    is several times faster than np.argmax along a short axis; a block with NaN outputs uses
+    np.argmax itself (NaN counts as the largest there)."""
+    best = a[:, 0].copy()  # (G, m)
+    index = np.zeros(best.shape, dtype=np.int8 if len(a[0]) < 128 else np.int64)
+    larger = np.empty(best.shape, dtype=bool)
+    for j in range(1, a.shape[1]):
+        np.greater(a[:, j], best, out=larger)
+        np.copyto(index, j, where=larger)
+        np.maximum(best, a[:, j], out=best)
+    if np.isnan(best).any():
+        index = a.argmax(axis=1)
+    return np.count_nonzero(index == y, axis=1)
+
+
+FACTOR_SHARE = 4  # factor the first layer when the distinct alphas and betas are at most 1/4 of the points
+FACTOR_REACH = 700.0  # ... and every exponent stays within +-700 (e^709 is float64's largest)
+FACTOR_BYTES = 64 << 20  # ... and the factors of a chunk of examples take at most 64 MiB (per thread)
+
+
+def _first_layer_factors(s: np.ndarray, ua: np.ndarray, ub: np.ndarray):
+    """The sigmoid first layer's e^-z on a grid, as products. With ``s`` = [-(W x + b); -(D1 x + d1);
+    -(D2 x + d2)] (3, n_1 m), the negated weighted input at (alpha, beta) is u = s0 + alpha s1 +
+    beta s2, so
+
+        e^u = [e^s0 e^(alpha s1)] * e^(beta s2)
+
+    and the two factors depend on alpha alone and on beta alone: (len(ua), n_1 m) and
+    (len(ub), n_1 m) arrays, made in float64 with len(ua) + len(ub) passes of exp instead of
+    one per grid point, and kept in the network's dtype when every exponent fits it (|u| < 87
+    for float32). Each point then costs one multiplication per value: the same number as exp of
+    the summed exponent, to rounding (a few units in the last place of the dtype). None when
+    some exponent could pass +-FACTOR_REACH (float64 would overflow; the caller uses exp)."""
+    reach = (np.abs(s[0]).max() + np.abs(ua).max() * np.abs(s[1]).max() + np.abs(ub).max() * np.abs(s[2]).max())
+    if not reach <= FACTOR_REACH:
+        return None
+    s64 = s.astype(np.float64)
+    p_a = np.exp(np.multiply.outer(ua.astype(np.float64), s64[1]))
+    p_a *= np.exp(s64[0])
+    p_b = np.exp(np.multiply.outer(ub.astype(np.float64), s64[2]))
+    if reach <= np.log(np.finfo(s.dtype).max) - 1:  # every factor and product fits the dtype: multiply in it
+        return p_a.astype(s.dtype), p_b.astype(s.dtype)
+    return p_a, p_b
 
 
 def _slice_sums(
@@ -336,50 +471,114 @@ def _slice_sums(
     acts: list[Callable[[np.ndarray], np.ndarray]],
     examples: int,
     points: int,
+    threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Summed cost and number right at W + a D1 + b D2 for every row (a, b) of ``coords`` (N, 2).
 
     ``x`` is prepared (net.prepare_input), ``acts[l]`` is layer l's activation; where it is
     :func:`_sigmoid_of_negated`, the layer computes -z (negated weights and biases). Examples go
     in chunks of ``examples`` and points in groups of ``points`` (memory: points x examples x the
-    widest layer).
+    widest layer). Every layer is laid out neuron by neuron, (G, n, m): a neuron's values for the
+    chunk's examples lie side by side, so adding the biases, the activations, the cost and the
+    argmax all run along long contiguous rows.
+
+    ``threads`` > 1 shares the work out: whole chunks of examples to each thread (or, with fewer
+    chunks than threads, slices of the grid points), each thread summing into arrays of its own,
+    added up in thread order at the end; the assignment is fixed, so the sums do not depend on
+    timing. NumPy releases the interpreter lock inside its loops and matrix products.
     """
     sign = [-1.0 if f is _sigmoid_of_negated else 1.0 for f in acts]
     params, dtype = net.params, x.dtype
     n_points = len(coords)
-    sums = np.zeros(n_points)
-    right = np.zeros(n_points, dtype=np.int64)
     cost, softmax = net.config.cost, net.config.output_activation == "softmax"
     coef = np.column_stack([np.ones(n_points), coords]).astype(dtype)  # (N, 3): [1, a, b]
     p0 = params[0]
     first_w = sign[0] * np.concatenate([p0["w"], d1[0]["w"], d2[0]["w"]])  # (3 n_1, n_in)
     first_b = sign[0] * np.concatenate([p0["b"], d1[0]["b"], d2[0]["b"]])  # (3 n_1,)
-    n_1 = len(p0["b"])
-    for start in range(0, len(x), examples):
-        xc, yc = x[start : start + examples], y[start : start + examples]
+    n_1, k, last = len(p0["b"]), net.sizes[-1], len(params) - 1
+    # each later layer's w and b as [W, D1, D2] stacks, times the sign: (3, n_out, n_in), (3, n_out)
+    stacked = [(sign[l] * np.stack([params[l]["w"], d1[l]["w"], d2[l]["w"]]),
+                sign[l] * np.stack([params[l]["b"], d1[l]["b"], d2[l]["b"]])) for l in range(len(params))]
+
+    # On a grid of few distinct alphas and betas, a sigmoid first layer's e^-z is a product of
+    # three exponentials (see _first_layer_factors): one multiplication per value instead of exp.
+    ua, ia = np.unique(coef[:, 1], return_inverse=True)
+    ub, ib = np.unique(coef[:, 2], return_inverse=True)
+    factored = (acts[0] is _sigmoid_of_negated and FACTOR_SHARE * (len(ua) + len(ub)) <= n_points
+                and (len(ua) + len(ub)) * n_1 * min(examples, len(x)) * 8 <= FACTOR_BYTES)
+    # runs of consecutive points at one beta and consecutive alphas (a grid's rows): (first point,
+    # length, first alpha's index, beta's index); each run is one broadcast multiplication
+    runs = []
+    if factored:
+        new_run = np.ones(n_points, dtype=bool)
+        new_run[1:] = (ib[1:] != ib[:-1]) | (ia[1:] != ia[:-1] + 1)
+        new_run[::points] = True  # runs stay inside groups of points
+        firsts = np.flatnonzero(new_run)
+        lengths = np.diff(np.append(firsts, n_points))
+        runs = [(int(f), int(n), int(ia[f]), int(ib[f])) for f, n in zip(firsts, lengths)]
+
+    def block(xc, yc, g0, g1, sums, right):
         m = len(xc)
-        e = np.zeros((m, net.sizes[-1]), dtype=dtype)
-        e[np.arange(m), yc] = 1
-        s = xc @ first_w.T  # (m, 3 n_1): x W^T, x D1^T, x D2^T side by side
-        s += first_b
-        s = s.reshape(m, 3, n_1).transpose(1, 0, 2).reshape(3, m * n_1)  # (3, m n_1)
-        for g in range(0, n_points, points):
-            c = coef[g : g + points]  # (G, 3)
+        e = np.zeros((k, m), dtype=dtype)
+        e[yc, np.arange(m)] = 1
+        s = first_w @ xc.T  # (3 n_1, m): W x, D1 x, D2 x, neuron by neuron
+        s += first_b[:, None]
+        s = s.reshape(3, n_1 * m)
+        factors = _first_layer_factors(s, ua, ub) if factored else None
+        at = next((r for r, (f, *_) in enumerate(runs) if f >= g0), len(runs))  # this block's first run
+        for g in range(g0, g1, points):
+            c = coef[g : min(g + points, g1)]  # (G, 3)
             n_g = len(c)
-            z = (c @ s).reshape(n_g * m, n_1)  # z^0 = [x W^T + b] + a [x D1^T + d1] + b [x D2^T + d2] (times sign[0])
-            a = acts[0](z)
+            if factors is not None:
+                p_a, p_b = factors
+                u = np.empty((n_g, n_1 * m), dtype=dtype)
+                with np.errstate(over="ignore"):  # e^-z past float32's range is inf: sigma = 1 / inf = 0
+                    while at < len(runs) and runs[at][0] < g + n_g:
+                        f, n, j, i = runs[at]
+                        np.multiply(p_a[j : j + n], p_b[i], out=u[f - g : f - g + n])
+                        at += 1
+                    u += 1
+                np.reciprocal(u, out=u)
+                a = u.reshape(n_g, n_1, m)
+            else:
+                z = c @ s  # z^0 = [W x + b] + a [D1 x + d1] + b [D2 x + d2] (times sign[0]), (G, n_1 m)
+                a = acts[0](z.reshape(n_g * n_1, m)).reshape(n_g, n_1, m)
             for l in range(1, len(params)):
-                p, q1, q2 = params[l], d1[l], d2[l]
-                ca, cb = c[:, 1, None, None], c[:, 2, None, None]
-                w = sign[l] * (p["w"] + ca * q1["w"] + cb * q2["w"])  # (G, n_out, n_in): each point's own w
-                b = sign[l] * (p["b"] + c[:, 1, None] * q1["b"] + c[:, 2, None] * q2["b"])  # (G, n_out)
-                z = np.matmul(a.reshape(n_g, m, -1), w.transpose(0, 2, 1))  # (G, m, n_out)
-                z += b[:, None, :]
-                a = acts[l](z.reshape(n_g * m, -1))
-            out = a.reshape(n_g, m, -1)  # (G, m, k)
-            sums[g : g + n_g] += _point_costs(cost, softmax, out, yc, e)
-            right[g : g + n_g] += (out.argmax(axis=2) == yc).sum(axis=1)
-    return sums, right
+                sw, sb = stacked[l]
+                w = np.tensordot(c, sw, axes=1)  # (G, n_out, n_in): each point's own w = W + a D1 + b D2
+                z = np.matmul(w, a)  # (G, n_out, m)
+                z += (c @ sb)[:, :, None]
+                n_out = z.shape[1]
+                if l == last and softmax:  # softmax couples a column's outputs: rows are examples there
+                    a = np.ascontiguousarray(acts[l](z.transpose(0, 2, 1).reshape(n_g * m, n_out))
+                                             .reshape(n_g, m, n_out).transpose(0, 2, 1))
+                else:
+                    a = acts[l](z.reshape(n_g * n_out, m)).reshape(n_g, n_out, m)
+            right[g : g + n_g] += _right(a, yc)
+            sums[g : g + n_g] += _point_costs(cost, softmax, a, yc, e)
+
+    starts = list(range(0, len(x), examples))
+    groups = -(-n_points // points)
+    threads = max(1, min(threads, max(len(starts), groups)))
+    if len(starts) >= threads:  # whole chunks of examples to each thread
+        work = [[(start, 0, n_points) for start in starts[t::threads]] for t in range(threads)]
+    else:  # fewer chunks than threads: the groups of grid points cut into contiguous runs per thread
+        cuts = [min(n_points, points * (groups * t // threads)) for t in range(threads + 1)]
+        work = [[(start, cuts[t], cuts[t + 1]) for start in starts] for t in range(threads)]
+
+    def run(items):
+        sums, right = np.zeros(n_points), np.zeros(n_points, dtype=np.int64)
+        for start, g0, g1 in items:
+            block(x[start : start + examples], y[start : start + examples], g0, g1, sums, right)
+        return sums, right
+
+    if threads == 1:
+        return run(work[0])
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="digitnet-slice") as pool:
+        parts = list(pool.map(run, work))
+    return sum(p[0] for p in parts[1:]) + parts[0][0], sum(p[1] for p in parts[1:]) + parts[0][1]
 
 
 def _sigmoid_of_negated(u: np.ndarray) -> np.ndarray:
@@ -397,13 +596,17 @@ def _sigmoid_of_negated(u: np.ndarray) -> np.ndarray:
 ROWS = 1 << 15  # rows (grid points x examples) per block: the layers' arrays stay in the cache
 
 
-def _evaluate(net, x, y, d1, d2, coords, acts=None):
-    """:func:`_slice_sums` with the default activations and block sizes for ``net``."""
+THREADS = min(2, os.cpu_count() or 1)  # threads a slice uses (the target machine has 2 cores)
+
+
+def _evaluate(net, x, y, d1, d2, coords, acts=None, threads=None):
+    """:func:`_slice_sums` with the default activations, block sizes and threads for ``net``."""
     acts = acts or [_sigmoid_of_negated if a == "sigmoid" else ACTIVATIONS[a] for a in net.activation_names]
     widest = max(net.sizes[1:])
     rows = max(1024, ROWS * 16 // widest)  # examples x points per block, for layers about 16 wide
     examples = min(len(x), 1024)
-    return _slice_sums(net, x, y, d1, d2, coords, acts, examples, max(1, rows // examples))
+    return _slice_sums(net, x, y, d1, d2, coords, acts, examples, max(1, rows // examples),
+                       THREADS if threads is None else threads)
 
 
 @dataclass(repr=False)

@@ -35,6 +35,8 @@ Endpoints (all JSON unless said otherwise)::
     GET  /api/evaluate          confusion matrix and the misclassified gallery
     POST /api/descent           the gradient-descent playground
     POST /api/drawings          save the drawing with its label (a folder of labelled images)
+    POST /api/landscape         the cost on a slice through the weights, with the training path
+    POST /api/landscape/point   the network at one point of the slice: cost, accuracy, answers
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ from digitnet.web.requests import (
     number,
     parse_descent,
     parse_drawing,
+    parse_landscape,
+    parse_landscape_point,
     parse_predict,
     parse_save,
     parse_train_config,
@@ -333,6 +337,17 @@ def create_app(
         args = (req.formula, req.start, req.eta, req.steps, req.momentum, req.view)
         return _json(await pool["descent"].run(_in_worker_process, views.descent_answer, *args))
 
+    async def landscape(request: Request) -> Response:
+        require_json(request)
+        req = parse_landscape(await read_body(request, max_body))
+        return _json(await pool["work"].run(lab.landscape, req.directions, req.grid, req.extent, req.seed))
+
+    async def landscape_point(request: Request) -> Response:
+        require_json(request)
+        args = parse_landscape_point(await read_body(request, max_body))
+        result = await pool["work"].run(lab.landscape_point, *args)
+        return _json(views.landscape_point(result, data.test.images))
+
     routes = [
         Route("/", index),
         Route("/api/info", info),
@@ -352,6 +367,8 @@ def create_app(
         Route("/api/train/events", train_events),
         Route("/api/evaluate", evaluation),
         Route("/api/descent", descent, methods=["POST"]),
+        Route("/api/landscape", landscape, methods=["POST"]),
+        Route("/api/landscape/point", landscape_point, methods=["POST"]),
         Mount("/static", StaticFiles(directory=static), name="static"),
     ]
 

@@ -51,6 +51,8 @@ ACCURACY_PER_EPOCH = 10  # ...and at least this many times per epoch
 BUSY_SECONDS = 0.5  # requests this recent mean someone is using the page...
 BUSY_PAUSE = 0.002  # ...and the training thread pauses this long after each mini-batch
 PRIORITY_WAIT = 0.05  # the longest the training thread waits for requests between batches
+LANDSCAPE_IMAGES = 2000  # training images the landscape's cost is averaged over
+LANDSCAPE_SHOWN = 8  # test digits a point of the landscape is shown predicting
 
 
 class Busy(DigitnetError):
@@ -96,6 +98,7 @@ class Job:
     message: str | None = None
     pending: list[float] = field(default_factory=list)  # batch costs not yet averaged into a point
     saved_batches: int | None = None  # `batches` when it was last loaded or saved (None: never)
+    snapshots: list = field(default_factory=list)  # the file's weight snapshots (params lists, initial first)
 
     @property
     def unsaved(self) -> bool:
@@ -132,6 +135,7 @@ class Lab:
         self.snapshot_version = 0  # bumped when the published weights change
         self.snapshot: Network
         self._eval_cache: tuple[int, dict] | None = None
+        self._landscape_cache: tuple[tuple, dict] | None = None
         self._splits: dict[tuple[bool, int], Split] = {}
         self._splits_validation: dict[str, tuple[Split, Split]] = {}
         self.skipped: list[str] = []  # model files that could not be opened at start, one line each
@@ -207,6 +211,7 @@ class Lab:
         job.batches = max(len(costs), len(history.epochs) * per_epoch)
         job.status = "done" if job.epoch >= train_cfg.epochs else "paused" if job.epoch else "ready"
         job.saved_batches = job.batches
+        job.snapshots = list(saved.snapshots)
         return job
 
     def _replace_job(self, job: Job) -> None:
@@ -514,6 +519,72 @@ class Lab:
         self._eval_cache = (version, result)
         return result
 
+    # --- the cost landscape ------------------------------------------------------------
+    def snapshots(self, job: Job | None = None) -> list:
+        """The job's weight snapshots, initial first: the model file's, then those its training
+        in this page took (one per epoch, when the network is small enough to keep them)."""
+        job = job or self.job
+        snaps = list(job.snapshots)
+        trainer = job.trainer
+        more = list(trainer.snapshots) if trainer is not None and trainer.snapshots else []
+        if snaps and more and all(np.array_equal(v, more[0][l][k]) for l, p in enumerate(snaps[-1]) for k, v in p.items()):
+            more = more[1:]  # training went on from the file's last snapshot
+        return snaps + more
+
+    def _landscape_setup(self, directions: str, seed: int):
+        from digitnet.explain.landscape import slice_directions
+
+        with self._lock:  # a model being loaded replaces the job and then its published weights
+            job, net, version = self.job, self.snapshot, self.snapshot_version
+        sd = slice_directions(net, self.snapshots(job), directions, seed)
+        train = self._train_split(job)
+        part = train if len(train) <= LANDSCAPE_IMAGES else train.subset(LANDSCAPE_IMAGES)
+        return net, version, sd, part
+
+    def landscape(self, directions: str = "auto", grid: int = 31, extent: float | None = None, seed: int = 0) -> dict:
+        """The cost on a grid x grid slice through the published weights (over the first
+        LANDSCAPE_IMAGES training images), with the training path when the directions are the
+        trajectory's; ``extent`` (half-width) defaults to the directions' own."""
+        from digitnet.explain.landscape import landscape
+
+        key = (directions, grid, extent, seed)
+        cached = self._landscape_cache
+        if cached is not None and cached[0] == (self.snapshot_version, key):
+            return cached[1]
+        net, version, sd, part = self._landscape_setup(directions, seed)
+        ra, rb = (extent, extent) if extent is not None else sd.extent
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = landscape(net, part.x, part.y, sd.d1, sd.d2, np.linspace(-ra, ra, grid), np.linspace(-rb, rb, grid))
+        result = {**r.to_dict(), "directions": sd.kind, "asked": directions, "seed": seed, "note": sd.note,
+                  "path": None if sd.path is None else sd.path.tolist(),
+                  "explained": None if sd.explained is None else sd.explained.tolist(),
+                  "layers": list(net.config.layers), "weights_version": version}
+        self._landscape_cache = ((version, key), result)
+        return result
+
+    def landscape_point(self, alpha: float, beta: float, directions: str = "auto", seed: int = 0) -> dict:
+        """The network at W + alpha D1 + beta D2 (the directions as :meth:`landscape` chose them):
+        its cost over the landscape's training images, its test accuracy, and its answers for
+        the first LANDSCAPE_SHOWN test digits."""
+        from digitnet.explain.landscape import perturbed
+
+        net, version, sd, part = self._landscape_setup(directions, seed)
+        moved = perturbed(net, [(alpha, sd.d1), (beta, sd.d2)])
+        test = self.data.test
+        with np.errstate(over="ignore", invalid="ignore"):
+            cost = moved.cost(part.x, part.y)
+            outputs = moved.feedforward(test.x)
+        predicted = outputs.argmax(axis=1)
+        shown = range(min(LANDSCAPE_SHOWN, len(test)))
+        return {
+            "alpha": alpha, "beta": beta, "directions": sd.kind, "weights_version": version,
+            "cost": cost if math.isfinite(cost) else None, "n": len(part.y),
+            "accuracy": float((predicted == test.y).mean()), "n_test": len(test.y),
+            "distance": float(np.linalg.norm(alpha * sd.d1.vector() + beta * sd.d2.vector())),
+            "predictions": [{"index": i, "label": int(test.y[i]), "predicted": int(predicted[i]),
+                             "confidence": float(outputs[i, predicted[i]])} for i in shown],
+        }
+
     # --- model files ------------------------------------------------------------------
     def model_path(self, name: str) -> Path:
         """The file of model ``name`` inside the model directory (never anywhere else)."""
@@ -555,7 +626,9 @@ class Lab:
             if path.exists() and not overwrite:
                 raise Busy(f"A model named {name!r} exists already. Choose another name, or overwrite it.")
             job = self.job
-            save_model(path, job.net, job.history, job.train_config, job.initial, self.data.name, self.data.classes)
+            snapshots = self.snapshots(job)
+            save_model(path, job.net, job.history, job.train_config, job.initial, self.data.name, self.data.classes,
+                       snapshots=snapshots or None)
             job.name = name
             job.saved_batches = job.batches
             self.version += 1

@@ -47,7 +47,11 @@ LIMITS = {
     "descent_eta": (1e-9, 100.0),
     "descent_coord": (-1e6, 1e6),
     "events_seconds": (0.05, 3600.0),
+    "landscape_grid": (5, 61),  # points per axis of the page's landscape (each one a pass over the images)
+    "landscape_range": (1e-3, 1e3),  # half-width of the slice, in units of the directions
+    "landscape_coord": (-1e4, 1e4),  # a clicked point's alpha and beta (the library's MAX_COORD)
 }
+LANDSCAPE_DIRECTIONS = ("auto", "trajectory", "random")
 # A descent request costs about (formula size) x (steps): a 1000-character formula for
 # 10,000 steps took 19 s of CPU. The budget keeps one request well under a second.
 DESCENT_BUDGET = 500_000  # formula characters x steps
@@ -359,3 +363,37 @@ def parse_descent(raw: bytes, pg) -> DescentRequest:
                             f"{DESCENT_BUDGET // size:,} steps here; got {steps:,}. Ask for fewer steps or "
                             "use a shorter formula.")
     return DescentRequest(formula, expr, start, eta, steps, momentum, view)
+
+
+@dataclass
+class LandscapeRequest:
+    """A checked landscape request: the directions, the grid, the half-width (None: the
+    directions' own) and the random directions' seed."""
+
+    directions: str
+    grid: int
+    extent: float | None
+    seed: int
+
+
+def _landscape_directions(obj: dict) -> tuple[str, int]:
+    directions = choice(obj, "directions", LANDSCAPE_DIRECTIONS, "auto")
+    return directions, number(obj, "seed", *LIMITS["seed"], 0, integer=True)
+
+
+def parse_landscape(raw: bytes) -> LandscapeRequest:
+    """The landscape view's form: ``directions`` (auto, trajectory, random), ``grid`` (points per
+    axis), ``range`` (the half-width; null or absent: the directions' own), ``seed``."""
+    obj = parse_object(raw, {"directions", "grid", "range", "seed"})
+    directions, seed = _landscape_directions(obj)
+    grid = number(obj, "grid", *LIMITS["landscape_grid"], 31, integer=True)
+    extent = number(obj, "range", *LIMITS["landscape_range"]) if obj.get("range") is not None else None
+    return LandscapeRequest(directions, grid, extent, seed)
+
+
+def parse_landscape_point(raw: bytes) -> tuple[float, float, str, int]:
+    """A click on the landscape: ``alpha``, ``beta`` and the slice's ``directions`` and ``seed``."""
+    obj = parse_object(raw, {"alpha", "beta", "directions", "seed"}, {"alpha", "beta"})
+    alpha = number(obj, "alpha", *LIMITS["landscape_coord"])
+    beta = number(obj, "beta", *LIMITS["landscape_coord"])
+    return (alpha, beta, *_landscape_directions(obj))

@@ -32,6 +32,11 @@ def rounded(a: np.ndarray, digits: int = 4) -> list[float]:
     return [round(float(v), digits) for v in np.asarray(a).ravel()]
 
 
+def landscape_point(result: dict, images: np.ndarray) -> dict:
+    """A point of the landscape with its test digits' pictures (28x28 grey bytes, base64)."""
+    return {**result, "predictions": [{**m, "pixels": b64_bytes(images[m["index"]])} for m in result["predictions"]]}
+
+
 def prediction(net, acts: list[np.ndarray], x: np.ndarray, classes, test_index, true_label, version) -> dict:
     """Every layer's activations for one input, as the page draws them."""
     out = acts[-1]

@@ -5,7 +5,8 @@
  * neurons. Learn: buttons drive /api/train/*, and server-sent events from
  * /api/train/events bring the cost and test accuracy as training goes. Look: the
  * confusion matrix and mistakes from /api/evaluate, and gradient descent on a formula
- * from /api/descent.
+ * from /api/descent. Landscape: the cost on a slice through the weights from /api/landscape,
+ * and the network at a clicked point of it from /api/landscape/point.
  */
 "use strict";
 
@@ -609,6 +610,7 @@
     if (d.weights_version !== state.weightsVersion) {
       state.weightsVersion = d.weights_version;
       scheduleNetworkRefresh();
+      landscapeCheckVersion(d.weights_version);
     }
     if (wasRunning && d.status !== "running") { evaluate(); refreshModels(); }
   }
@@ -1002,6 +1004,209 @@
       b.addEventListener("click", () => { $("formula").value = r.suggestion; state.descent.view = null; runDescent(); });
       p.appendChild(b);
       el.appendChild(p);
+    }
+  }
+
+  // --- the cost landscape ---------------------------------------------------------------
+  // /api/landscape: the cost on a slice W + αD1 + βD2 through the weights (rows by β), with
+  // the training path when the directions are its principal ones; a click asks
+  // /api/landscape/point for the network at that (α, β).
+  const lcanvas = $("landscape-canvas");
+  const lctx = lcanvas.getContext("2d");
+  const land = { result: null, asked: null, point: null, busy: false };
+
+  function landscapeBody() {
+    const body = { directions: $("landscape-directions").value, grid: Number($("landscape-grid").value),
+      seed: Number($("landscape-seed").value || 0) };
+    const range = $("landscape-range").value.trim();
+    if (range !== "") body.range = Number(range);
+    return body;
+  }
+
+  async function drawLandscape() {
+    if (land.busy) return;
+    land.busy = true;
+    const button = $("landscape-draw");
+    button.disabled = true;
+    $("landscape-summary").textContent = "Computing the cost over the slice…";
+    const body = landscapeBody();
+    try {
+      const r = await api("/api/landscape", { json: body });
+      land.result = r;
+      land.asked = { directions: body.directions, seed: body.seed };
+      land.point = null;
+      renderLandscape();
+      describeLandscape(r);
+      $("landscape-point").replaceChildren();
+      $("landscape-point").dataset.cost = "";
+      $("landscape-digits").replaceChildren();
+    } catch (e) {
+      $("landscape-summary").textContent = "";
+      toast(e.message);
+    } finally {
+      land.busy = false;
+      button.disabled = false;
+    }
+  }
+  $("landscape-form").addEventListener("submit", (e) => { e.preventDefault(); drawLandscape(); });
+
+  const fmt4 = (v) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : String(+v.toPrecision(4)));
+
+  function describeLandscape(r) {
+    const n = r.alphas.length;
+    $("landscape-note").textContent = r.note;
+    $("landscape-summary").innerHTML = `${n}×${n} slice over ${num(r.n)} training images: cost at the trained weights `
+      + `<b>${fmt4(r.center_cost)}</b>, lowest on the slice ${fmt4(r.lowest.cost)} at α ${fmt4(r.lowest.alpha)}, β ${fmt4(r.lowest.beta)}.`
+      + (r.path ? " The white line is the training path: from the white dot (the initial weights), every epoch, to the yellow dot (the trained ones)." : " The yellow dot is the trained weights.")
+      + " The green × is the slice's lowest point. Click anywhere to try those weights.";
+    $("landscape-alpha").textContent = `α ${fmt4(r.alphas[0])} … ${fmt4(r.alphas[n - 1])} across · β ${fmt4(r.betas[0])} … ${fmt4(r.betas[r.betas.length - 1])} up`;
+  }
+
+  function landscapeCheckVersion(version) { // the weights changed since the landscape was drawn
+    const r = land.result;
+    if (r && version !== r.weights_version && !r.stale) {
+      r.stale = true;
+      $("landscape-summary").insertAdjacentText("beforeend", " The weights have changed since: draw it again to see the new landscape.");
+    }
+  }
+
+  function landscapeView(r) { // [αmin, αmax, βmin, βmax] and canvas <-> (α, β)
+    const a = r.alphas, b = r.betas;
+    const v = [a[0], a[a.length - 1], b[0], b[b.length - 1]];
+    const W = lcanvas.width, H = lcanvas.height;
+    return {
+      v,
+      toX: (x) => (v[1] > v[0] ? (x - v[0]) / (v[1] - v[0]) : 0.5) * (W - 1),
+      toY: (y) => (v[3] > v[2] ? (v[3] - y) / (v[3] - v[2]) : 0.5) * (H - 1),
+    };
+  }
+
+  function renderLandscape() {
+    const r = land.result;
+    if (!r) return;
+    const W = lcanvas.width, H = lcanvas.height;
+    const na = r.alphas.length, nb = r.betas.length;
+    const g = r.cost.flat().map((c) => (c === null || !Number.isFinite(c) ? null : c));
+    const finite = g.filter((c) => c !== null).sort((x, y) => x - y);
+    const LEVELS = 16;
+    const levels = [];
+    for (let k = 1; k < LEVELS; k++) levels.push(finite[Math.floor(k * (finite.length - 1) / LEVELS)]);
+    const level = (val) => { let lo = 0, hi = levels.length; while (lo < hi) { const m = (lo + hi) >> 1; if (levels[m] < val) lo = m + 1; else hi = m; } return lo; };
+    const img = lctx.createImageData(W, H);
+    const idx = new Int16Array(W * H);
+    for (let py = 0; py < H; py++) {
+      const fy = (H - 1 - py) / (H - 1) * (nb - 1); // β grows upwards; row 0 of the grid is the lowest β
+      const j = Math.max(0, Math.min(nb - 2, Math.floor(fy))), ty = nb > 1 ? fy - j : 0;
+      for (let px = 0; px < W; px++) {
+        const fx = px / (W - 1) * (na - 1);
+        const i = Math.max(0, Math.min(na - 2, Math.floor(fx))), tx = na > 1 ? fx - i : 0;
+        const at = (jj, ii) => g[Math.min(jj, nb - 1) * na + Math.min(ii, na - 1)];
+        const a = at(j, i), b = at(j, i + 1), c = at(j + 1, i), d = at(j + 1, i + 1);
+        const p = 4 * (py * W + px);
+        img.data[p + 3] = 255;
+        if (a === null || b === null || c === null || d === null) {
+          idx[py * W + px] = -1;
+          img.data[p] = img.data[p + 1] = img.data[p + 2] = ((px + py) % 8 < 2) ? 70 : 25;
+          continue;
+        }
+        const val = (a * (1 - tx) + b * tx) * (1 - ty) + (c * (1 - tx) + d * tx) * ty;
+        const l = level(val);
+        idx[py * W + px] = l;
+        const col = colormap(l / LEVELS);
+        img.data[p] = col[0] * 0.85; img.data[p + 1] = col[1] * 0.85; img.data[p + 2] = col[2] * 0.85;
+      }
+    }
+    for (let py = 0; py < H - 1; py++) { // contour lines: where the level changes
+      for (let px = 0; px < W - 1; px++) {
+        const q = py * W + px;
+        if (idx[q] >= 0 && (idx[q] !== idx[q + 1] || idx[q] !== idx[q + W])) {
+          const p = 4 * q;
+          for (let k = 0; k < 3; k++) img.data[p + k] = Math.min(255, img.data[p + k] + 60);
+        }
+      }
+    }
+    lctx.putImageData(img, 0, 0);
+    const { toX, toY } = landscapeView(r);
+    lctx.strokeStyle = "rgba(255,255,255,0.3)"; // the axes through the trained weights
+    lctx.lineWidth = 1;
+    lctx.beginPath();
+    lctx.moveTo(toX(0), 0); lctx.lineTo(toX(0), H);
+    lctx.moveTo(0, toY(0)); lctx.lineTo(W, toY(0));
+    lctx.stroke();
+    const dot = (x, y, color, radius) => {
+      lctx.fillStyle = color; lctx.strokeStyle = "#000"; lctx.lineWidth = 1.5;
+      lctx.beginPath(); lctx.arc(x, y, radius, 0, 2 * Math.PI); lctx.fill(); lctx.stroke();
+    };
+    if (r.path && r.path.length) {
+      const pts = r.path.map((p) => [toX(p[0]), toY(p[1])]);
+      lctx.strokeStyle = "#fff";
+      lctx.lineWidth = 2;
+      lctx.beginPath();
+      pts.forEach((p, k) => (k ? lctx.lineTo(p[0], p[1]) : lctx.moveTo(p[0], p[1])));
+      lctx.stroke();
+      pts.forEach((p) => dot(p[0], p[1], "#fff", 3));
+      dot(pts[0][0], pts[0][1], "#fff", 6); // the initial weights
+    }
+    const low = r.lowest;
+    lctx.strokeStyle = "#83c167"; lctx.lineWidth = 2; // the slice's lowest point: a green cross
+    const lx = toX(low.alpha), ly = toY(low.beta);
+    lctx.beginPath(); lctx.moveTo(lx - 6, ly - 6); lctx.lineTo(lx + 6, ly + 6); lctx.moveTo(lx + 6, ly - 6); lctx.lineTo(lx - 6, ly + 6); lctx.stroke();
+    dot(toX(0), toY(0), "#ffd166", 7); // the trained weights
+    if (land.point) { // the clicked point: a ring
+      const px = toX(land.point[0]), py = toY(land.point[1]);
+      lctx.strokeStyle = "#000"; lctx.lineWidth = 4;
+      lctx.beginPath(); lctx.arc(px, py, 9, 0, 2 * Math.PI); lctx.stroke();
+      lctx.strokeStyle = "#fc6255"; lctx.lineWidth = 2.5;
+      lctx.beginPath(); lctx.arc(px, py, 9, 0, 2 * Math.PI); lctx.stroke();
+    }
+    const lo = finite[0], hi = finite[finite.length - 1];
+    $("landscape-colors").textContent = `cost ${fmt4(lo)} (dark) … ${fmt4(hi)} (light)`;
+    lcanvas.dataset.grid = String(na);
+  }
+
+  lcanvas.addEventListener("click", async (e) => {
+    const r = land.result;
+    if (!r) { drawLandscape(); return; }
+    const box = lcanvas.getBoundingClientRect();
+    const fx = clamp01((e.clientX - box.left) / box.width), fy = clamp01((e.clientY - box.top) / box.height);
+    const { v } = landscapeView(r);
+    const alpha = +(v[0] + fx * (v[1] - v[0])).toPrecision(6), beta = +(v[3] - fy * (v[3] - v[2])).toPrecision(6);
+    land.point = [alpha, beta];
+    renderLandscape();
+    const out = $("landscape-point");
+    out.dataset.cost = "";
+    try {
+      const p = await api("/api/landscape/point", { json: { alpha, beta, ...land.asked } });
+      if (!land.point || land.point[0] !== alpha || land.point[1] !== beta) return; // a newer click
+      showLandscapePoint(p, r);
+    } catch (err) { toast(err.message); }
+  });
+
+  function showLandscapePoint(p, r) {
+    const out = $("landscape-point");
+    const diff = p.cost === null ? null : p.cost - r.center_cost;
+    const rel = diff === null ? "" : Math.abs(diff) < 1e-12 ? " (the trained network's own)"
+      : ` <span class="${diff < 0 ? "better" : "worse"}">(${diff < 0 ? "" : "+"}${fmt4(diff)} from the trained weights)</span>`;
+    out.innerHTML = `<dl>
+      <dt>point</dt><dd>α ${fmt4(p.alpha)}, β ${fmt4(p.beta)}: ${fmt4(p.distance)} from the trained weights</dd>
+      <dt>cost</dt><dd><b class="landscape-cost">${fmt4(p.cost)}</b>${rel} over ${num(p.n)} training images</dd>
+      <dt>accuracy</dt><dd><b class="landscape-accuracy">${pct(p.accuracy)}</b> of ${num(p.n_test)} test digits right</dd>
+    </dl>`;
+    out.dataset.cost = String(p.cost);
+    const digits = $("landscape-digits");
+    digits.replaceChildren();
+    for (const m of p.predictions) {
+      const f = document.createElement("figure");
+      const right = m.predicted === m.label;
+      f.className = right ? "right" : "wrong";
+      f.title = `Test digit #${m.index}, a ${m.label}: read as ${m.predicted} (${m.confidence.toFixed(2)})${right ? "" : ", wrong"}`;
+      const c = document.createElement("canvas");
+      c.width = c.height = 28;
+      greyImage(c, bytes(m.pixels), 1);
+      const cap = document.createElement("figcaption");
+      cap.textContent = right ? `→ ${m.predicted}` : `→ ${m.predicted} ✗`;
+      f.append(c, cap);
+      digits.appendChild(f);
     }
   }
 
