@@ -184,8 +184,15 @@ def test_a_named_engine_that_cannot_train_the_config_is_an_error(monkeypatch):
 
 
 # --- the compiled engine's inputs: one copy, compressed, made a block at a time ----------
-def test_sparse_rows_give_back_exactly_the_rows_compressed():
+@pytest.mark.parametrize("numba", [True, False])
+def test_sparse_rows_give_back_exactly_the_rows_compressed(numba, monkeypatch):
+    from digitnet.nn import compiled
     from digitnet.nn.compiled import SparseRows
+
+    if numba and compiled.missing() is not None:
+        pytest.skip(compiled.missing())
+    if not numba:  # the NumPy way back, where Numba cannot run
+        monkeypatch.setattr(compiled, "_import_error", lambda: "numba is not installed")
 
     x = np.random.default_rng(3).random((1000, 37)).astype(np.float32)
     x[x < 0.8] = 0
@@ -280,3 +287,48 @@ def test_a_numba_that_fails_to_import_means_the_numpy_engine(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["Numba fails to import (ImportError: Numba needs NumPy 2.5 or less; got NumPy 9.0.)",
                                      "numpy"]
+
+
+_CACHE_PROBE = """
+import numpy as np
+from numba.core import caching
+
+def read_only(self):  # what Numba meets where the package's __pycache__ is not writable
+    raise PermissionError(13, "Read-only file system", self.get_cache_path())
+
+caching.InTreeCacheLocator.ensure_cache_path = read_only
+from digitnet.nn import _kernels
+from digitnet.nn.compiled import CompiledSGD
+from digitnet.nn.network import Network
+
+x = (np.arange(40 * 12).reshape(40, 12) % 5 == 0).astype(np.float32)
+CompiledSGD(Network.create((12, 9, 5)), x, np.arange(40) % 5).steps(np.arange(40), 0, 4, 10, 0.5)
+stats = _kernels.sgd_batches.stats
+print(len(stats.cache_hits), len(stats.cache_misses))
+"""
+
+
+def test_a_read_only_install_still_caches_the_compiled_code_for_the_user(tmp_path):
+    """No first-run penalty on every run where the package's folder is read-only (installed
+    by root, used by a user): the kernels are cached in the user's cache directory instead
+    (NUMBA_CACHE_DIR unset), and the next process loads them from there."""
+    pytest.importorskip("numba")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(engines.__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
+    env.update(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(src),
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+
+    def run() -> list[str]:
+        r = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout.split()
+
+    assert run() == ["0", "1"]  # compiled (a cache miss) ...
+    cached = [p.name for p in tmp_path.rglob("*.nbi")]
+    assert any(name.startswith("_kernels.sgd_batches-") for name in cached), cached  # ... and cached for the user
+    assert run() == ["1", "0"]  # the next run loads it
