@@ -201,6 +201,13 @@ def test_sparse_rows_give_back_exactly_the_rows_compressed(numba, monkeypatch):
     assert rows.dense(0, 1000).tobytes() == x.tobytes()
     assert rows.dense(17, 530).tobytes() == x[17:530].tobytes()
     assert SparseRows.of(x, most=int(0.1 * x.size)) is None  # denser than allowed: no rows
+    other = SparseRows.of(x[::-1].copy())  # one buffer reused for the rows of both
+    buffer, held = None, None
+    for rows_, a, b, want in [(rows, 0, 400, x[:400]), (other, 100, 350, x[::-1][100:350]), (rows, 900, 1000, x[900:]),
+                              (other, 0, 400, x[::-1][:400])]:
+        got = rows_.dense(a, b, buffer, held)
+        assert got.tobytes() == want.tobytes()
+        buffer, held = (got if got.base is None else got.base), (rows_, a, b)
     blocks = ((i, x[i : i + 300]) for i in range(0, 1000, 300))  # given a block at a time: the same arrays
     streamed = SparseRows.compress(blocks, 1000, 37, np.float32)
     for a, b in zip((rows.indptr, rows.indices, rows.values), (streamed.indptr, streamed.indices, streamed.values)):

@@ -381,13 +381,14 @@ def _steps(x, pixels, sparse, y, order, start, n_batches, ws, bs, acts, deltas, 
     return n_batches
 
 
+
 @njit(cache=True, nogil=True)
-def dense_rows(indptr, indices, values, start, out):
+def dense_rows(indptr, indices, values, start, out, zero):
     """Rows ``start : start + len(out)`` of compressed rows (:func:`csr_rows`' layout) written
-    densely into ``out`` (zeros where nothing is stored): the inverse of the compression,
-    for :class:`digitnet.nn.compiled.SparseRows`."""
+    into ``out``: their values, at their columns; or, with ``zero``, 0 there (so that a
+    buffer that held these rows holds zeros again). The other entries are left alone. For
+    :class:`digitnet.nn.compiled.SparseRows`."""
     for j in range(out.shape[0]):
         row = out[j]
-        row[:] = 0
         for p in range(indptr[start + j], indptr[start + j + 1]):
-            row[indices[p]] = values[p]
+            row[indices[p]] = 0 if zero else values[p]

@@ -131,15 +131,28 @@ class SparseRows:
         values.resize(p, refcheck=False)
         return cls(indptr, indices, values, n_in)
 
-    def dense(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` as a dense (stop - start, n_in) array, exactly the rows compressed."""
-        stop = min(stop, len(self))
-        if _import_error() is None:  # compiled: a few times faster than NumPy's scattered writes
-            from digitnet.nn._kernels import dense_rows
+    def dense(self, start: int, stop: int, out: np.ndarray | None = None, held: tuple | None = None) -> np.ndarray:
+        """Rows ``start:stop`` as a dense (stop - start, n_in) array, exactly the rows compressed.
 
-            out = np.empty((max(stop - start, 0), self.n_in), self.dtype)
-            dense_rows(self.indptr, self.indices, self.values, start, out)
-            return out
+        ``out``, optional, is a buffer to write them into (its first rows are returned); it
+        must hold zeros except where ``held`` = ``(rows, start, stop)`` says it holds rows
+        of a :class:`SparseRows` (those entries are cleared first): a buffer reused this way
+        costs neither a fresh allocation nor a pass of zeros."""
+        stop = min(stop, len(self))
+        m = max(stop - start, 0)
+        if _import_error() is not None:  # no Numba: NumPy's scattered writes, into a new array
+            return self._dense_numpy(start, stop)
+        from digitnet.nn._kernels import dense_rows
+
+        if out is None or out.shape[0] < m or out.shape[1] != self.n_in or out.dtype != self.dtype:
+            out = np.zeros((m, self.n_in), self.dtype)
+        elif held is not None:
+            rows, a, b = held
+            dense_rows(rows.indptr, rows.indices, rows.values, a, out[: b - a], True)
+        dense_rows(self.indptr, self.indices, self.values, start, out[:m], False)
+        return out[:m]
+
+    def _dense_numpy(self, start: int, stop: int) -> np.ndarray:
         out = np.zeros((max(stop - start, 0), self.n_in), self.dtype)
         flat = out.reshape(-1)
         for i in range(start, stop, 1024):  # bounded temporaries
