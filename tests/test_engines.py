@@ -181,3 +181,161 @@ def test_a_named_engine_that_cannot_train_the_config_is_an_error(monkeypatch):
     assert engines.choose(dense, TrainConfig()) == "numpy"
     with pytest.raises(ConfigError, match=r"numba engine cannot run here: numba is not installed"):
         engines.choose(dense, TrainConfig(engine="numba"))
+
+
+# --- the compiled engine's inputs: one copy, compressed, made a block at a time ----------
+@pytest.mark.parametrize("numba", [True, False])
+def test_sparse_rows_give_back_exactly_the_rows_compressed(numba, monkeypatch):
+    from digitnet.nn import compiled
+    from digitnet.nn.compiled import SparseRows
+
+    if numba and compiled.missing() is not None:
+        pytest.skip(compiled.missing())
+    if not numba:  # the NumPy way back, where Numba cannot run
+        monkeypatch.setattr(compiled, "_import_error", lambda: "numba is not installed")
+
+    x = np.random.default_rng(3).random((1000, 37)).astype(np.float32)
+    x[x < 0.8] = 0
+    rows = SparseRows.of(x)
+    assert rows.shape == (1000, 37) and rows.indices.dtype == np.uint16 and rows.values.nbytes < x.nbytes / 4
+    assert rows.dense(0, 1000).tobytes() == x.tobytes()
+    assert rows.dense(17, 530).tobytes() == x[17:530].tobytes()
+    assert SparseRows.of(x, most=int(0.1 * x.size)) is None  # denser than allowed: no rows
+    other = SparseRows.of(x[::-1].copy())  # one buffer reused for the rows of both
+    buffer, held = None, None
+    for rows_, a, b, want in [(rows, 0, 400, x[:400]), (other, 100, 350, x[::-1][100:350]), (rows, 900, 1000, x[900:]),
+                              (other, 0, 400, x[::-1][:400])]:
+        got = rows_.dense(a, b, buffer, held)
+        assert got.tobytes() == want.tobytes()
+        buffer, held = (got if got.base is None else got.base), (rows_, a, b)
+    blocks = ((i, x[i : i + 300]) for i in range(0, 1000, 300))  # given a block at a time: the same arrays
+    streamed = SparseRows.compress(blocks, 1000, 37, np.float32)
+    for a, b in zip((rows.indptr, rows.indices, rows.values), (streamed.indptr, streamed.indices, streamed.values)):
+        assert a.tobytes() == b.tobytes()
+    if importlib.util.find_spec("numba"):  # the same arrays as the kernels' own compression
+        from digitnet.nn._kernels import csr_rows
+
+        for a, b in zip(csr_rows(x, np.zeros(0, np.uint16)), (rows.indptr, rows.indices, rows.values)):
+            assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("preprocess", ["deskew", "none"])
+def test_the_compiled_engine_holds_one_copy_of_the_inputs_and_trains_the_same(preprocess):
+    """MNIST as the numba engine trains it: only the compressed rows (no float copy of the
+    whole training set, no deskewed copy remembered), and the same weights and history, bit
+    for bit, as the engine given the dense inputs."""
+    pytest.importorskip("numba")
+    from digitnet.data import resample
+    from digitnet.data.datasets import load_mnist
+    from digitnet.nn.compiled import CompiledSGD, SparseRows
+    from digitnet.nn.network import feedforward_batched, total_cost
+    from digitnet.training.train import epoch_order
+
+    mnist = load_mnist()
+    train = Split(np.array(mnist.train.images[:2500]), mnist.train.labels[:2500])  # a split of its own
+    test = Split(np.array(mnist.test.images[:1200]), mnist.test.labels[:1200])
+    cfg = NetworkConfig(layers=(784, 16, 10), preprocess=preprocess)
+    tc = TrainConfig(epochs=1, batch_size=10, eta=3.0, engine="numba")
+    net = Network.create(cfg, seed=1)
+    trainer = Trainer(net, train, tc, test=test)
+    assert isinstance(trainer._x, SparseRows) and isinstance(trainer._test_x, SparseRows)
+    assert "x" not in vars(train) and not any(seen is train.images for seen, _ in resample._DESKEW_CACHE)
+    trainer.measure_initial()
+    rec = trainer.run_epoch()
+
+    ref = Network.create(cfg, seed=1)
+    x, tx = ref.prepare_split(train), ref.prepare_split(test)
+    assert trainer.x.tobytes() == x.tobytes()
+    cost0 = total_cost(ref, feedforward_batched(ref, x), train.y) / len(train)
+    CompiledSGD(ref, x, train.y).steps(epoch_order(tc.seed, 0, len(train)), 0, 250, 10, tc.eta)
+    for p, q in zip(net.params, ref.params):
+        assert p["w"].tobytes() == q["w"].tobytes() and p["b"].tobytes() == q["b"].tobytes()
+    assert trainer.history.initial_cost == cost0
+    assert rec.cost == total_cost(ref, feedforward_batched(ref, x), train.y) / len(train)
+    assert rec.test_accuracy == float(np.mean(feedforward_batched(ref, tx).argmax(axis=1) == test.y))
+
+
+def test_auto_says_once_why_the_compiled_engine_did_not_run(monkeypatch):
+    from digitnet.nn import compiled
+
+    monkeypatch.delenv(engines.ENGINE_ENV, raising=False)
+    monkeypatch.setattr(compiled, "missing", lambda: "numba is not installed")
+    x = np.random.default_rng(0).random((30, 12)).astype(np.float32)
+    split = Split(x, np.arange(30) % 5)
+    trainer = Trainer(Network.create((12, 9, 5)), split, TrainConfig(epochs=1))
+    assert trainer.engine == "numpy"
+    assert trainer.engine_note == ("The compiled engine cannot run here (numba is not installed), so the numpy "
+                                   "engine trains; it is slower.")
+    assert "\n" not in trainer.engine_note
+    # Asked for by name, or a setting only the reference engine runs: nothing to say.
+    assert Trainer(Network.create((12, 9, 5)), split, TrainConfig(epochs=1), engine="numpy").engine_note is None
+    assert Trainer(Network.create((12, 9, 5)), split, TrainConfig(epochs=1, optimizer="adam")).engine_note is None
+    monkeypatch.setattr(compiled, "missing", lambda: None)
+    assert engines.fallback_note(Network.create((12, 9, 5)), TrainConfig(), "numpy") is None
+
+
+def test_a_numba_that_fails_to_import_means_the_numpy_engine(tmp_path):
+    """A broken Numba (here one that refuses this NumPy, as a real one does) is not a crash:
+    missing() says why, so auto trains with the NumPy engine."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fake = tmp_path / "numba"
+    fake.mkdir()
+    (fake / "__init__.py").write_text('raise ImportError("Numba needs NumPy 2.5 or less; got NumPy 9.0.")\n')
+    src = Path(engines.__file__).resolve().parents[2]
+    code = ("from digitnet.nn import compiled; from digitnet.training import engines; "
+            "from digitnet.nn.network import Network; from digitnet.config import TrainConfig; "
+            "print(compiled.missing()); print(engines.choose(Network.create((12, 9, 5)), TrainConfig()))")
+    env = {k: v for k, v in __import__("os").environ.items() if k != engines.ENGINE_ENV}
+    env["PYTHONPATH"] = f"{tmp_path}{__import__('os').pathsep}{src}"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["Numba fails to import (ImportError: Numba needs NumPy 2.5 or less; got NumPy 9.0.)",
+                                     "numpy"]
+
+
+_CACHE_PROBE = """
+import numpy as np
+from numba.core import caching
+
+def read_only(self):  # what Numba meets where the package's __pycache__ is not writable
+    raise PermissionError(13, "Read-only file system", self.get_cache_path())
+
+caching.InTreeCacheLocator.ensure_cache_path = read_only
+from digitnet.nn import _kernels
+from digitnet.nn.compiled import CompiledSGD
+from digitnet.nn.network import Network
+
+x = (np.arange(40 * 12).reshape(40, 12) % 5 == 0).astype(np.float32)
+CompiledSGD(Network.create((12, 9, 5)), x, np.arange(40) % 5).steps(np.arange(40), 0, 4, 10, 0.5)
+stats = _kernels.sgd_batches.stats
+print(len(stats.cache_hits), len(stats.cache_misses))
+"""
+
+
+def test_a_read_only_install_still_caches_the_compiled_code_for_the_user(tmp_path):
+    """No first-run penalty on every run where the package's folder is read-only (installed
+    by root, used by a user): the kernels are cached in the user's cache directory instead
+    (NUMBA_CACHE_DIR unset), and the next process loads them from there."""
+    pytest.importorskip("numba")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(engines.__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
+    env.update(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(src),
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+
+    def run() -> list[str]:
+        r = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout.split()
+
+    assert run() == ["0", "1"]  # compiled (a cache miss) ...
+    cached = [p.name for p in tmp_path.rglob("*.nbi")]
+    assert any(name.startswith("_kernels.sgd_batches-") for name in cached), cached  # ... and cached for the user
+    assert run() == ["1", "0"]  # the next run loads it

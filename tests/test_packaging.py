@@ -1,5 +1,6 @@
 """Packaging: one source for the version, the licence as an SPDX expression with its files,
-py.typed shipped, and the extras the export needs (onnx in the test extra, torch not)."""
+py.typed shipped, the extras the export needs (onnx in the test extra, torch not), and the
+compiled engine's Numba as a core dependency where it has wheels."""
 
 import importlib.metadata
 import re
@@ -49,6 +50,42 @@ def test_py_typed_is_shipped():
     assert (ROOT / "src/digitnet/py.typed").is_file()
     assert "py.typed" in PYPROJECT["tool"]["setuptools"]["package-data"]["digitnet"]
     assert "Typing :: Typed" in PYPROJECT["project"]["classifiers"]
+
+
+def _numba_requirements():
+    from packaging.requirements import Requirement
+
+    reqs = [Requirement(d) for d in PYPROJECT["project"]["dependencies"]]
+    return [r for r in reqs if r.name in ("numba", "llvmlite")]
+
+
+def test_the_compiled_engine_comes_with_pip_install_where_numba_has_wheels():
+    """numba (and llvmlite, which the kernels import) are core dependencies, but only where
+    Numba ships wheels: elsewhere pip would build Numba from source and the install would fail."""
+    pytest.importorskip("packaging")
+    reqs = _numba_requirements()
+    assert sorted(r.name for r in reqs) == ["llvmlite", "numba"]
+    base = {"platform_python_implementation": "CPython", "python_version": "3.12", "sys_platform": "linux",
+            "platform_machine": "x86_64"}
+    wheels = [{}, {"python_version": "3.10"}, {"python_version": "3.15"}, {"platform_machine": "aarch64"},
+              {"sys_platform": "win32", "platform_machine": "AMD64"},
+              {"sys_platform": "darwin", "platform_machine": "arm64"}]
+    no_wheels = [{"python_version": "3.16"}, {"platform_python_implementation": "PyPy"},
+                 {"sys_platform": "darwin", "platform_machine": "x86_64"},
+                 {"sys_platform": "win32", "platform_machine": "x86"}, {"platform_machine": "ppc64le"},
+                 {"platform_machine": "armv7l"}]
+    for r in reqs:
+        for where in wheels:
+            assert r.marker.evaluate({**base, **where}), (r.name, where)
+        for where in no_wheels:
+            assert not r.marker.evaluate({**base, **where}), (r.name, where)
+
+
+def test_scipy_is_not_needed_and_fast_is_kept_as_an_empty_extra():
+    names = {re.split(r"[<>=!~\[ ;]", d)[0] for d in PYPROJECT["project"]["dependencies"]}
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert "scipy" not in names
+    assert extras["fast"] == []  # `pip install 'digitnet[fast]'` of old instructions still works
 
 
 def test_export_extras():

@@ -329,7 +329,7 @@ class TrainConfig:
     # fastest engine that supports the other settings ($DIGITNET_ENGINE, if set, names one);
     # a Trainer stores the engine it resolved, so model files record the one that ran.
     engine: str = setting("auto", "What takes the gradient steps: auto (the fastest engine that supports these "
-                          "settings; $DIGITNET_ENGINE names one), numba (compiled; pip install 'digitnet[fast]'), "
+                          "settings; $DIGITNET_ENGINE names one), numba (compiled; where Numba is installed), "
                           "numpy, or reference (backprop + optimizer: runs everything).", choices=ENGINE_NAMES)
 
     def __post_init__(self) -> None:

@@ -7,6 +7,8 @@ from the library becomes one ``Error: ...`` line on stderr and exit status 1.
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from digitnet import __version__
@@ -36,6 +38,19 @@ class _Group(click.Group):
             if isinstance(e, _NoArgsIsHelp):
                 raise
             raise _one_line(e) from None
+
+    # Command name -> the module under digitnet.cli that registers it on ``main``. A module is
+    # imported when its command is looked up (running it, or ``--help`` listing them all), so
+    # ``digitnet predict`` does not import the training, plotting or web code.
+    lazy_commands: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name not in self.commands and name in self.lazy_commands:
+            importlib.import_module(f"digitnet.cli.{self.lazy_commands[name]}")
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -70,5 +85,7 @@ def main() -> None:
     """
 
 
-# Each module adds its commands to ``main`` when imported.
-from digitnet.cli import config, descend, evaluate, export, predict, serve, show, sweep, train  # noqa: E402,F401
+# Each module adds its command to ``main`` when imported, which is when the command is first
+# looked up (see _Group.get_command).
+main.lazy_commands = {name: name for name in ("config", "descend", "evaluate", "export", "predict", "serve",
+                                              "show", "sweep", "train")}

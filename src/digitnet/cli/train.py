@@ -244,6 +244,8 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
             f"{tc.epochs} epoch{'' if tc.epochs == 1 else 's'}, seed {tc.seed}, {trainer.engine} engine"
             + (f", from epoch {trainer.epoch}" if resume else "") + extend
         )
+        if trainer.engine_note:
+            click.echo(trainer.engine_note)
         if resume and trainer.history.epochs:
             last = trainer.history.epochs[-1]
             click.echo(f"After epoch {last.epoch}: cost {last.cost:.4f}, test accuracy {pct(last.test_accuracy)}")

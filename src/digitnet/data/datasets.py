@@ -8,10 +8,8 @@ Labels are integers 0..9 everywhere; one-hot vectors exist only inside the cost.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +87,9 @@ class Dataset:
 
 
 def _shipped_dir() -> Path:
-    return Path(str(resources.files("digitnet") / "data" / "mnist"))
+    # The package's own folder (not importlib.resources: importing it costs more than a
+    # `digitnet predict` of one image does otherwise).
+    return Path(__file__).resolve().parent / "mnist"
 
 
 def _read_sums(directory: Path) -> dict[str, str]:
@@ -119,6 +119,8 @@ def _read_file(directory: Path, stem: str, sha256: str | None, what: str = "MNIS
             "unset DIGITNET_DATA / --data-dir to use the copy shipped with digitnet."
         )
     if sha256 is not None:
+        import hashlib  # here, not at the top: import digitnet stays quick
+
         got = hashlib.sha256(data).hexdigest()
         if got != sha256:
             raise DataError(

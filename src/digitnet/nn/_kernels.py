@@ -379,3 +379,16 @@ def _steps(x, pixels, sparse, y, order, start, n_batches, ws, bs, acts, deltas, 
                     s += d[j, o]
                 b[o] += s
     return n_batches
+
+
+
+@njit(cache=True, nogil=True)
+def dense_rows(indptr, indices, values, start, out, zero):
+    """Rows ``start : start + len(out)`` of compressed rows (:func:`csr_rows`' layout) written
+    into ``out``: their values, at their columns; or, with ``zero``, 0 there (so that a
+    buffer that held these rows holds zeros again). The other entries are left alone. For
+    :class:`digitnet.nn.compiled.SparseRows`."""
+    for j in range(out.shape[0]):
+        row = out[j]
+        for p in range(indptr[start + j], indptr[start + j + 1]):
+            row[indices[p]] = 0 if zero else values[p]

@@ -7,18 +7,28 @@ the products go to BLAS and the element-wise work is loops, with no Python in be
 Where most inputs are 0 (four in five MNIST pixels are), the first layer's products skip
 them: the inputs are kept as compressed rows and no batch is gathered at all.
 
-This is the ``numba`` engine of :mod:`digitnet.training.engines`. It is optional: it needs Numba
-and SciPy (Numba's ``np.dot`` calls SciPy's BLAS): ``pip install 'digitnet[fast]'``.
-Without them ``auto`` picks the NumPy engine; ``tests/test_engines.py`` checks that every
+This is the ``numba`` engine of :mod:`digitnet.training.engines`. ``pip install digitnet``
+installs Numba where it has wheels; where it is missing, or fails to import, ``auto`` picks
+the NumPy engine (:func:`missing` says why). ``tests/test_engines.py`` checks that every
 engine agrees with the reference, and ``tests/test_compiled.py`` the kernels themselves.
 
-The first use compiles the kernels (a few seconds) and caches them on disk beside this
-file, so later runs start at once.
+The first use compiles the kernels and caches them on disk, so later runs load them:
+beside this file, or where that is not writable (a read-only install), in the user's
+cache directory (Numba's own rule: ``$NUMBA_CACHE_DIR`` if set, else ``__pycache__``
+here, else ``$XDG_CACHE_HOME/numba`` or ``~/.cache/numba``; ``tests/test_engines.py``
+checks that a read-only package still caches).
+
+Memory: the inputs are held once, in the form the kernels read. :class:`SparseRows` builds
+the compressed rows a few thousand examples at a time (never the whole float array, when
+the :class:`~digitnet.training.train.Trainer` streams them) and gives back dense rows for
+the per-epoch measurements.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+from typing import Iterable
 
 import numpy as np
 
@@ -33,11 +43,125 @@ _COST = {"quadratic": 0, "cross-entropy": 1}
 
 
 def missing() -> str | None:
-    """Why the compiled engine cannot run here, or None if it can."""
+    """Why the compiled engine cannot run here, or None if it can: Numba is not installed,
+    or fails to import (e.g. a NumPy newer than it supports)."""
     for module in ("numba", "scipy"):
         if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed (pip install 'digitnet[fast]')"
+            return f"{module} is not installed"
+    return _import_error()
+
+
+@functools.lru_cache(maxsize=None)
+def _import_error() -> str | None:
+    try:
+        import numba  # noqa: F401
+        import scipy.linalg.cython_blas  # noqa: F401
+    except Exception as e:  # an ImportError, or whatever a broken install raises
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        return f"Numba fails to import ({type(e).__name__}: {first})"
     return None
+
+
+def _index_dtype(n_in: int) -> np.dtype:
+    return np.dtype(np.uint16 if n_in <= 2**16 else np.int64)
+
+
+class SparseRows:
+    """Inputs (n, n_in) compressed by rows: row r's values that are not 0 are
+    ``values[indptr[r] : indptr[r + 1]]``, at the columns ``indices[...]`` (ascending;
+    uint16 where ``n_in`` allows). About a quarter of the dense array's bytes for MNIST."""
+
+    BLOCK = 4096  # rows compressed at a time: bounds the temporaries (mask, column numbers)
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_in: int):
+        self.indptr, self.indices, self.values, self.n_in = indptr, indices, values, int(n_in)
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self), self.n_in
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.values.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return self.indptr.nbytes + self.indices.nbytes + self.values.nbytes
+
+    @classmethod
+    def of(cls, x: np.ndarray, most: int | None = None) -> "SparseRows | None":
+        """``x`` (n, n_in) compressed, or None if more than ``most`` of its values are not 0."""
+        n, n_in = x.shape
+        return cls.compress(((i, x[i : i + cls.BLOCK]) for i in range(0, n, cls.BLOCK)), n, n_in, x.dtype, most)
+
+    @classmethod
+    def compress(cls, blocks: Iterable[tuple[int, np.ndarray]], n: int, n_in: int, dtype,
+                 most: int | None = None) -> "SparseRows | None":
+        """The rows given as ``blocks`` of ``(start, rows)`` (in order, covering 0..n) compressed,
+        or None as soon as more than ``most`` values are not 0. Only the compressed arrays
+        and one block's temporaries are held: the space for ``most`` values is reserved,
+        written as it fills, and the rest given back at the end."""
+        dtype = np.dtype(dtype)
+        cap = n * n_in if most is None else min(n * n_in, int(most))
+        indptr = np.zeros(n + 1, np.int64)
+        indices = np.empty(cap, _index_dtype(n_in))
+        values = np.empty(cap, dtype)
+        p = r = 0
+        for start, block in blocks:
+            block = np.asarray(block)
+            if start != r or block.ndim != 2 or block.shape[1] != n_in or block.dtype != dtype:
+                raise ValueError(f"block at {start} of shape {block.shape} ({block.dtype}) does not continue "
+                                 f"row {r} of ({n}, {n_in}) {dtype} rows")
+            mask = block != 0
+            counts = np.count_nonzero(mask, axis=1)
+            k = int(counts.sum())
+            if p + k > cap:
+                return None
+            indptr[r + 1 : r + 1 + len(block)] = counts
+            indices[p : p + k] = np.nonzero(mask)[1]
+            values[p : p + k] = block[mask]
+            p, r = p + k, r + len(block)
+        if r != n:
+            raise ValueError(f"the blocks end at row {r}, not {n}")
+        np.cumsum(indptr, out=indptr)
+        indices.resize(p, refcheck=False)  # in place: the unwritten tail is returned, not copied
+        values.resize(p, refcheck=False)
+        return cls(indptr, indices, values, n_in)
+
+    def dense(self, start: int, stop: int, out: np.ndarray | None = None, held: tuple | None = None) -> np.ndarray:
+        """Rows ``start:stop`` as a dense (stop - start, n_in) array, exactly the rows compressed.
+
+        ``out``, optional, is a buffer to write them into (its first rows are returned); it
+        must hold zeros except where ``held`` = ``(rows, start, stop)`` says it holds rows
+        of a :class:`SparseRows` (those entries are cleared first): a buffer reused this way
+        costs neither a fresh allocation nor a pass of zeros."""
+        stop = min(stop, len(self))
+        m = max(stop - start, 0)
+        if _import_error() is not None:  # no Numba: NumPy's scattered writes, into a new array
+            return self._dense_numpy(start, stop)
+        from digitnet.nn._kernels import dense_rows
+
+        if out is None or out.shape[0] < m or out.shape[1] != self.n_in or out.dtype != self.dtype:
+            out = np.zeros((m, self.n_in), self.dtype)
+        elif held is not None:
+            rows, a, b = held
+            dense_rows(rows.indptr, rows.indices, rows.values, a, out[: b - a], True)
+        dense_rows(self.indptr, self.indices, self.values, start, out[:m], False)
+        return out[:m]
+
+    def _dense_numpy(self, start: int, stop: int) -> np.ndarray:
+        out = np.zeros((max(stop - start, 0), self.n_in), self.dtype)
+        flat = out.reshape(-1)
+        for i in range(start, stop, 1024):  # bounded temporaries
+            j = min(i + 1024, stop)
+            lo, hi = self.indptr[i], self.indptr[j]
+            at = np.repeat(np.arange(i - start, j - start, dtype=np.int64) * self.n_in, np.diff(self.indptr[i : j + 1]))
+            at += self.indices[lo:hi]
+            flat[at] = self.values[lo:hi]
+        return out
 
 
 class CompiledSGD(_BlasLimited):
@@ -52,8 +176,12 @@ class CompiledSGD(_BlasLimited):
     The network's ``params`` are updated in place (made C-contiguous in the network's
     dtype first, if they are not).
 
+    ``x`` may also be the inputs already compressed (:class:`SparseRows`), or None when
+    ``pixels`` are given and the first layer is dense: the inputs are then read from the
+    pixels alone.
+
     ``sparse``: whether the first layer works only on the inputs that are not 0, from ``x``
-    compressed by rows (:func:`digitnet.nn._kernels.csr_rows`). ``None`` (the default)
+    compressed by rows (:class:`SparseRows`). ``None`` (the default)
     decides by ``x``: sparse where at most :data:`SPARSE_BELOW` of it is not 0, as for
     MNIST (19% of the pixels, 22% deskewed); Fashion-MNIST (50%) stays dense. The two
     ways sum the same terms in a different order, so they agree to float rounding.
@@ -64,8 +192,8 @@ class CompiledSGD(_BlasLimited):
     converted the same way, so the inputs are bit for bit the same.
     """
 
-    def __init__(self, net: Network, x: np.ndarray, y: np.ndarray, pixels: np.ndarray | None = None,
-                 sparse: bool | None = None):
+    def __init__(self, net: Network, x: np.ndarray | SparseRows | None, y: np.ndarray,
+                 pixels: np.ndarray | None = None, sparse: bool | None = None):
         if any(kind != "dense" for kind in net.kinds):
             raise ConfigError("The compiled training path handles dense layers only.")
         cfg: NetworkConfig = net.config
@@ -87,21 +215,36 @@ class CompiledSGD(_BlasLimited):
         self.net = net
         self.dtype = np.dtype(cfg.dtype)
         self.sizes = cfg.layers
-        self.x = np.ascontiguousarray(x, dtype=self.dtype)
+        n_in = self.sizes[0]
+        rows: SparseRows | None = None
+        if isinstance(x, SparseRows):
+            if sparse is False or x.dtype != self.dtype or x.n_in != n_in:
+                raise ConfigError(f"Compressed inputs must be {self.dtype} rows of {n_in} values, for a sparse first layer.")
+            rows, n = x, len(x)
+            self.x = np.zeros((0, n_in), self.dtype)
+        elif x is None:
+            if pixels is None or sparse:
+                raise ConfigError("Without inputs x, the compiled path needs the pixels and a dense first layer.")
+            n = len(pixels)
+            self.x = np.zeros((0, n_in), self.dtype)
+        else:
+            self.x = np.ascontiguousarray(x, dtype=self.dtype)
+            n = len(self.x)
+            if sparse is not False and n > 0:
+                most = None if sparse else int(SPARSE_BELOW * self.x.size)
+                rows = SparseRows.of(self.x, most)
         if pixels is not None:
             pixels = np.asarray(pixels)
-            if (pixels.dtype != np.uint8 or self.dtype != np.float32 or len(pixels) != len(self.x)
-                    or pixels[:1].size != self.x[:1].size):
+            if (pixels.dtype != np.uint8 or self.dtype != np.float32 or len(pixels) != n
+                    or pixels[:1].size != n_in):
                 raise ConfigError("pixels must be the uint8 images behind float32 inputs x.")
-        if sparse is None:
-            sparse = np.count_nonzero(self.x) <= SPARSE_BELOW * self.x.size
-        self.sparse = bool(sparse) and len(self.x) > 0
+        self.sparse = rows is not None
+        self.rows = rows  # the compressed inputs, when sparse
         self.pixels = np.zeros((0, 0), np.uint8)
         self.csr = (np.zeros(0, np.int64), np.zeros(0, np.uint16), np.zeros(0, self.dtype))  # (indptr, indices, values)
         self._wt = np.zeros((0, 0), self.dtype)  # the sparse first layer's w^T, padded
-        if self.sparse:
-            index = np.zeros(0, np.uint16 if self.sizes[0] <= 2**16 else np.int64)
-            self.csr = _kernels.csr_rows(self.x, index)
+        if rows is not None:
+            self.csr = (rows.indptr, rows.indices, rows.values)
             self.x = self.x[:0]  # not read: the rows come from the compressed copy
             v = _kernels.vector_length(self.dtype)
             self._wt = np.zeros((self.sizes[0], -(-self.sizes[1] // v) * v), self.dtype)

@@ -19,13 +19,15 @@ optimizer; the fused SGD engines fold the same update into
 
 The table :data:`ENGINES` lists them fastest first. Each entry says which networks and
 settings it can train (``supports(net, config)``: None, or the reason it cannot) and makes
-the engine. ``auto`` (:func:`choose`) is the first that supports the config; the reference
+the engine. ``auto`` (:func:`choose`) is the first that supports the config (where the
+compiled engine cannot run on this machine, :func:`fallback_note` is the one line that says
+so); the reference
 engine supports everything, and the others are checked against it by one test
 (``tests/test_engines.py``) that runs every entry of the table.
 
 =============  ==============================================================================
 ``numba``      the whole run of batches in one compiled call (:mod:`digitnet.nn.compiled`;
-               optional: ``pip install 'digitnet[fast]'``). Plain SGD on dense layers.
+               installed with digitnet where Numba has wheels). Plain SGD on dense layers.
 ``numpy``      one fused NumPy step per batch (:mod:`digitnet.nn.fast`). Plain SGD on dense layers.
 ``reference``  :func:`~digitnet.nn.network.backprop` + the optimizer (:mod:`digitnet.training.optim`):
                conv layers, momentum, Adam, dropout, augmentation — everything.
@@ -64,7 +66,7 @@ class Batches:
     labels, the settings and the optimizer (whose state checkpoints keep)."""
 
     net: Network
-    x: np.ndarray  # (n, ...) prepared inputs
+    x: object  # (n, ...) prepared inputs: an array, or for the numba engine compressed rows or None (pixels)
     y: np.ndarray  # (n,) labels
     config: TrainConfig
     optimizer: object  # digitnet.training.optim.SGD / Momentum / Adam
@@ -195,7 +197,7 @@ class EngineSpec:
 
 # Fastest first: `auto` takes the first that supports the config.
 ENGINES: dict[str, EngineSpec] = {
-    "numba": EngineSpec("numba", "compiled plain SGD on dense layers (pip install 'digitnet[fast]')",
+    "numba": EngineSpec("numba", "compiled plain SGD on dense layers (Numba)",
                         _fused_supports("numba"), NumbaEngine),
     "numpy": EngineSpec("numpy", "fused NumPy plain SGD on dense layers", _fused_supports("numpy"), NumpyEngine),
     "reference": EngineSpec("reference", "backprop + the optimizer: everything", _reference_supports,
@@ -210,6 +212,23 @@ def fastest(net: Network, config: TrainConfig, names=tuple(ENGINES)) -> str:
         if ENGINES[name].supports(net, config) is None:
             return name
     return "reference"
+
+
+def fallback_note(net: Network, config: TrainConfig, chosen: str, engine: str | None = None) -> str | None:
+    """One line for the user when ``auto`` (``engine``, else ``config.engine``, with no
+    ``$DIGITNET_ENGINE``) chose ``chosen`` only because the compiled engine cannot run on
+    this machine (Numba missing, or failing to import); None otherwise."""
+    requested = str(engine if engine is not None else config.engine).strip().lower()
+    if requested != "auto" or os.environ.get(ENGINE_ENV, "").strip():
+        return None
+    if chosen != "numpy" or ENGINES["numpy"].supports(net, config) is not None:
+        return None
+    from digitnet.nn import compiled
+
+    why = compiled.missing()
+    if why is None:
+        return None
+    return f"The compiled engine cannot run here ({why}), so the numpy engine trains; it is slower."
 
 
 def choose(net: Network, config: TrainConfig, engine: str | None = None) -> str:

@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
 from digitnet.config import TrainConfig
 from digitnet.data.datasets import Split
+from digitnet.data.resample import DESKEW_CHUNK, deskew_images
 from digitnet.errors import ConfigError, DivergenceError, NotLearning
 from digitnet.nn.metrics import accuracy
-from digitnet.nn.network import Network, feedforward_batched, total_cost
+from digitnet.nn.network import Network, feedforward, feedforward_batched, feedforward_chunk, total_cost
 from digitnet.training import engines
 from digitnet.training.history import EpochRecord, History
 from digitnet.training.optim import make_optimizer
+
+if TYPE_CHECKING:
+    from digitnet.nn.compiled import SparseRows
 
 
 def epoch_eta(config: TrainConfig, epoch: int) -> float:
@@ -62,6 +66,48 @@ def snapshot_budget(net: Network, epochs: int) -> bool:
     trajectory``)."""
     size = sum(v.nbytes for p in net.params for v in p.values())
     return (epochs + 1) * size <= SNAPSHOT_BYTES
+
+
+_BLOCK = 3 * DESKEW_CHUNK  # rows prepared at a time: whole deskew chunks, fewer than deskew_images remembers
+
+
+def _input_blocks(net: Network, split: Split) -> Iterator[tuple[int, np.ndarray]] | None:
+    """``(start, rows)``: the split's inputs exactly as :meth:`Network.prepare_split` makes
+    them, a few hundred rows at a time, so that the whole float array never exists (it
+    would be 188 MB for MNIST); None for inputs that are not uint8 images."""
+    images = np.asarray(split.images)
+    d = int(np.prod(images.shape[1:]))
+    cfg = net.config
+    if images.dtype != np.uint8 or d != cfg.layers[0] or cfg.preprocess not in ("none", "deskew"):
+        return None
+
+    def block(i: int) -> np.ndarray:
+        part = images[i : i + _BLOCK]
+        if cfg.preprocess == "deskew":  # deskew_images' chunks, from the same starts: the same numbers
+            return deskew_images(part).astype(cfg.dtype, copy=False)
+        x = np.divide(part.reshape(len(part), d), np.float32(255), dtype=np.float32)  # as Split.x
+        return x.astype(cfg.dtype, copy=False)
+
+    return ((i, block(i)) for i in range(0, len(images), _BLOCK))
+
+
+def _sparse_inputs(net: Network, split: Split) -> SparseRows | None:
+    """The split's inputs as compressed rows, made a block at a time, when at most
+    ``SPARSE_BELOW`` of them are not 0 (MNIST: a fifth); else None."""
+    blocks = _input_blocks(net, split)
+    if blocks is None or len(split) == 0:
+        return None
+    from digitnet.nn.compiled import SPARSE_BELOW, SparseRows
+
+    n, n_in = len(split), net.config.layers[0]
+    return SparseRows.compress(blocks, n, n_in, net.config.dtype, int(SPARSE_BELOW * n * n_in))
+
+
+def _chunked_outputs(net: Network, rows: Callable[[int, int], np.ndarray], n: int) -> np.ndarray:
+    """:func:`feedforward_batched` of the first ``n`` inputs, given as ``rows(start, stop)``: the
+    same chunks, so the same numbers (a product's rounding depends on how many rows it has)."""
+    chunk = feedforward_chunk(net)
+    return np.concatenate([feedforward(net, rows(i, min(i + chunk, n))) for i in range(0, n, chunk)])
 
 
 def _finite(net: Network) -> bool:
@@ -108,22 +154,35 @@ class Trainer:
                 "values. Turn {augment} off for this data.", setting="augment"
             )
         name = engines.choose(net, config, engine)
+        # Why auto did not pick the compiled engine, when only this machine stands in the way:
+        # one line for the CLI to show (the library does not print).
+        self.engine_note = engines.fallback_note(net, config, name, engine)
         self.config = config = config.replace(engine=name)
         self.engine = name  # 'numba', 'numpy' or 'reference'
         self.net = net
         self.train_split = train
         self.test = test
         self.validation = validation
-        # Inputs as the first layer sees them (deskewed if the network says so), once.
-        self.x = net.prepare_split(train)
-        self._test_x = net.prepare_split(test) if test is not None else None
-        self._validation_x = net.prepare_split(validation) if validation is not None else None
-        self.y = train.y
-        self.decay = config.lmbda / len(self.x)  # L2 weight decay per step, in every engine
-        self.optimizer = make_optimizer(config.optimizer, net.params, config.momentum, config.beta2)
-        images = np.asarray(train.images)
+        # Inputs as the first layer sees them (deskewed if the network says so), held once, in
+        # the form the engine reads: the compiled engine's compressed rows, made a block at a
+        # time (see _input_blocks), or the dense array the other engines gather batches from.
+        self.n_train = len(train)
+        self._images = images = np.asarray(train.images)
         raw = net.config.preprocess == "none" and net.config.dtype == "float32" and images.dtype == np.uint8
-        self._engine = engines.make(name, engines.Batches(net, self.x, self.y, config, self.optimizer,
+        self._x: np.ndarray | SparseRows | None = None  # None: raw pixels only (compiled engine, dense)
+        if name == "numba":  # the test and validation inputs too, when they are sparse
+            self._x = _sparse_inputs(net, train)
+        if self._x is None and not (name == "numba" and raw):
+            self._x = net.prepare_split(train)
+        held = (lambda split: _sparse_inputs(net, split) or net.prepare_split(split)) if name == "numba" else net.prepare_split
+        self._buffer: np.ndarray | None = None  # dense rows of compressed inputs, for the measurements
+        self._held: tuple | None = None  # (rows, start, stop): what the buffer holds besides zeros
+        self._test_x = held(test) if test is not None else None
+        self._validation_x = held(validation) if validation is not None else None
+        self.y = train.y
+        self.decay = config.lmbda / self.n_train  # L2 weight decay per step, in every engine
+        self.optimizer = make_optimizer(config.optimizer, net.params, config.momentum, config.beta2)
+        self._engine = engines.make(name, engines.Batches(net, self._x, self.y, config, self.optimizer,
                                                           images if raw else None))  # raw: x is images / 255
         self.history = History()
         self.epoch = 0  # epochs completed
@@ -138,13 +197,47 @@ class Trainer:
             [net.copy().params] if snapshot_budget(net, config.epochs) else None)
 
     @property
+    def x(self) -> np.ndarray:
+        """The training inputs as the first layer sees them, (n, n_in). The compiled engine
+        holds them compressed, so there this is a new dense array each time: use
+        :meth:`inputs` for a part."""
+        return self._x if isinstance(self._x, np.ndarray) else self.inputs(0, self.n_train)
+
+    def inputs(self, start: int, stop: int) -> np.ndarray:
+        """Training inputs ``start:stop`` as the first layer sees them, bit for bit."""
+        if isinstance(self._x, np.ndarray):
+            return self._x[start:stop]
+        if self._x is not None:
+            return self._x.dense(start, stop)
+        block = self._images[start:stop]
+        return np.divide(block.reshape(len(block), -1), np.float32(255), dtype=np.float32)  # as Split.x
+
+    def _train_outputs(self, n: int) -> np.ndarray:
+        """The output activations of the first ``n`` training inputs: feedforward_batched's
+        chunks, from the inputs as held (so the same numbers, without a dense copy of all)."""
+        if isinstance(self._x, np.ndarray):
+            return feedforward_batched(self.net, self._x[:n])
+        if self._x is None:
+            return _chunked_outputs(self.net, self.inputs, n)
+        return _chunked_outputs(self.net, lambda i, j: self._dense(self._x, i, j), n)
+
+    def _dense(self, rows: SparseRows, start: int, stop: int) -> np.ndarray:
+        """``rows.dense(start, stop)`` in the one buffer that every measurement pass shares
+        (valid until the next call): no fresh 31 MB array per 10,000 rows, no pass of zeros."""
+        out = rows.dense(start, stop, self._buffer, self._held)
+        if self._buffer is None or not np.shares_memory(out, self._buffer):
+            self._buffer = out if out.base is None else out.base
+        self._held = (rows, start, start + len(out))
+        return out
+
+    @property
     def step_engine(self) -> str:
         """The engine's name (as :attr:`engine`)."""
         return self.engine
 
     @property
     def batches_per_epoch(self) -> int:
-        return math.ceil(len(self.x) / self.config.batch_size)
+        return math.ceil(self.n_train / self.config.batch_size)
 
     @property
     def done(self) -> bool:
@@ -158,9 +251,13 @@ class Trainer:
         best = max(range(len(accs)), key=lambda i: accs[i])  # the first of equal bests
         return len(accs) - 1 - best >= self.config.patience
 
-    def _accuracy(self, x: np.ndarray, y: np.ndarray) -> float:
-        """Accuracy on inputs already prepared for the network."""
-        return accuracy(y, feedforward_batched(self.net, x).argmax(axis=1))
+    def _accuracy(self, x: np.ndarray | SparseRows, y: np.ndarray) -> float:
+        """Accuracy on inputs already prepared for the network (dense, or compressed rows)."""
+        if isinstance(x, np.ndarray):
+            out = feedforward_batched(self.net, x)
+        else:
+            out = _chunked_outputs(self.net, lambda i, j: self._dense(x, i, j), len(x))
+        return accuracy(y, out.argmax(axis=1))
 
     def measure_initial(self) -> None:
         """Record the cost and test accuracy of the untrained network.
@@ -169,7 +266,7 @@ class Trainer:
         training examples only (for a conv net a pass over all of them costs a third of an epoch).
         """
         n = 10_000 if self.config.train_metrics == "batches" else len(self.y)
-        self.history.initial_cost = total_cost(self.net, feedforward_batched(self.net, self.x[:n]), self.y[:n]) / len(self.y[:n])
+        self.history.initial_cost = total_cost(self.net, self._train_outputs(n), self.y[:n]) / len(self.y[:n])
         if self.test is not None:
             self.history.initial_test_accuracy = self._accuracy(self._test_x, self.test.y)
 
@@ -177,7 +274,7 @@ class Trainer:
         """The one door to the engine: up to ``k`` more mini-batches of the current epoch
         (starting it if needed). Returns the last batch's cost; raises
         :class:`DivergenceError` at a cost that is not finite (that step was not taken)."""
-        cfg, n, m = self.config, len(self.x), self.config.batch_size
+        cfg, n, m = self.config, self.n_train, self.config.batch_size
         if self._order is None:  # a new epoch: its shuffle and learning rate, once
             self._order, self._batch = epoch_order(cfg.seed, self.epoch, n), 0
             self._eta = epoch_eta(cfg, self.epoch)
@@ -238,7 +335,7 @@ class Trainer:
             out, cost = None, self._cost_sum / max(self._batch, 1)
         else:
             with np.errstate(over="ignore", invalid="ignore"):
-                out = feedforward_batched(self.net, self.x)
+                out = self._train_outputs(self.n_train)
                 cost = total_cost(self.net, out, self.y) / len(self.y)
         if not (math.isfinite(cost) and _finite(self.net)):
             self.net.params[:] = good.params
