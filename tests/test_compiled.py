@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("numba")
-pytest.importorskip("scipy")
 
 from digitnet.errors import ConfigError  # noqa: E402
 from digitnet.nn.compiled import CompiledSGD  # noqa: E402
@@ -185,4 +184,40 @@ def test_replaced_parameters_are_trained(sparse):
     for p, q in zip(net.params, other.params):
         np.testing.assert_allclose(p["w"], q["w"], rtol=1e-12)
 
+
+
+
+def test_runs_without_scipy(tmp_path):
+    """The kernels multiply in their own loops: no BLAS, so no SciPy (Numba's np.dot needed it)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    code = (
+        "import sys; sys.modules['scipy'] = None\n"  # any import of scipy now fails
+        "import numpy as np\n"
+        "from digitnet.nn.compiled import CompiledSGD, missing\n"
+        "from digitnet.nn.network import Network\n"
+        "assert missing() is None\n"
+        "x = np.random.default_rng(0).random((40, 12)).astype(np.float32)\n"
+        "for sparse in (False, True):\n"
+        "    costs = CompiledSGD(Network.create((12, 9, 5)), x, np.arange(40) % 5, sparse=sparse).steps(np.arange(40), 0, 4, 10, 0.5)\n"
+        "    assert np.isfinite(costs).all() and len(costs) == 4\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                         env={**__import__("os").environ, "PYTHONPATH": str(src)})
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_wide_networks_go_to_the_numpy_engine():
+    from digitnet.config import TrainConfig
+    from digitnet.training import engines
+
+    wide, video = Network.create((784, 512, 512, 10)), Network.create((784, 16, 16, 10))
+    assert engines.fastest(video, TrainConfig()) == "numba"
+    assert engines.fastest(wide, TrainConfig()) == "numpy"
+    with pytest.raises(ConfigError, match=r"numba engine is for narrow networks: layer 2 has 512 x 512 weights"):
+        engines.choose(wide, TrainConfig(engine="numba"))
 

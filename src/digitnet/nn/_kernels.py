@@ -5,14 +5,16 @@ many batches per call. Importing this module imports Numba; only
 The math is :func:`digitnet.nn.network.backprop` followed by a plain SGD step, as in
 :mod:`digitnet.nn.fast`:
 
-* forward:  z^l = a^{l-1} w^l^T + b^l,  a^l = sigma(z^l)                (one BLAS call + a loop)
+* forward:  z^l = a^{l-1} w^l^T + b^l,  a^l = sigma(z^l)
 * BP1:      delta^L = c dC/da^L (.) sigma'(z^L),  with c = -eta / m folded in
-* BP2:      delta^l = (delta^{l+1} w^{l+1}) (.) sigma'(z^l)             (one BLAS call + a loop)
+* BP2:      delta^l = (delta^{l+1} w^{l+1}) (.) sigma'(z^l)
 * BP3, BP4: w^l += delta^l^T a^{l-1},  b^l += sum over the batch of delta^l
 
-so each layer's update is ``-eta/m`` times its gradient. The products go to BLAS through
-``np.dot`` (Numba calls SciPy's BLAS for it); the element-wise work is plain loops, with
-no allocation and no per-call overhead.
+so each layer's update is ``-eta/m`` times its gradient. No BLAS (and so no SciPy): every
+product is a loop over vectors of 64 bytes written in LLVM's terms (:func:`_rows_times`),
+each number of it a chain of fused multiply-adds in the order of its terms, so the
+results do not depend on the CPU or on how the work is split; the element-wise work is
+plain loops, with no allocation and no per-call overhead.
 
 Sparse inputs. Four in five MNIST pixels are 0, and the first layer's two products (the
 forward pass and BP4) are 98% of the arithmetic. With the inputs as compressed rows
@@ -24,7 +26,8 @@ only the pixels that are not 0:
 
 Both work on ``wt`` = w^1 transposed, (n_in, n_pad): row i is what pixel i feeds to the
 layer, padded with zeros to whole 64-byte vectors, so that each term is one vector
-multiply-add (:func:`axpy`). No batch is gathered: the rows are read where they are.
+multiply and add (:func:`_sparse_rows`, :func:`sparse_axpy`). No batch is gathered: the
+rows are read where they are, two examples side by side.
 
 Activation codes: 0 sigmoid, 1 tanh, 2 relu, 3 identity, 4 softmax.
 Cost codes: 0 quadratic, 1 cross-entropy.
@@ -37,6 +40,7 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 SIGMOID, TANH, RELU, IDENTITY, SOFTMAX = 0, 1, 2, 3, 4
@@ -45,7 +49,7 @@ VECTOR_BYTES = 64  # one AVX-512 register; LLVM splits it where the CPU's are na
 
 
 def vector_length(dtype) -> int:
-    """How many numbers of ``dtype`` one :func:`axpy` moves: 16 float32s, 8 float64s."""
+    """How many numbers of ``dtype`` one vector of the kernels holds: 16 float32s, 8 float64s."""
     return VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
@@ -53,37 +57,6 @@ def _element_at(context, builder, arr, arrty, index, indexty):
     """LLVM: the address of ``arr[index]`` of a 1-D contiguous array."""
     data = context.make_array(arrty)(context, builder, arr).data
     return builder.gep(data, [context.cast(builder, index, indexty, types.intp)], inbounds=True)
-
-
-@intrinsic
-def axpy(typingctx, y, i, a, x, k):
-    """``y[i : i + V] += a * x[k : k + V]`` as one vector multiply and add, V =
-    :func:`vector_length`, for 1-D contiguous ``y`` and ``x`` of one float dtype.
-
-    Numba's loops over 16 numbers vectorise poorly (every index is checked for
-    wraparound, and ``y`` may alias ``x``), so this one operation is written in LLVM's
-    terms. Nothing is checked: the caller keeps both ranges inside their arrays.
-    """
-    if not (isinstance(y, types.Array) and isinstance(x, types.Array) and y.dtype == x.dtype
-            and isinstance(y.dtype, types.Float) and y.ndim == x.ndim == 1):
-        return None
-
-    def codegen(context, builder, signature, args):
-        y_, i_, a_, x_, k_ = args
-        yty, ity, aty, xty, kty = signature.args
-        width = VECTOR_BYTES * 8 // yty.dtype.bitwidth
-        vty = ir.VectorType(context.get_data_type(yty.dtype), width)
-
-        yp = builder.bitcast(_element_at(context, builder, y_, yty, i_, ity), vty.as_pointer())
-        xp = builder.bitcast(_element_at(context, builder, x_, xty, k_, kty), vty.as_pointer())
-        scalar = context.cast(builder, a_, aty, yty.dtype)
-        av = builder.insert_element(ir.Constant(vty, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
-        av = builder.shuffle_vector(av, ir.Constant(vty, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
-        yv, xv = builder.load(yp, align=1), builder.load(xp, align=1)
-        builder.store(builder.fadd(yv, builder.fmul(av, xv)), yp, align=1)
-        return context.get_dummy_value()
-
-    return types.void(y, i, a, x, k), codegen
 
 
 @intrinsic
@@ -185,119 +158,355 @@ def _times_derivative(g, a, code, one, zero, out):
                 out[j, o] = g[j, o]
 
 
-@njit(cache=True, nogil=True)
-def _sparse_forward(indptr, indices, values, order, s0, wt, b, zpad, z):
-    """z = x[rows] w^T + b (m, n_out) for sparse x and the m rows ``order[s0 : s0 + m]``,
-    from wt = w^T padded (n_in, n_pad); ``zpad`` (m, n_pad) is work space."""
-    m, n_out = z.shape
-    n_pad = wt.shape[1]
-    v = VECTOR_BYTES // wt.itemsize
-    zf, wf = zpad.reshape(-1), wt.reshape(-1)
-    for j in range(m):
-        if s0 + j + 2 < len(order):  # the rows are scattered in memory: ask for one two rows ahead
-            r = order[s0 + j + 2]
-            for p in range(indptr[r], indptr[r + 1], VECTOR_BYTES // values.itemsize):
-                prefetch(values, p)
-            for p in range(indptr[r], indptr[r + 1], VECTOR_BYTES // indices.itemsize):
-                prefetch(indices, p)
-        r = order[s0 + j]
-        # One vector of the row of z at a time, which then stays in a register over the pixels.
-        for o in range(0, n_pad, v):
-            zf[j * n_pad + o : j * n_pad + o + v] = 0
-            for p in range(indptr[r], indptr[r + 1]):
-                axpy(zf, j * n_pad + o, values[p], wf, np.int64(indices[p]) * n_pad + o)
-        for o in range(n_out):
-            z[j, o] = zpad[j, o] + b[o]
+# --- products: one vector of V numbers of each of a few rows at a time ---------------------
+#
+# Every product of the kernel is ``out[r, o : o + V] (op)= sum over k of s[r, k] m[k, o : o + V]``
+# for a few rows r at once, with m's rows padded to whole vectors. Each number of ``out`` is
+# summed in the order k = 0, 1, 2, ... from 0, whatever the rows or vectors computed together,
+# so the result does not depend on the machine or on how the work is split: the dense
+# products use one fused multiply-add per term (llvm.fma, rounded once: the same on every CPU),
+# the sparse first layer a multiply and an add (as it always has). The rows computed
+# together are independent sums, so the CPU overlaps them instead of waiting for each add.
+
+STORE, ADD, SCALE_ADD = 0, 1, 2  # out = acc;  out = out + acc;  out = out * f + acc
+
+
+def _vector_type(context, dtype):
+    fty = context.get_data_type(dtype)
+    return fty, ir.VectorType(fty, VECTOR_BYTES * 8 // dtype.bitwidth)
+
+
+def _splat(builder, scalar, vty):
+    width = vty.count
+    v = builder.insert_element(ir.Constant(vty, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width))
+
+
+def _data(context, builder, arr, arrty):
+    return context.make_array(arrty)(context, builder, arr).data
+
+
+def _vector_at(builder, data, index, vty):
+    return builder.bitcast(builder.gep(data, [index], inbounds=True), vty.as_pointer())
+
+
+def _is_vector_array(t, dtype=None):
+    return (isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and isinstance(t.dtype, types.Float)
+            and (dtype is None or t.dtype == dtype))
+
+
+def _store_result(builder, out_ptr, acc, mode, f, align):
+    if mode == STORE:
+        builder.store(acc, out_ptr, align=align)
+        return
+    old = builder.load(out_ptr, align=align)
+    if mode == SCALE_ADD:
+        old = builder.fmul(old, f)
+    builder.store(builder.fadd(old, acc), out_ptr, align=align)
+
+
+def _rows_times(R: int, mode: int):
+    """An intrinsic for R rows: ``rows_times(out, o0, o_stride, s, s0, s_row, s_k, mat, m0, m_k, K, f)``
+    does, for r < R,
+
+        out[o0 + r o_stride : ... + V] (op)= sum over k < K of s[s0 + r s_row + k s_k] * mat[m0 + k m_k : ... + V]
+
+    (1-D contiguous arrays of one float dtype; ``(op)`` by ``mode``: :data:`STORE`, :data:`ADD`,
+    :data:`SCALE_ADD` with the scalar f), each sum a chain of fused multiply-adds in k order
+    from 0. Nothing is checked: the caller keeps every range inside its array."""
+
+    @intrinsic
+    def rows_times(typingctx, out, o0, o_stride, s, s0, s_row, s_k, mat, m0, m_k, k, f):
+        if not (_is_vector_array(out) and _is_vector_array(s, out.dtype) and _is_vector_array(mat, out.dtype)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            tys = signature.args
+            ints = [context.cast(builder, args[i], tys[i], types.intp) for i in (1, 2, 4, 5, 6, 8, 9, 10)]
+            o0_, o_stride_, s0_, s_row_, s_k_, m0_, m_k_, k_ = ints
+            fty, vty = _vector_type(context, tys[0].dtype)
+            align = tys[0].dtype.bitwidth // 8
+            name = f"llvm.fma.v{vty.count}f{tys[0].dtype.bitwidth}"
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]), name)
+            out_d, s_d, m_d = (_data(context, builder, args[i], tys[i]) for i in (0, 3, 7))
+            intp = o0_.type
+            s_rows = [builder.add(s0_, builder.mul(s_row_, ir.Constant(intp, r))) for r in range(R)]
+            accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, None)) for _ in range(R)]
+            with cgutils.for_range(builder, k_) as loop:
+                kk = loop.index
+                mv = builder.load(_vector_at(builder, m_d, builder.add(m0_, builder.mul(kk, m_k_)), vty), align=align)
+                sk = builder.mul(kk, s_k_)
+                for r in range(R):
+                    sv = builder.load(builder.gep(s_d, [builder.add(s_rows[r], sk)], inbounds=True))
+                    builder.store(builder.call(fma, [_splat(builder, sv, vty), mv, builder.load(accs[r])]), accs[r])
+            fv = _splat(builder, context.cast(builder, args[11], tys[11], tys[0].dtype), vty) if mode == SCALE_ADD else None
+            for r in range(R):
+                at = builder.add(o0_, builder.mul(o_stride_, ir.Constant(intp, r)))
+                _store_result(builder, _vector_at(builder, out_d, at, vty), builder.load(accs[r]), mode, fv, align)
+            return context.get_dummy_value()
+
+        return types.void(out, o0, o_stride, s, s0, s_row, s_k, mat, m0, m_k, k, f), codegen
+
+    return rows_times
+
+
+rows4_store, rows1_store = _rows_times(4, STORE), _rows_times(1, STORE)
+rows4_add, rows1_add = _rows_times(4, ADD), _rows_times(1, ADD)
+rows4_scale_add, rows1_scale_add = _rows_times(4, SCALE_ADD), _rows_times(1, SCALE_ADD)
+
+
+def _sparse_rows(R: int):
+    """An intrinsic for R examples of compressed rows:
+    ``sparse_rows(out, o0, o_stride, wt, o, n_pad, indices, values, indptr, order, r0)``: for r < R,
+    with row = order[r0 + r],
+
+        out[o0 + r o_stride : ... + V] = sum over p in indptr[row] .. indptr[row + 1] of values[p] * wt[indices[p] n_pad + o : ... + V]
+
+    summed from 0 in the order of p, one multiply and one add per term. The R sums run side by
+    side over their common length, then each finishes alone."""
+
+    @intrinsic
+    def sparse_rows(typingctx, out, o0, o_stride, wt, o, n_pad, indices, values, indptr, order, r0):
+        if not (_is_vector_array(out) and _is_vector_array(wt, out.dtype) and _is_vector_array(values, out.dtype)
+                and isinstance(indices, types.Array) and isinstance(indptr, types.Array)
+                and isinstance(order, types.Array)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            tys = signature.args
+            o0_, o_stride_, o_, n_pad_, r0_ = (context.cast(builder, args[i], tys[i], types.intp) for i in (1, 2, 4, 5, 10))
+            fty, vty = _vector_type(context, tys[0].dtype)
+            align = tys[0].dtype.bitwidth // 8
+            out_d, wt_d, idx_d, val_d, ptr_d, ord_d = (_data(context, builder, args[i], tys[i]) for i in (0, 3, 6, 7, 8, 9))
+            intp = o0_.type
+            one = ir.Constant(intp, 1)
+
+            def load_int(data, at, ty):
+                return context.cast(builder, builder.load(builder.gep(data, [at], inbounds=True)), ty.dtype, types.intp)
+
+            starts, lengths = [], []
+            for r in range(R):
+                row = load_int(ord_d, builder.add(r0_, ir.Constant(intp, r)), tys[9])
+                p0 = load_int(ptr_d, row, tys[8])
+                starts.append(p0)
+                lengths.append(builder.sub(load_int(ptr_d, builder.add(row, one), tys[8]), p0))
+            common = lengths[0]
+            for n in lengths[1:]:
+                common = builder.select(builder.icmp_signed("<", n, common), n, common)
+            accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, None)) for _ in range(R)]
+
+            def term(r, p):
+                i = load_int(idx_d, p, tys[6])
+                v = builder.load(builder.gep(val_d, [p], inbounds=True))
+                w = builder.load(_vector_at(builder, wt_d, builder.add(builder.mul(i, n_pad_), o_), vty), align=align)
+                builder.store(builder.fadd(builder.load(accs[r]), builder.fmul(_splat(builder, v, vty), w)), accs[r])
+
+            with cgutils.for_range(builder, common) as loop:
+                for r in range(R):
+                    term(r, builder.add(starts[r], loop.index))
+            for r in range(R):
+                with cgutils.for_range(builder, builder.sub(lengths[r], common)) as loop:
+                    term(r, builder.add(builder.add(starts[r], common), loop.index))
+            for r in range(R):
+                at = builder.add(o0_, builder.mul(o_stride_, ir.Constant(intp, r)))
+                builder.store(builder.load(accs[r]), _vector_at(builder, out_d, at, vty), align=align)
+            return context.get_dummy_value()
+
+        return types.void(out, o0, o_stride, wt, o, n_pad, indices, values, indptr, order, r0), codegen
+
+    return sparse_rows
+
+
+sparse_rows2, sparse_rows1 = _sparse_rows(2), _sparse_rows(1)
+
+
+@intrinsic
+def sparse_axpy(typingctx, wt, o, n_pad, indices, values, indptr, row, d, d0):
+    """BP4 of one example of compressed rows: for p in indptr[row] .. indptr[row + 1],
+    ``wt[indices[p] n_pad + o : ... + V] += values[p] * d[d0 : d0 + V]``, a multiply and an add."""
+    if not (_is_vector_array(wt) and _is_vector_array(d, wt.dtype) and _is_vector_array(values, wt.dtype)
+            and isinstance(indices, types.Array) and isinstance(indptr, types.Array)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        o_, n_pad_, row_, d0_ = (context.cast(builder, args[i], tys[i], types.intp) for i in (1, 2, 6, 8))
+        fty, vty = _vector_type(context, tys[0].dtype)
+        align = tys[0].dtype.bitwidth // 8
+        wt_d, idx_d, val_d, ptr_d, d_d = (_data(context, builder, args[i], tys[i]) for i in (0, 3, 4, 5, 7))
+        intp = o_.type
+
+        def load_int(data, at, ty):
+            return context.cast(builder, builder.load(builder.gep(data, [at], inbounds=True)), ty.dtype, types.intp)
+
+        p0 = load_int(ptr_d, row_, tys[5])
+        p1 = load_int(ptr_d, builder.add(row_, ir.Constant(intp, 1)), tys[5])
+        dv = builder.load(_vector_at(builder, d_d, d0_, vty), align=align)
+        with cgutils.for_range(builder, builder.sub(p1, p0)) as loop:
+            p = builder.add(p0, loop.index)
+            i = load_int(idx_d, p, tys[3])
+            v = builder.load(builder.gep(val_d, [p], inbounds=True))
+            at = _vector_at(builder, wt_d, builder.add(builder.mul(i, n_pad_), o_), vty)
+            builder.store(builder.fadd(builder.load(at, align=align), builder.fmul(_splat(builder, v, vty), dv)), at, align=align)
+        return context.get_dummy_value()
+
+    return types.void(wt, o, n_pad, indices, values, indptr, row, d, d0), codegen
+
+
+# --- the kernel ----------------------------------------------------------------------------
 
 
 @njit(cache=True, nogil=True)
-def _sparse_update(indptr, indices, values, rows, delta, dpad, wt):
-    """wt += x[rows]^T delta for sparse x: BP4 with the step size folded into delta
-    (m, n_out). ``dpad`` (m, n_pad) is work space whose padding columns are 0."""
-    m, n_out = delta.shape
-    n_pad = wt.shape[1]
-    v = VECTOR_BYTES // wt.itemsize
-    df, wf = dpad.reshape(-1), wt.reshape(-1)
-    for j in range(m):
-        for o in range(n_out):
-            dpad[j, o] = delta[j, o]
-    for j in range(m):
-        r = rows[j]
-        for o in range(0, n_pad, v):
-            for p in range(indptr[r], indptr[r + 1]):
-                axpy(wf, np.int64(indices[p]) * n_pad + o, values[p], df, j * n_pad + o)
-
-
-@njit(cache=True, nogil=True)
-def sgd_batches(x, pixels, sparse, y, order, start, n_batches, ws, bs, acts, deltas, grads, below, pads,
-                hidden, output, cost, consts, eta, decay, costs):
-    """Run ``n_batches`` SGD steps of batch size m = ``acts[1].shape[0]``.
+def sgd_batches(x, pixels, sparse, y, order, start, n_batches, m, ws, bs, hidden, output, cost, consts, eta,
+                decay, costs):
+    """Run ``n_batches`` SGD steps of ``m`` examples.
 
     Batch k is the examples ``order[start + k m : start + (k + 1) m]`` of the inputs, which
     are one of:
 
     * ``sparse`` = (indptr, indices, values), the rows of x compressed (:func:`csr_rows`),
-      when ``indptr`` is not empty; ``pads`` = (wt, zpad, dpad) is then the first layer's
-      work space (see :func:`_sparse_forward`), with ``wt`` (n_in, n_pad) zeros beyond w's;
+      when ``indptr`` is not empty;
     * else ``pixels`` (n, n_in) uint8, when ``x`` has fewer rows: the inputs are
       ``pixels / 255`` computed in the network's dtype, exactly as
       :attr:`digitnet.data.datasets.Split.x` computes them, from a quarter of the bytes;
     * else ``x`` (n, n_in).
 
     Labels are ``y`` (n,). ``ws[l]`` (n_out, n_in) and ``bs[l]`` (n_out,) are updated in
-    place. Work buffers, allocated by the caller once per batch size: ``acts[0]`` (m, n_0)
-    the gathered inputs (not used with sparse inputs) and ``acts[l]`` (m, n_l) the
-    activations; ``deltas[l]`` (m, n_{l+1}); ``grads[l]`` shaped like ``ws[l]``;
-    ``below[l]`` (m, n_l) for l >= 1 (``below[0]`` unused).
-    ``consts`` = [1/2, 1, 0, clip low, clip high, 255] in the network's dtype.
+    place (at the end of the call). ``consts`` = [1/2, 1, 0, clip low, clip high, 255] in
+    the network's dtype.
+
+    While the call runs, each layer's weights are kept transposed and padded to whole
+    vectors, ``wt`` (n_in, n_out padded), for the forward pass and the update; the layers
+    above the first also as they are, padded, ``wp`` (n_out, n_in padded), for BP2. Both
+    get the same update, number for number. Work buffers are allocated once per call.
 
     ``costs[k]`` gets batch k's average cost *before* its step. If that cost is not
     finite, the batch is not stepped and the function returns k; otherwise it returns
     ``n_batches``.
     """
-    indptr = sparse[0]
-    wt = pads[0]
-    is_sparse = indptr.shape[0] > 0
-    if is_sparse:  # the first layer's weights, transposed, while these batches run
-        for o in range(ws[0].shape[0]):
-            for i in range(ws[0].shape[1]):
-                wt[i, o] = ws[0][o, i]
-    done = _steps(x, pixels, sparse, y, order, start, n_batches, ws, bs, acts, deltas, grads, below, pads,
-                  hidden, output, cost, consts, eta, decay, costs)
-    if is_sparse:
-        for o in range(ws[0].shape[0]):
-            for i in range(ws[0].shape[1]):
-                ws[0][o, i] = wt[i, o]
+    L = len(ws)
+    v = VECTOR_BYTES // consts.itemsize
+    is_sparse = sparse[0].shape[0] > 0
+    # lay: [sizes (L + 1) | padded sizes (L + 1) | act offsets (L + 2) | delta offsets (L + 1)
+    #       | wt offsets (L + 1) | wp offsets (L + 1)]
+    lay = np.zeros(6 * (L + 2), np.int64)
+    sizes, pads = lay[0 : L + 1], lay[L + 1 : 2 * L + 2]
+    aoff, doff = lay[2 * L + 2 : 3 * L + 4], lay[3 * L + 4 : 4 * L + 5]
+    wtoff, wpoff = lay[4 * L + 5 : 5 * L + 6], lay[5 * L + 6 : 6 * L + 7]
+    sizes[0] = ws[0].shape[1]
+    for l in range(L):
+        sizes[l + 1] = ws[l].shape[0]
+    for l in range(L + 1):
+        pads[l] = -(-sizes[l] // v) * v
+    aoff[1] = 0 if is_sparse else m * pads[0]  # the gathered batch: none for sparse inputs
+    for l in range(1, L + 1):
+        aoff[l + 1] = aoff[l] + m * pads[l]
+    for l in range(L):
+        doff[l + 1] = doff[l] + m * pads[l + 1]
+        wtoff[l + 1] = wtoff[l] + sizes[l] * pads[l + 1]
+        wpoff[l + 1] = wpoff[l] + (sizes[l + 1] * pads[l] if l > 0 else 0)
+    acts = np.zeros(aoff[L + 1], consts.dtype)
+    deltas = np.zeros(doff[L], consts.dtype)
+    wt = np.zeros(wtoff[L], consts.dtype)
+    wp = np.zeros(wpoff[L], consts.dtype)
+    for l in range(L):
+        w = ws[l]
+        for o in range(sizes[l + 1]):
+            for i in range(sizes[l]):
+                wt[wtoff[l] + i * pads[l + 1] + o] = w[o, i]
+        if l > 0:
+            for o in range(sizes[l + 1]):
+                for i in range(sizes[l]):
+                    wp[wpoff[l] + o * pads[l] + i] = w[o, i]
+    done = _steps(x, pixels, sparse, y, order, start, n_batches, m, bs, hidden, output, cost, consts, eta, decay,
+                  costs, lay, acts, deltas, wt, wp)
+    for l in range(L):
+        w = ws[l]
+        for o in range(sizes[l + 1]):
+            for i in range(sizes[l]):
+                w[o, i] = wp[wpoff[l] + o * pads[l] + i] if l > 0 else wt[wtoff[l] + i * pads[l + 1] + o]
     return done
 
 
 @njit(cache=True, nogil=True)
-def _steps(x, pixels, sparse, y, order, start, n_batches, ws, bs, acts, deltas, grads, below, pads,
-           hidden, output, cost, consts, eta, decay, costs):
-    """:func:`sgd_batches`, with the first layer's weights in ``pads[0]`` for sparse inputs."""
-    L = len(ws)
+def _dense_forward(acts, a0, z0, k, p_in, p_out, wt, w0, m, v, one):
+    """z (m, p_out) at acts[z0:] = a (m, p_in) at acts[a0:] times wt (k, p_out) at wt[w0:], the
+    first k columns of a. One vector of columns at a time (k vectors of wt, read from cache
+    for every row), rows four at a time."""
+    for o in range(0, p_out, v):
+        j = 0
+        while j + 4 <= m:
+            rows4_store(acts, z0 + j * p_out + o, p_out, acts, a0 + j * p_in, p_in, 1, wt, w0 + o, p_out, k, one)
+            j += 4
+        while j < m:
+            rows1_store(acts, z0 + j * p_out + o, p_out, acts, a0 + j * p_in, p_in, 1, wt, w0 + o, p_out, k, one)
+            j += 1
+
+
+@njit(cache=True, nogil=True)
+def _update(w, w0, n_rows, p_w, s, s0, s_row, s_k, mat, m0, p_m, m, v, scale, f):
+    """w[r, :] (at w[w0:], rows of p_w) (+)= sum over the m examples j of s[s0 + r s_row + j s_k] * mat[m0 + j p_m :],
+    for r < n_rows; ``scale``: w = w f + sum (weight decay), else w = w + sum. One vector of
+    columns at a time, rows four at a time."""
+    for o in range(0, p_w, v):
+        r = 0
+        while r + 4 <= n_rows:
+            if scale:
+                rows4_scale_add(w, w0 + r * p_w + o, p_w, s, s0 + r * s_row, s_row, s_k, mat, m0 + o, p_m, m, f)
+            else:
+                rows4_add(w, w0 + r * p_w + o, p_w, s, s0 + r * s_row, s_row, s_k, mat, m0 + o, p_m, m, f)
+            r += 4
+        while r < n_rows:
+            if scale:
+                rows1_scale_add(w, w0 + r * p_w + o, p_w, s, s0 + r * s_row, s_row, s_k, mat, m0 + o, p_m, m, f)
+            else:
+                rows1_add(w, w0 + r * p_w + o, p_w, s, s0 + r * s_row, s_row, s_k, mat, m0 + o, p_m, m, f)
+            r += 1
+
+
+@njit(cache=True, nogil=True)
+def _steps(x, pixels, sparse, y, order, start, n_batches, m, bs, hidden, output, cost, consts, eta, decay, costs,
+           lay, acts, deltas, wt, wp):
+    """:func:`sgd_batches` on its buffers."""
+    L = len(bs)
+    v = VECTOR_BYTES // consts.itemsize
+    sizes, pads = lay[0 : L + 1], lay[L + 1 : 2 * L + 2]
+    aoff, doff = lay[2 * L + 2 : 3 * L + 4], lay[3 * L + 4 : 4 * L + 5]
+    wtoff, wpoff = lay[4 * L + 5 : 5 * L + 6], lay[5 * L + 6 : 6 * L + 7]
     half, one, zero, lo, hi, c255 = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
     indptr, indices, values = sparse
-    wt, zpad, dpad = pads
     is_sparse = indptr.shape[0] > 0
     from_pixels = x.shape[0] < pixels.shape[0]
     scale = consts[:1].copy()  # -eta / m in the network's dtype
     shrink = consts[:1].copy()
-    m = acts[1].shape[0]
-    n_in = acts[0].shape[1]
-    k_out = acts[L].shape[1]
     scale[0] = -eta / m
     shrink[0] = 1.0 - eta * decay
-    c = scale[0]
+    c, f = scale[0], shrink[0]
+    n_in, k_out = sizes[0], sizes[L]
+    p1 = pads[1]
     for batch in range(n_batches):
         s0 = start + batch * m
         rows = order[s0 : s0 + m]
         # Forward.
         if is_sparse:
-            _sparse_forward(indptr, indices, values, order, s0, wt, bs[0], zpad, acts[1])
-            _activate(acts[1], hidden if L > 1 else output, one, zero)
+            j = 0
+            while j < m:
+                if s0 + j + 3 < len(order):  # the rows are scattered in memory: ask for the next two now
+                    for q in range(2):
+                        r = order[s0 + j + 2 + q]
+                        for p in range(indptr[r], indptr[r + 1], VECTOR_BYTES // values.itemsize):
+                            prefetch(values, p)
+                        for p in range(indptr[r], indptr[r + 1], VECTOR_BYTES // indices.itemsize):
+                            prefetch(indices, p)
+                for o in range(0, p1, v):
+                    if j + 2 <= m:
+                        sparse_rows2(acts, aoff[1] + j * p1 + o, p1, wt, o, p1, indices, values, indptr, order, s0 + j)
+                    else:
+                        sparse_rows1(acts, aoff[1] + j * p1 + o, p1, wt, o, p1, indices, values, indptr, order, s0 + j)
+                j += 2
         else:
-            xb = acts[0]
+            xb = acts[: m * pads[0]].reshape((m, pads[0]))
             for j in range(m):
                 if from_pixels:
                     for i in range(n_in):
@@ -306,17 +515,18 @@ def _steps(x, pixels, sparse, y, order, start, n_batches, ws, bs, acts, deltas, 
                 else:
                     for i in range(n_in):
                         xb[j, i] = x[rows[j], i]
-        for l in range(1 if is_sparse else 0, L):
-            z = acts[l + 1]
-            np.dot(acts[l], ws[l].T, z)
+        for l in range(L):
+            if l > 0 or not is_sparse:
+                _dense_forward(acts, aoff[l], aoff[l + 1], sizes[l], pads[l], pads[l + 1], wt, wtoff[l], m, v, one)
+            z = acts[aoff[l + 1] : aoff[l + 2]].reshape((m, pads[l + 1]))[:, : sizes[l + 1]]
             b = bs[l]
             for j in range(m):
-                for o in range(z.shape[1]):
+                for o in range(sizes[l + 1]):
                     z[j, o] += b[o]
             _activate(z, hidden if l < L - 1 else output, one, zero)
         # Cost of the batch (before the step) and BP1.
-        a = acts[L]
-        d = deltas[L - 1]
+        a = acts[aoff[L] : aoff[L + 1]].reshape((m, pads[L]))
+        d = deltas[doff[L - 1] : doff[L]].reshape((m, pads[L]))
         total = zero  # summed in the network's dtype, as the reference does: it overflows alike
         for j in range(m):
             label = y[rows[j]]
@@ -332,51 +542,50 @@ def _steps(x, pixels, sparse, y, order, start, n_batches, ws, bs, acts, deltas, 
                     if o == label:
                         total -= np.log(max(a[j, o], lo))
                 else:
-                    v = min(max(a[j, o], lo), hi)
-                    total -= t * np.log(v) + (one - t) * np.log1p(-v)
+                    vv = min(max(a[j, o], lo), hi)
+                    total -= t * np.log(vv) + (one - t) * np.log1p(-vv)
             for o in range(k_out):
-                v = a[j, o]
+                vv = a[j, o]
                 if cost == CROSS_ENTROPY or output == IDENTITY:
                     d[j, o] = d[j, o] * c
                 elif output == SIGMOID:
-                    d[j, o] = d[j, o] * (v * (one - v)) * c
+                    d[j, o] = d[j, o] * (vv * (one - vv)) * c
                 elif output == TANH:
-                    d[j, o] = d[j, o] * (one - v * v) * c
+                    d[j, o] = d[j, o] * (one - vv * vv) * c
                 elif output == RELU:
-                    d[j, o] = d[j, o] * c if v > zero else zero
+                    d[j, o] = d[j, o] * c if vv > zero else zero
                 else:  # softmax, quadratic cost: J^T r = a (r - sum_k r_k a_k)
-                    d[j, o] = v * (d[j, o] - ra) * c
+                    d[j, o] = vv * (d[j, o] - ra) * c
         costs[batch] = total / m
         if not math.isfinite(costs[batch]):
             return batch
-        # Backward, top layer first: BP3/BP4 and BP2 use w^l before it is updated.
+        # Backward, top layer first: BP2 uses w^l before it is updated.
         for l in range(L - 1, -1, -1):
-            d = deltas[l]
-            if l > 0:
-                g = below[l]
-                np.dot(d, ws[l], g)
-                _times_derivative(g, acts[l], hidden, one, zero, deltas[l - 1])
+            p_in, p_out = pads[l], pads[l + 1]
+            if l > 0:  # BP2: delta^{l-1} = (delta^l w^l) (.) sigma'(z^{l-1}), into deltas[l - 1]
+                _dense_forward(deltas, doff[l], doff[l - 1], sizes[l + 1], p_out, p_in, wp, wpoff[l], m, v, one)
+                g = deltas[doff[l - 1] : doff[l]].reshape((m, p_in))[:, : sizes[l]]
+                al = acts[aoff[l] : aoff[l + 1]].reshape((m, p_in))[:, : sizes[l]]
+                _times_derivative(g, al, hidden, one, zero, g)
             if l == 0 and is_sparse:
                 if decay != 0.0:
-                    wt *= shrink[0]
-                _sparse_update(indptr, indices, values, rows, d, dpad, wt)
-            else:
-                np.dot(d.T, acts[l], grads[l])
-                w, gw = ws[l], grads[l]
-                if decay != 0.0:
-                    f = shrink[0]
-                    for o in range(w.shape[0]):
-                        for i in range(w.shape[1]):
-                            w[o, i] = w[o, i] * f + gw[o, i]
-                else:
-                    for o in range(w.shape[0]):
-                        for i in range(w.shape[1]):
-                            w[o, i] += gw[o, i]
+                    for i in range(wtoff[1]):
+                        wt[i] *= f
+                for j in range(m):
+                    for o in range(0, p_out, v):
+                        sparse_axpy(wt, o, p_out, indices, values, indptr, rows[j], deltas, doff[0] + j * p_out + o)
+            else:  # BP4 twice, number for number the same: wt[i, :] and (above the first layer) wp[o, :]
+                _update(wt, wtoff[l], sizes[l], p_out, acts, aoff[l], 1, p_in, deltas, doff[l], p_out, m, v,
+                        decay != 0.0, f)
+                if l > 0:
+                    _update(wp, wpoff[l], sizes[l + 1], p_in, deltas, doff[l], 1, p_out, acts, aoff[l], p_in, m, v,
+                            decay != 0.0, f)
             b = bs[l]
+            dl = deltas[doff[l] : doff[l + 1]].reshape((m, p_out))
             for o in range(b.shape[0]):
                 s = zero
                 for j in range(m):
-                    s += d[j, o]
+                    s += dl[j, o]
                 b[o] += s
     return n_batches
 

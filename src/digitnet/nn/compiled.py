@@ -3,13 +3,15 @@
 At batch size 10 the NumPy path (:mod:`digitnet.nn.fast`) spends most of a step in the
 ~1 us that each of its ~35 small NumPy calls costs. Here a whole run of batches is one
 call into compiled code (:func:`digitnet.nn._kernels.sgd_batches`): the batch is gathered,
-the products go to BLAS and the element-wise work is loops, with no Python in between.
+the products and the element-wise work are loops, with no Python in between.
 Where most inputs are 0 (four in five MNIST pixels are), the first layer's products skip
 them: the inputs are kept as compressed rows and no batch is gathered at all.
 
 This is the ``numba`` engine of :mod:`digitnet.training.engines`. ``pip install digitnet``
-installs Numba where it has wheels; where it is missing, or fails to import, ``auto`` picks
-the NumPy engine (:func:`missing` says why). ``tests/test_engines.py`` checks that every
+installs Numba where it has wheels (no BLAS, hence no SciPy); where it is missing, or fails to
+import, ``auto`` picks the NumPy engine (:func:`missing` says why). Networks with a layer above
+the first wider than :data:`WIDEST` weights are left to the NumPy engine (:func:`too_wide`).
+``tests/test_engines.py`` checks that every
 engine agrees with the reference, and ``tests/test_compiled.py`` the kernels themselves.
 
 The first use compiles the kernels and caches them on disk, so later runs load them:
@@ -34,7 +36,6 @@ import numpy as np
 
 from digitnet.config import NetworkConfig
 from digitnet.errors import ConfigError
-from digitnet.nn.fast import _BlasLimited
 from digitnet.nn.network import Network
 
 SPARSE_BELOW = 0.3  # inputs this dense or less (the fraction not 0) use the sparse first layer
@@ -45,9 +46,8 @@ _COST = {"quadratic": 0, "cross-entropy": 1}
 def missing() -> str | None:
     """Why the compiled engine cannot run here, or None if it can: Numba is not installed,
     or fails to import (e.g. a NumPy newer than it supports)."""
-    for module in ("numba", "scipy"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed"
+    if importlib.util.find_spec("numba") is None:
+        return "numba is not installed"
     return _import_error()
 
 
@@ -55,7 +55,6 @@ def missing() -> str | None:
 def _import_error() -> str | None:
     try:
         import numba  # noqa: F401
-        import scipy.linalg.cython_blas  # noqa: F401
     except Exception as e:  # an ImportError, or whatever a broken install raises
         first = (str(e).strip().splitlines() or [""])[0][:200]
         return f"Numba fails to import ({type(e).__name__}: {first})"
@@ -164,7 +163,21 @@ class SparseRows:
         return out
 
 
-class CompiledSGD(_BlasLimited):
+WIDEST = 256 * 256  # weights of the largest layer above the first that this engine takes
+
+
+def too_wide(sizes) -> str | None:
+    """Why the compiled engine leaves a network with these layer sizes to the numpy engine,
+    or None. Its products are loops written for the video's narrow layers; from about
+    512 x 512 weights a layer, BLAS (the numpy engine) multiplies faster."""
+    for l, (n_in, n_out) in enumerate(zip(sizes[1:-1], sizes[2:]), start=2):
+        if n_in * n_out > WIDEST:
+            return (f"layer {l} has {n_in} x {n_out} weights, more than the {WIDEST:,} it is fast for "
+                    "(the numpy engine's BLAS is faster there)")
+    return None
+
+
+class CompiledSGD:
     """Plain mini-batch SGD of a dense ``net`` on ``x`` (n, n_in), ``y`` (n,), compiled.
 
     The same interface as :class:`digitnet.nn.fast.FastSGD`:
@@ -206,11 +219,8 @@ class CompiledSGD(_BlasLimited):
             raise ConfigError("The cross-entropy cost needs sigmoid or softmax outputs.")
         if (why := missing()) is not None:
             raise ConfigError(f"The compiled training path cannot run: {why}.")
-        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS that Numba's np.dot calls)
+        from digitnet.nn import _kernels
 
-        from digitnet.nn import _kernels, fast
-
-        fast._blas_controllers.cache_clear()  # SciPy's BLAS may have just been loaded
         self._kernel = _kernels.sgd_batches
         self.net = net
         self.dtype = np.dtype(cfg.dtype)
@@ -242,12 +252,9 @@ class CompiledSGD(_BlasLimited):
         self.rows = rows  # the compressed inputs, when sparse
         self.pixels = np.zeros((0, 0), np.uint8)
         self.csr = (np.zeros(0, np.int64), np.zeros(0, np.uint16), np.zeros(0, self.dtype))  # (indptr, indices, values)
-        self._wt = np.zeros((0, 0), self.dtype)  # the sparse first layer's w^T, padded
         if rows is not None:
             self.csr = (rows.indptr, rows.indices, rows.values)
             self.x = self.x[:0]  # not read: the rows come from the compressed copy
-            v = _kernels.vector_length(self.dtype)
-            self._wt = np.zeros((self.sizes[0], -(-self.sizes[1] // v) * v), self.dtype)
         elif pixels is not None:
             self.pixels = np.ascontiguousarray(pixels.reshape(len(pixels), -1))
             self.x = self.x[:0]  # not read: batches come from the pixels
@@ -256,37 +263,14 @@ class CompiledSGD(_BlasLimited):
         from digitnet.nn.costs import EPS
 
         self.consts = np.array([0.5, 1, 0, EPS, 1 - EPS, 255], self.dtype)
-        self._buffers: dict[int, tuple] = {}
-        self._init_blas_limit(self.sizes)
         self._call(np.zeros(0, np.int64), 0, 0, 1, 0.0, 0.0)  # compile, or load from the cache, now
 
     def _call(self, order, start, n_batches, m, eta, decay) -> tuple[int, np.ndarray]:
-        acts, deltas, grads, below, pads = self._buffers_for(m)
         ws, bs = self._params()
         costs = np.empty(n_batches)
         hidden, output, cost = self.codes
-        args = (self.x, self.pixels, self.csr, self.y, order, start, n_batches, ws, bs, acts, deltas, grads,
-                below, pads, hidden, output, cost, self.consts, float(eta), float(decay), costs)
-        limit = self._threads_for(m)
-        if limit is None:
-            return self._kernel(*args), costs
-        with limit:
-            return self._kernel(*args), costs
-
-    def _buffers_for(self, m: int) -> tuple:
-        bufs = self._buffers.get(m)
-        if bufs is None:
-            d, sizes = self.dtype, self.sizes
-            dense = not self.sparse  # the sparse first layer needs no gathered batch, nor its gradient
-            acts = (np.empty((m if dense else 0, sizes[0]), d),) + tuple(np.empty((m, n), d) for n in sizes[1:])
-            deltas = tuple(np.empty((m, n), d) for n in sizes[1:])
-            grads = tuple(np.empty((b if dense or l else 0, a), d)
-                          for l, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])))
-            below = (np.empty((1, 1), d),) + tuple(np.empty((m, n), d) for n in sizes[1:-1])
-            n_pad = self._wt.shape[1]
-            pads = (self._wt, np.zeros((m if n_pad else 0, n_pad), d), np.zeros((m if n_pad else 0, n_pad), d))
-            bufs = self._buffers[m] = (acts, deltas, grads, below, pads)
-        return bufs
+        return self._kernel(self.x, self.pixels, self.csr, self.y, order, start, n_batches, m, ws, bs, hidden, output,
+                            cost, self.consts, float(eta), float(decay), costs), costs
 
     def _params(self) -> tuple[tuple, tuple]:
         params = self.net.params

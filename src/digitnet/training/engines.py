@@ -140,6 +140,8 @@ def _fused_supports(name: str) -> Callable[[Network, TrainConfig], str | None]:
 
             if (why := compiled.missing()) is not None:
                 return f"the numba engine cannot run here: {why}"
+            if (why := compiled.too_wide(net.config.layers)) is not None:
+                return f"the numba engine is for narrow networks: {why}"
         return None
 
     return supports
