@@ -399,6 +399,14 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
             f"{where}: the weights contain NaN or infinite values, so the model cannot predict anything. "
             "Its training diverged: retrain with a smaller learning rate ({eta}).", setting="eta"
         )
+    # Initial weights, snapshots, optimiser state and input transform are used too (show weights,
+    # the page's reset, --resume): digitnet never writes NaN or inf in them (a diverged run keeps
+    # its last good values), so a file that holds any was altered or damaged.
+    for name in sorted(tensors):
+        t = tensors[name]
+        if name != "history.batch_cost" and t.dtype.kind in "fc" and not np.isfinite(t).all():
+            raise ModelFileError(f"{where}: the tensor {name} holds NaN or infinite values, which digitnet never "
+                                 "writes. The file was altered or damaged: train or copy it again.")
     has_initial = any(k.startswith("initial.layers.") for k in tensors)
     initial = _unpack(tensors, config, kinds, "initial.", where) if has_initial else None
     extra = {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}
