@@ -17,6 +17,7 @@ address) with a fresh model folder, then runs, each bounded in count and time:
 
     python benchmarks/attack.py --quick            # a small run that shows it works (~1 min)
     python benchmarks/attack.py                    # the full targets: run on an idle machine
+    python benchmarks/attack.py --only load --seconds 10   # one attack (bombs, load, files)
 
 Run from the repository root with ``PYTHONPATH=src`` (or digitnet installed).
 """
@@ -489,6 +490,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="length of the load measurement")
     ap.add_argument("--bodies", type=int, default=10_000, help="random JSON bodies")
     ap.add_argument("--race", type=int, default=160, help="start/pause/reset/step requests in the race")
+    ap.add_argument("--only", choices=["bombs", "load", "files"], action="append",
+                    help="run only this attack (repeatable): bombs, load, or files (crafted files, bodies, race)")
     args = ap.parse_args()
     if args.quick:
         args.bombs, args.idle, args.descents, args.seconds, args.bodies, args.race = 4, 100, 8, 5.0, 300, 40
@@ -497,9 +500,13 @@ def main() -> int:
     try:
         server.wait_ready()
         print(f"digitnet serve on {server.base} (pid {server.proc.pid}, {server.rss_mb():.0f} MB)", flush=True)
-        attack_bombs(server, res, args.bombs)
-        attack_load(server, res, args.idle, args.descents, args.seconds)
-        attack_files_bodies_race(server, res, args.bodies, args.race)
+        only = set(args.only or ["bombs", "load", "files"])
+        if "bombs" in only:
+            attack_bombs(server, res, args.bombs)
+        if "load" in only:
+            attack_load(server, res, args.idle, args.descents, args.seconds)
+        if "files" in only:
+            attack_files_bodies_race(server, res, args.bodies, args.race)
         time.sleep(0.5)
         log = server.output()
         res.row("answers that were not JSON / 5xx, all attacks",

@@ -136,3 +136,47 @@ def test_a_large_photo_is_read_scaled_down(tmp_path):
     img.save(path, quality=90)
     grey = read_grey(path)
     assert max(grey.shape) <= MAX_SIDE and grey.shape[1] > grey.shape[0]
+
+
+def _with_meta(src, out, **changes):
+    """A copy of a model file with metadata changed and the digest recomputed (anyone can)."""
+    from safetensors import safe_open
+    from safetensors.numpy import save
+
+    from digitnet.io.model_io import _digest
+
+    with safe_open(str(src), framework="numpy") as f:
+        meta, tensors = dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
+    meta.update(changes)
+    meta["sha256"] = _digest(tensors)
+    out.write_bytes(save(tensors, metadata=meta))
+    return str(out)
+
+
+ESCAPES = {  # what a crafted file's metadata could make a terminal do
+    "classes": json.dumps(["\x1b[2J\x1b[H"] + [str(k) for k in range(1, 10)]),  # clear the screen
+    "dataset": "\x1b]0;you have been pwned\x07",  # retitle the window
+    "provenance": json.dumps({"digitnet": "1.0\x1b[8m", "python": "3.12", "numpy": "2", "numba": None}),
+    "train": json.dumps({"optimizer": "sgd", "\x9b2J": 1}),  # a C1 CSI, in a key
+    "network": json.dumps({"layers": [784, 8, 10], "activation": "sigmoid\u202e"}),  # a bidi override
+}
+
+
+@pytest.mark.parametrize("field", list(ESCAPES))
+@pytest.mark.parametrize("command", ["evaluate", "predict", "show", "config"])
+def test_escape_codes_in_a_model_file_never_reach_the_terminal(model, seven, tmp_path, field, command):
+    bad = _with_meta(model, tmp_path / "esc.safetensors", **{field: ESCAPES[field]})
+    args = {"evaluate": ["evaluate", bad], "predict": ["predict", bad, seven],
+            "show": ["show", "weights", bad, "--out", str(tmp_path / "w.png")], "config": ["config", bad]}[command]
+    r = CliRunner().invoke(main, args)
+    assert "\x1b" not in r.output and "\x07" not in r.output and "\x9b" not in r.output and "\u202e" not in r.output
+    _one_error_line(r, "esc.safetensors", "control character", f"'{field}'")
+
+
+def test_a_well_formed_file_with_unusual_names_still_loads(model, tmp_path):
+    ok = _with_meta(model, tmp_path / "ok.safetensors", classes=json.dumps(["zéro", "一", "2 ✓"] + list("3456789")))
+    r = CliRunner().invoke(main, ["evaluate", ok])
+    assert r.exit_code == 0, r.output
+    from digitnet.io.model_io import load_model
+
+    assert load_model(ok).classes[:3] == ("zéro", "一", "2 ✓")

@@ -242,3 +242,85 @@ def test_crafted_files_with_a_valid_digest_give_one_clean_error(tmp_path):
         bad = _altered(good, tmp_path / f"{name}.safetensors", **change)
         with pytest.raises(ModelFileError, match="is not a valid digitnet model"):
             load_model(bad)
+
+
+def _poison(value):
+    def change(tensors, name):
+        t = tensors[name].copy()
+        t.flat[0] = value
+        tensors[name] = t
+    return change
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("name", ["layers.0.w", "initial.layers.1.b", "snapshots.1.layers.0.w"])
+def test_nan_or_inf_anywhere_in_the_weights_is_refused_naming_the_file(tmp_path, name, value):
+    # The digest is no defence (anyone can recompute it): the initial weights (show weights, the
+    # page's reset) and the snapshots were accepted with NaN before.
+    net = Network.create((784, 6, 10), seed=0)
+    snaps = [Network.create((784, 6, 10), seed=s).params for s in (1, 2)]
+    good = save_model(tmp_path / "good.safetensors", net, None, None, Network.create((784, 6, 10), seed=1),
+                      snapshots=snaps)
+    bad = _altered(good, tmp_path / "bad.safetensors", change_tensors=lambda t: _poison(value)(t, name))
+    with pytest.raises(ModelFileError, match="NaN or infinite") as e:
+        load_model(bad)
+    assert str(bad) in str(e.value) and "\n" not in str(e.value)
+    assert load_model(good).snapshots  # the untouched file loads
+
+
+def test_nan_in_a_checkpoints_optimizer_state_is_refused_by_resume_in_one_line(tmp_path, mnist):
+    from click.testing import CliRunner
+
+    from digitnet.cli import main
+    from digitnet.tasks.run import checkpoint_path, run_training
+
+    out = tmp_path / "mom.safetensors"
+
+    class Killed(Exception):
+        pass
+
+    def killed(rec):
+        raise Killed  # as if killed after epoch 1: the checkpoint stays
+
+    with pytest.raises(Killed):
+        run_training(NetworkConfig(layers=(784, 8, 10)), TrainConfig(epochs=3, train_size=300, seed=1,
+                                                                     optimizer="momentum"), out, mnist, on_epoch=killed)
+    ckpt = checkpoint_path(out)
+    names = [k for k in load_model(ckpt).extra]
+    assert names
+    _altered(ckpt, ckpt, change_tensors=lambda t: _poison(np.nan)(t, "optimizer." + names[0]))
+    r = CliRunner().invoke(main, ["train", "--resume", str(ckpt)])
+    assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
+    assert r.output.startswith("Error: ") and str(ckpt) in r.output and "NaN or infinite" in r.output
+
+
+def test_nan_initial_weights_are_refused_by_the_cli_and_the_web_page(tmp_path):
+    from click.testing import CliRunner
+
+    from digitnet.cli import main
+
+    good = save_model(tmp_path / "good.safetensors", Network.create((784, 6, 10), seed=0), None, None,
+                      Network.create((784, 6, 10), seed=1))
+    models = tmp_path / "models"
+    models.mkdir()
+    bad = _altered(good, models / "bad.safetensors", change_tensors=lambda t: _poison(np.inf)(t, "initial.layers.0.w"))
+    for command in (["show", "weights", str(bad), "--out", str(tmp_path / "w.png")], ["config", str(bad)]):
+        r = CliRunner().invoke(main, command)
+        assert r.exit_code == 1 and r.output.count("\n") == 1 and str(bad) in r.output, r.output
+    pytest.importorskip("starlette")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from digitnet.data.datasets import DIGITS, Dataset, Split
+    from digitnet.web import create_app
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 30)
+    img = rng.integers(0, 255, size=(30, 28, 28)).astype(np.uint8)
+    with TestClient(create_app(models, dataset=Dataset("mnist", DIGITS, Split(img, y), Split(img, y))),
+                    base_url="http://127.0.0.1") as c:
+        r = c.post("/api/models/load", json={"name": "bad"})
+    assert r.status_code == 400 and "NaN or infinite" in r.json()["error"] and str(tmp_path) not in r.text

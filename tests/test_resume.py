@@ -197,3 +197,56 @@ def test_another_engine_may_continue_a_run(tmp_path, mnist):
     assert r.exit_code == 0, r.output
     assert "reference engine" in r.output.splitlines()[0]
     assert load_model(out).train_config.engine == "reference"
+
+
+def test_a_preset_in_the_config_file_is_not_silently_ignored_on_resume(tmp_path, mnist):
+    # It was: `--config f.toml --resume CKPT` with preset = "cnn" in the file trained on as if it said nothing.
+    out, ckpt = _killed_run(tmp_path, mnist)
+    (tmp_path / "p.toml").write_text('preset = "cnn"\n')
+    for args, source in ((["--config", str(tmp_path / "p.toml")], "preset in"), (["--preset", "cnn"], "--preset")):
+        r = CliRunner().invoke(main, ["train", *args, "--resume", str(ckpt)])
+        assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
+        for said in ("Error: ", "preset cnn", source, "layers", "features", "Leave the preset out when resuming"):
+            assert said in r.output, r.output
+    assert load_model(ckpt).epoch == 1  # nothing was trained
+
+
+def test_a_preset_the_checkpoint_agrees_with_is_accepted_on_resume(tmp_path, mnist):
+    from digitnet.training.presets import get_preset
+
+    net_cfg, train_cfg = get_preset("video")
+    out = tmp_path / "v.safetensors"
+    with pytest.raises(Stop):
+        run_training(net_cfg, train_cfg.replace(epochs=2, train_size=300), out, mnist, on_epoch=_stop_after(1))
+    (tmp_path / "v.toml").write_text('preset = "video"\nepochs = 2\ntrain_size = 300\n')
+    r = CliRunner().invoke(main, ["train", "--config", str(tmp_path / "v.toml"), "--resume", str(checkpoint_path(out)),
+                                  "--json"])
+    assert r.exit_code == 0, r.output
+    assert [e["epoch"] for e in json.loads(r.output)["epochs"]] == [1, 2]
+
+
+def test_resuming_a_run_of_your_own_arrays_needs_the_same_arrays(tmp_path, mnist):
+    from digitnet.data.arrays import from_arrays
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 5))
+    y = (X[:, 0] > 0).astype(int)
+    np.savez(tmp_path / "own.npz", X=X, y=y)
+    np.savez(tmp_path / "other.npz", X=X * 2 + 1, y=y)
+    np.savez(tmp_path / "wide.npz", X=rng.normal(size=(120, 784)), y=rng.integers(0, 10, 120))
+    out = tmp_path / "own.safetensors"
+    with pytest.raises(Stop):
+        run_training(NetworkConfig(layers=(5, 6, 2), preprocess="none"), TrainConfig(epochs=2, seed=1), out,
+                     from_arrays(X, y, name=str(tmp_path / "own.npz")), on_epoch=_stop_after(1))
+    ckpt = str(checkpoint_path(out))
+    for args, said in ((["--resume", ckpt], "give the same file again (--data "),
+                       (["--data", str(tmp_path / "other.npz"), "--resume", ckpt], "its columns or labels differ")):
+        r = CliRunner().invoke(main, ["train", *args])
+        assert r.exit_code == 1 and r.output.count("\n") == 1 and said in r.output, r.output
+    # A run on MNIST never continues on arrays (it did, silently, when they had 784 columns).
+    _, mnist_ckpt = _killed_run(tmp_path, mnist)
+    r = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "wide.npz"), "--resume", str(mnist_ckpt)])
+    assert r.exit_code == 1 and "not on your own arrays: leave out --data" in r.output, r.output
+    r = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "own.npz"), "--resume", ckpt, "--json"])
+    assert r.exit_code == 0, r.output
+    assert [e["epoch"] for e in json.loads(r.output)["epochs"]] == [1, 2]

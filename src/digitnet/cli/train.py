@@ -177,6 +177,27 @@ def own_test_split(saved, data_file, model, **others):
     return saved.input.split(X, y)
 
 
+def _check_resumed_preset(resume, name: str, source: str, preset_settings: dict) -> None:
+    """A resumed run keeps its network and settings: a preset that asks for others is refused,
+    saying where it came from (the flags and the file's own settings are checked as they are)."""
+    from pathlib import Path
+
+    from digitnet.errors import ConfigError
+    from digitnet.io.model_io import load_model
+    from digitnet.tasks.run import resume_config
+
+    if not Path(resume).is_file():
+        return  # run_training says there is no checkpoint
+    try:
+        resume_config(load_model(resume, checkpoint=True), preset_settings)
+    except ConfigError as e:
+        differ = ", ".join(e.settings) or "its settings"
+        raise ConfigError(
+            f"The checkpoint {resume} continues its own network and settings, but the preset {name} ({source}) "
+            f"differs from them in {differ}. Leave the preset out when resuming, or start a new run without "
+            "--resume.") from None
+
+
 def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extra_images, as_json, settings,
            data_file=None):
     from digitnet.errors import ConfigError
@@ -207,8 +228,12 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
         dataset = own
     requested = {}
     if resume:
-        if preset is not None:
-            requested.update(settings_to_dict(*get_preset(preset)))
+        chosen = preset or from_file.get("preset")
+        if chosen is not None:  # a preset (--preset, or in the file) is checked as its settings are
+            _check_resumed_preset(resume, chosen, "--preset" if preset else f"preset in {config_file}",
+                                  {k: v for k, v in settings_to_dict(*get_preset(chosen)).items()
+                                   if k not in from_file and k not in flags})
+            requested.update(settings_to_dict(*get_preset(chosen)))
         requested.update({k: v for k, v in from_file.items() if k in SETTINGS})
         requested.update(flags)
     if out is None:

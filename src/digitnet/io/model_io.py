@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,7 @@ def _unpack(tensors: dict[str, np.ndarray], config: NetworkConfig, kinds: list[s
 # any file either loads or gives one clean "not a valid digitnet model" error.
 MAX_META_CHARS = {"network": 100_000, "train": 100_000, "kinds": 100_000, "classes": 100_000,
                   "input": 1_000_000, "history": 20_000_000, "provenance": 10_000}
+_JSON_FIELDS = ("network", "kinds", "classes", "train", "input", "history", "provenance", "run")
 MAX_META_DEPTH = 6  # nesting of lists and objects in any field
 MAX_EPOCHS = 100_000  # epoch records in a history
 MAX_BATCH_COSTS = 10_000_000  # mini-batch costs (30 MNIST epochs at batch 10 are 180,000)
@@ -236,9 +238,35 @@ def _json_field(meta: dict, key: str, kind: type | tuple[type, ...], default=Non
         raise ValueError(f"'{key}' is nested too deeply") from None
     if _depth(value) > MAX_META_DEPTH:
         raise ValueError(f"'{key}' is nested too deeply")
+    _check_text(key, value)
     if not isinstance(value, kind):
         raise ValueError(f"'{key}' is a {type(value).__name__}")
     return value
+
+
+# Characters that must not reach a terminal from a file: C0 and C1 controls (ESC starts the
+# escape sequences that clear a screen or retitle a window, BEL ends some) and the bidi
+# overrides that make text read other than it is. Class names, versions, folder names: none
+# of them needs one, so a file whose metadata holds one is refused at load, before any
+# command or the web page shows it.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _check_text(key: str, value) -> None:
+    """Refuse control characters in any string (or object key) inside ``value`` (iterative)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            m = _CONTROL.search(v)
+            if m:
+                raise ValueError(f"'{key}' holds the control character U+{ord(m.group()):04X}, which could take "
+                                 "over a terminal")
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
 
 
 def _is_number(v, *, none: bool = False) -> bool:
@@ -274,6 +302,8 @@ def _check_settings(d: dict, cls, what: str) -> None:
 
 def _read_metadata(meta: dict, tensors: dict[str, np.ndarray]) -> dict[str, Any]:
     """The metadata's fields, parsed and checked (raises ValueError naming the bad field)."""
+    for key, value in meta.items():  # JSON fields are checked for control characters as parsed
+        _check_text(_CONTROL.sub("?", str(key))[:40], [key] if key in _JSON_FIELDS else [key, value])
     network = _json_field(meta, "network", dict)
     if network is None:
         raise ValueError("'network' is missing")
@@ -337,6 +367,7 @@ def _read_metadata(meta: dict, tensors: dict[str, np.ndarray]) -> dict[str, Any]
             isinstance(k, str) and len(k) <= 40 and (v is None or isinstance(v, str) and len(v) <= 100)
             for k, v in made_by.items())):
         raise ValueError("'provenance' must map program names to version strings or null")
+    _json_field(meta, "run", dict)  # (its folders are checked by digitnet.tasks.run)
     array_input = None
     if input_meta is not None and input_meta.get("kind") == "features":
         from digitnet.data.arrays import ArrayInput
@@ -389,7 +420,7 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
         history = History.from_dict(hist_meta, tensors.get("history.batch_cost", ())) if hist_meta is not None else None
     except (KeyError, ValueError, TypeError, AttributeError, OverflowError, RecursionError, ConfigError) as e:
         raise ModelFileError(f"{where} is not a valid digitnet model: the model description in the file is "
-                             f"invalid ({str(e)[:200]}). The file was altered.") from None
+                             f"invalid ({_CONTROL.sub('?', str(e))[:200]}). The file was altered.") from None
     net = _unpack(tensors, config, kinds, "", where)
     if len(classes) < config.layers[-1]:  # (more is allowed: a 2-output network saved with the ten digits)
         raise ModelFileError(f"{where} is not a valid digitnet model: it names {len(classes)} classes for "
@@ -399,6 +430,14 @@ def load_model(path: str | os.PathLike, *, checkpoint: bool | None = None) -> Sa
             f"{where}: the weights contain NaN or infinite values, so the model cannot predict anything. "
             "Its training diverged: retrain with a smaller learning rate ({eta}).", setting="eta"
         )
+    # Initial weights, snapshots, optimiser state and input transform are used too (show weights,
+    # the page's reset, --resume): digitnet never writes NaN or inf in them (a diverged run keeps
+    # its last good values), so a file that holds any was altered or damaged.
+    for name in sorted(tensors):
+        t = tensors[name]
+        if name != "history.batch_cost" and t.dtype.kind in "fc" and not np.isfinite(t).all():
+            raise ModelFileError(f"{where}: the tensor {name} holds NaN or infinite values, which digitnet never "
+                                 "writes. The file was altered or damaged: train or copy it again.")
     has_initial = any(k.startswith("initial.layers.") for k in tensors)
     initial = _unpack(tensors, config, kinds, "initial.", where) if has_initial else None
     extra = {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}

@@ -88,6 +88,26 @@ def _stored_run(saved: SavedModel, where: Path) -> dict[str, Any]:
     return run
 
 
+def _check_resumed_arrays(saved: SavedModel, dataset) -> None:
+    """A checkpoint of your own arrays continues only on the same arrays (given again: they are
+    not stored in it), and a checkpoint of images never on arrays."""
+    import numpy as np
+
+    given = dataset.input if isinstance(dataset, Dataset) else None
+    if saved.input is not None and given is None:
+        raise ConfigError(f"The checkpoint was trained on your own data ({saved.dataset}); give the same file again "
+                          f"({{data}} {saved.dataset}) to continue the run.", setting="data")
+    if saved.input is None and given is not None:
+        raise ConfigError(f"The checkpoint was trained on {saved.dataset}, not on your own arrays: leave out {{data}} "
+                          "to continue it, or start a new run without resuming.", setting="data")
+    if saved.input is not None and not (
+            np.array_equal(saved.input.mean, given.mean) and np.array_equal(saved.input.scale, given.scale)
+            and [str(v) for v in saved.input.labels] == [str(v) for v in given.labels]):
+        raise DataError(f"{dataset.name} is not the data the checkpoint was trained on ({saved.dataset}): its "
+                        "columns or labels differ, so the resumed run would not be the same run. Give the same "
+                        "file, or start a new run without resuming.")
+
+
 @dataclass
 class RunStart:
     """What :func:`run_training` tells ``on_start`` before the first epoch."""
@@ -214,6 +234,7 @@ def run_training(
 
     # The data: the checkpoint's data set, folder and extra images unless given.
     if saved is not None:
+        _check_resumed_arrays(saved, dataset)
         if isinstance(dataset, str) and dataset != saved.dataset:
             raise ConfigError(f"The checkpoint was trained on {saved.dataset}; leave out {{dataset}} or give "
                               f"{saved.dataset}.", setting="dataset")

@@ -106,6 +106,7 @@ POOLS = {"predict": (2, 30), "descent": (1, 3), "work": (4, 32), "control": (1, 
 MAX_EVENT_STREAMS = 32  # pages following training at once
 MAX_DRAWINGS = 10_000  # pictures the page saves into its drawings folder, all labels together
 RETRY_AFTER = 1  # seconds a busy server asks a client to wait
+WORKER_NICENESS = 10  # the playground's worker process runs this much nicer (lower CPU priority)
 
 
 class Pool:
@@ -116,10 +117,14 @@ class Pool:
         self.admitted = 0
         self._limiter: anyio.CapacityLimiter | None = None
 
-    async def run(self, fn, *args):
+    def check(self) -> None:
+        """Answer 503 now if the pool is full (before a request's body is even read)."""
         if self.admitted >= self.capacity:
             raise ApiError(503, f"The server is busy with {self.admitted} {self.name} requests; "
                                 f"try again in {RETRY_AFTER} s.", {"Retry-After": str(RETRY_AFTER)})
+
+    async def run(self, fn, *args):
+        self.check()
         if self._limiter is None:  # made in the event loop that uses it
             self._limiter = anyio.CapacityLimiter(self.threads)
         self.admitted += 1
@@ -333,9 +338,11 @@ def create_app(
 
     async def descent(request: Request) -> Response:
         require_json(request)
-        req = parse_descent(await read_body(request, max_body), pg)  # digitnet.playground
-        args = (req.formula, req.start, req.eta, req.steps, req.momentum, req.view)
-        return _json(await pool["descent"].run(_in_worker_process, views.descent_answer, *args))
+        pool["descent"].check()  # a busy playground says so before reading or parsing anything
+        raw = await read_body(request, max_body)
+        # Parsing a long formula is CPU work too (16 ms for 999 characters): it runs in the
+        # worker process with the descent, never in the event loop or this process's threads.
+        return _json(await pool["descent"].run(_descent, raw))
 
     async def landscape(request: Request) -> Response:
         require_json(request)
@@ -474,9 +481,40 @@ _processes = None  # the worker process for the playground, started on first use
 _processes_lock = threading.Lock()
 
 
+def _descent_in_worker(raw: bytes):
+    """A playground request's body -> ``("ok", answer)`` or ``("error", status, message, extra)``.
+
+    Runs in the worker process: the errors travel back as plain values (an exception with
+    extra fields does not survive pickling) and :func:`_descent` raises them again.
+    """
+    try:
+        req = parse_descent(raw, pg)  # digitnet.playground
+        return ("ok", views.descent_answer(req.formula, req.start, req.eta, req.steps, req.momentum, req.view))
+    except ApiError as e:
+        return ("error", e.status, e.message, e.extra)
+    except DigitnetError as e:
+        return ("error", 400, str(e), {"position": e.position} if isinstance(e, ExpressionError) else {})
+
+
+def _descent(raw: bytes) -> dict:
+    """The answer to a playground request, worked out in the worker process (its errors raised here)."""
+    answer = _in_worker_process(_descent_in_worker, raw)
+    if answer[0] == "error":
+        _, status, message, extra = answer
+        raise ApiError(status, message, **extra)
+    return answer[1]
+
+
+def _lower_priority() -> None:
+    """The worker process's initializer: the playground yields the CPU to training and predictions."""
+    with contextlib.suppress(AttributeError, OSError):  # os.nice: not on Windows
+        os.nice(WORKER_NICENESS)
+
+
 def _in_worker_process(fn, *args):
     """``fn(*args)`` in a worker process: pure-Python number crunching (the playground) there
-    does not take the interpreter lock from the training thread and the server's requests."""
+    does not take the interpreter lock from the training thread and the server's requests,
+    and at a lower CPU priority (:data:`WORKER_NICENESS`) it gets only the CPU they leave."""
     global _processes
     import concurrent.futures
     import multiprocessing
@@ -485,18 +523,20 @@ def _in_worker_process(fn, *args):
     with _processes_lock:
         if _processes is None:
             _processes = concurrent.futures.ProcessPoolExecutor(
-                max_workers=POOLS["descent"][0], mp_context=multiprocessing.get_context("spawn"))
+                max_workers=POOLS["descent"][0], mp_context=multiprocessing.get_context("spawn"),
+                initializer=_lower_priority)
             import atexit
 
             atexit.register(_processes.shutdown, cancel_futures=True)
         processes = _processes
     try:
-        return processes.submit(fn, *args).result()
+        answer = processes.submit(fn, *args).result()
     except BrokenProcessPool:  # the worker died (killed, out of memory): start a new one next time
         with _processes_lock:
             if _processes is processes:
                 _processes = None
         raise ApiError(503, "The playground's worker stopped; try again.", {"Retry-After": str(RETRY_AFTER)}) from None
+    return answer
 
 
 def _host_name(header: str) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from digitnet.config import NetworkConfig, TrainConfig
-from digitnet.data.datasets import Dataset, Split, load_mnist
+from digitnet.data.datasets import TITLES, Dataset, Split, load_mnist
 from digitnet.data.folder import worst_mistakes
 from digitnet.errors import DigitnetError, DivergenceError, ModelFileError
 from digitnet.files import CHECKPOINT_SUFFIX, MODEL_SUFFIX, model_stem
@@ -53,6 +53,25 @@ BUSY_PAUSE = 0.002  # ...and the training thread pauses this long after each min
 PRIORITY_WAIT = 0.05  # the longest the training thread waits for requests between batches
 LANDSCAPE_IMAGES = 2000  # training images the landscape's cost is averaged over
 LANDSCAPE_SHOWN = 8  # test digits a point of the landscape is shown predicting
+
+
+def _refuse_other_data(name: str, saved, data: Dataset) -> None:
+    """A model of other data (Fashion-MNIST, your own arrays) is refused with what to do: the
+    page would name its answers with this data's classes and test it on this data's pictures."""
+    def named(classes) -> str:
+        return ", ".join(classes[:3]) + (", ..." if len(classes) > 3 else "")
+
+    page = f"this page shows {TITLES.get(data.name, data.name)} ({named(data.classes)})"
+    if saved.input is not None:
+        raise ModelFileError(
+            f"The model {name!r} was trained on your own data ({saved.input.n_features} features; classes "
+            f"{named(saved.classes)}), not on pictures, and {page}. Use it on the command line: "
+            f"digitnet evaluate {name}{MODEL_SUFFIX} --data FILE.")
+    if tuple(saved.classes) != tuple(data.classes):
+        raise ModelFileError(
+            f"The model {name!r} was trained on {TITLES.get(saved.dataset, saved.dataset)} (classes "
+            f"{named(saved.classes)}), but {page}: its answers would be named and tested wrongly. Use it on "
+            f"the command line: digitnet evaluate {name}{MODEL_SUFFIX}.")
 
 
 class Busy(DigitnetError):
@@ -184,6 +203,7 @@ class Lab:
 
     def _job_from_file(self, name: str) -> Job:
         saved = load_model(self.model_path(name))
+        _refuse_other_data(name, saved, self.data)
         if saved.net.config.layers[0] != self.data.train.x.shape[1] or len(saved.classes) != len(self.data.classes):
             raise ModelFileError(
                 f"The model {name!r} was made for {saved.net.config.layers[0]} inputs and {len(saved.classes)} "
