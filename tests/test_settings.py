@@ -53,6 +53,9 @@ SAMPLES = {
     "max_rotation": (["--max-rotation", "5"], 5.0),
     "elastic_alpha": (["--elastic-alpha", "20"], 20.0),
     "elastic_sigma": (["--elastic-sigma", "3"], 3.0),
+    "teacher": (["--teacher", "mlp.safetensors"], "mlp.safetensors"),
+    "distill_temperature": (["--distill-temperature", "2"], 2.0),
+    "distill_weight": (["--distill-weight", "0.9"], 0.9),
     "train_metrics": (["--train-metrics", "batches"], "batches"),
     "engine": (["--engine", "reference"], "reference"),
 }

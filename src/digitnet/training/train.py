@@ -23,7 +23,7 @@ from digitnet.data.datasets import Split
 from digitnet.errors import ConfigError, DivergenceError, NotLearning
 from digitnet.nn.metrics import accuracy
 from digitnet.nn.network import Network, feedforward_batched, total_cost
-from digitnet.training import engines
+from digitnet.training import distill, engines
 from digitnet.training.history import EpochRecord, History
 from digitnet.training.optim import make_optimizer
 
@@ -86,6 +86,7 @@ class Trainer:
         test: Split | None = None,
         validation: Split | None = None,
         engine: str | None = None,
+        teacher: Network | None = None,
     ):
         if len(train) == 0:
             raise ConfigError("The training set is empty.")
@@ -107,6 +108,7 @@ class Trainer:
                 f"Augmentation moves pixels of square images, but the inputs have {n_pixels} "
                 "values. Turn {augment} off for this data.", setting="augment"
             )
+        soft = distill.prepare(net, train, config, teacher)  # distillation's soft targets, or None
         name = engines.choose(net, config, engine)
         self.config = config = config.replace(engine=name)
         self.engine = name  # 'numba', 'numpy' or 'reference'
@@ -124,7 +126,7 @@ class Trainer:
         images = np.asarray(train.images)
         raw = net.config.preprocess == "none" and net.config.dtype == "float32" and images.dtype == np.uint8
         self._engine = engines.make(name, engines.Batches(net, self.x, self.y, config, self.optimizer,
-                                                          images if raw else None))  # raw: x is images / 255
+                                                          images if raw else None, soft))  # raw: x is images / 255
         self.history = History()
         self.epoch = 0  # epochs completed
         self._order: np.ndarray | None = None  # this epoch's shuffle; None between epochs
