@@ -140,7 +140,7 @@ def test_presets_mlp_and_cnn():
     assert [k for k, *_ in cnn_net.plan()][:4] == ["conv", "pool", "conv", "pool"]
     assert mlp_train.dropout > 0 and cnn_train.augment
     assert get_preset("video")[0].features == () and get_preset("video")[1].dropout == 0
-    with pytest.raises(ConfigError, match="Unknown preset 'big'; choose one of: video, mlp, cnn"):
+    with pytest.raises(ConfigError, match="Unknown preset 'big'; choose one of: video, mlp, cnn, video-best"):
         get_preset("big")
 
 

@@ -322,6 +322,12 @@ class TrainConfig:
                                    "(Simard 2003).")
     elastic_sigma: float = setting(4.0, "Augmentation elastic: smoothness (Gaussian width in pixels) of the "
                                    "displacement.")
+    teacher: str = setting("", "Knowledge distillation: a trained model file (e.g. of --preset mlp) whose softened "
+                           "outputs the network learns from as well as the labels (empty: off).", metavar="MODEL")
+    distill_temperature: float = setting(4.0, "Distillation: the temperature T that softens the teacher's and the "
+                                         "network's outputs (higher: more of which wrong digits look alike).")
+    distill_weight: float = setting(0.5, "Distillation: the weight of the teacher's soft targets in the cost, in "
+                                    "[0, 1] (the labels get the rest).")
     train_metrics: str = setting(
         "full", "After each epoch, measure cost and accuracy on the whole training set (full, as in the video), "
         "or report the mean cost of the epoch's mini-batches (batches: no extra pass).", choices=("full", "batches"))
@@ -382,6 +388,10 @@ class TrainConfig:
         for name in ("max_shift", "max_rotation", "elastic_alpha"):
             _check_positive(name, getattr(self, name), allow_zero=True)
         _check_positive("elastic_sigma", self.elastic_sigma)
+        _check_positive("distill_temperature", self.distill_temperature)
+        if not (isinstance(self.distill_weight, (int, float)) and 0 <= self.distill_weight <= 1):
+            raise ConfigError(f"{{distill_weight}} must be in [0, 1]. Got {self.distill_weight!r} instead.",
+                              setting="distill_weight")
         _check_choice("train_metrics", self.train_metrics, ("full", "batches"))
         _check_choice("engine", self.engine, ENGINE_NAMES)
 

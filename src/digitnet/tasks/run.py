@@ -180,6 +180,17 @@ def resume_config(saved: SavedModel, requested: Mapping[str, Any]) -> tuple[Netw
     return net, train
 
 
+def load_teacher(path: str | os.PathLike) -> Network:
+    """The network of the model file named by the ``teacher`` setting (knowledge distillation)."""
+    if not Path(path).is_file():
+        raise ModelFileError(f"No teacher model at {path}: {{teacher}} names a model file that `digitnet train "
+                             "--out` saved, e.g. of --preset mlp.", setting="teacher")
+    try:
+        return load_model(path).net
+    except ModelFileError as e:
+        raise ModelFileError(f"The {{teacher}} {path} cannot be read: {e}", setting="teacher") from None
+
+
 def run_training(
     net_config: NetworkConfig,
     train_config: TrainConfig,
@@ -284,7 +295,8 @@ def run_training(
         train_split, validation = data.train, None
     if train_config.train_size is not None:
         train_split = train_split.subset(train_config.train_size)
-    trainer = Trainer(net, train_split, train_config, test=data.test, validation=validation, engine=engine)
+    trainer = Trainer(net, train_split, train_config, test=data.test, validation=validation, engine=engine,
+                      teacher=load_teacher(train_config.teacher) if train_config.teacher else None)
     if saved is not None:
         trainer.epoch = saved.epoch
         trainer.history = saved.history or History()

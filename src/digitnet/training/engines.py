@@ -30,7 +30,7 @@ engine supports everything, and the others are checked against it by one test
                installed with digitnet where Numba has wheels). Plain SGD on dense layers.
 ``numpy``      one fused NumPy step per batch (:mod:`digitnet.nn.fast`). Plain SGD on dense layers.
 ``reference``  :func:`~digitnet.nn.network.backprop` + the optimizer (:mod:`digitnet.training.optim`):
-               conv layers, momentum, Adam, dropout, augmentation — everything.
+               conv layers, momentum, Adam, dropout, augmentation, distillation — everything.
 =============  ==============================================================================
 """
 
@@ -47,6 +47,7 @@ from digitnet.config import ENGINE_NAMES, TrainConfig
 from digitnet.errors import ConfigError
 from digitnet.nn.network import Network, backprop
 from digitnet.training.augment import distort
+from digitnet.training.distill import distill_backprop
 
 ENGINE_ENV = "DIGITNET_ENGINE"
 
@@ -71,6 +72,7 @@ class Batches:
     config: TrainConfig
     optimizer: object  # digitnet.training.optim.SGD / Momentum / Adam
     pixels: np.ndarray | None = None  # the uint8 images behind x when x is exactly pixels / 255
+    soft: np.ndarray | None = None  # distillation: the teacher's probabilities at the temperature, (n, k)
 
 
 # --- the reference engine: backprop + the optimizer -----------------------------------
@@ -106,7 +108,13 @@ class ReferenceEngine:
             if cfg.augment:
                 x = distort(x, self._noise, cfg)
         with np.errstate(over="ignore", invalid="ignore"):
-            grad = backprop(b.net, x, y, cfg.dropout, self._noise) if cfg.dropout else backprop(b.net, x, y)
+            if b.soft is not None:
+                grad = distill_backprop(b.net, x, y, b.soft[idx], cfg.distill_temperature, cfg.distill_weight,
+                                        cfg.dropout, self._noise)
+            elif cfg.dropout:
+                grad = backprop(b.net, x, y, cfg.dropout, self._noise)
+            else:
+                grad = backprop(b.net, x, y)
             if not math.isfinite(grad.cost):
                 return grad.cost
             grads = grad.layers  # one dict per layer, aligned with net.params ({} for pool/flatten)
@@ -135,6 +143,8 @@ def _fused_supports(name: str) -> Callable[[Network, TrainConfig], str | None]:
             return f"{what} without dropout; these settings use dropout {config.dropout:g}"
         if config.augment:
             return f"{what} without augmentation; these settings augment ({', '.join(config.augment)})"
+        if config.teacher:
+            return f"{what} with the labels' cost only; these settings learn from a teacher (distillation)"
         if name == "numba":
             from digitnet.nn import compiled
 

@@ -24,7 +24,7 @@ from digitnet.data.resample import DESKEW_CHUNK, deskew_images
 from digitnet.errors import ConfigError, DivergenceError, NotLearning
 from digitnet.nn.metrics import accuracy
 from digitnet.nn.network import Network, feedforward, feedforward_batched, feedforward_chunk, total_cost
-from digitnet.training import engines
+from digitnet.training import distill, engines
 from digitnet.training.history import EpochRecord, History
 from digitnet.training.optim import make_optimizer
 
@@ -132,6 +132,7 @@ class Trainer:
         test: Split | None = None,
         validation: Split | None = None,
         engine: str | None = None,
+        teacher: Network | None = None,
     ):
         if len(train) == 0:
             raise ConfigError("The training set is empty.")
@@ -153,6 +154,7 @@ class Trainer:
                 f"Augmentation moves pixels of square images, but the inputs have {n_pixels} "
                 "values. Turn {augment} off for this data.", setting="augment"
             )
+        soft = distill.prepare(net, train, config, teacher)  # distillation's soft targets, or None
         name = engines.choose(net, config, engine)
         # Why auto did not pick the compiled engine, when only this machine stands in the way:
         # one line for the CLI to show (the library does not print).
@@ -183,7 +185,7 @@ class Trainer:
         self.decay = config.lmbda / self.n_train  # L2 weight decay per step, in every engine
         self.optimizer = make_optimizer(config.optimizer, net.params, config.momentum, config.beta2)
         self._engine = engines.make(name, engines.Batches(net, self._x, self.y, config, self.optimizer,
-                                                          images if raw else None))  # raw: x is images / 255
+                                                          images if raw else None, soft))  # raw: x is images / 255
         self.history = History()
         self.epoch = 0  # epochs completed
         self._order: np.ndarray | None = None  # this epoch's shuffle; None between epochs
