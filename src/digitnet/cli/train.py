@@ -358,7 +358,7 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
         if own is None:
             click.echo(f"Evaluate it with: digitnet evaluate {result.model_path}")
         else:
-            click.echo(f"Predict with it in Python: m = digitnet.io.model_io.load_model({str(result.model_path)!r}); "
+            click.echo(f"Predict with it in Python: m = digitnet.load_model({str(result.model_path)!r}); "
                        "m.input.predict(m.net, X)")
     if result.interrupted:
         sys.exit(130)
