@@ -103,6 +103,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # "control" has one thread: requests that change the training job or the model folder (start,
 # pause, reset, load, save, ...) run one at a time, so a pause never meets a half-started start.
 POOLS = {"predict": (2, 30), "descent": (1, 3), "work": (4, 32), "control": (1, 32)}
+LANDSCAPE_POOLS = {"map": (1, 0), "point": (2, 8)}  # the landscape's own: (threads, queue)
 MAX_EVENT_STREAMS = 32  # pages following training at once
 MAX_DRAWINGS = 10_000  # pictures the page saves into its drawings folder, all labels together
 RETRY_AFTER = 1  # seconds a busy server asks a client to wait
@@ -337,15 +338,25 @@ def create_app(
         args = (req.formula, req.start, req.eta, req.steps, req.momentum, req.view)
         return _json(await pool["descent"].run(_in_worker_process, views.descent_answer, *args))
 
+    # A map is up to 61x61 passes over the images: maps get their own thread, one at a time
+    # (another is refused at once), and clicks their own small pool, so that neither waits
+    # behind the other and /api/network, /api/evaluate and predictions never wait behind maps.
+    maps, points = Pool("landscape", *LANDSCAPE_POOLS["map"]), Pool("landscape point", *LANDSCAPE_POOLS["point"])
+
     async def landscape(request: Request) -> Response:
         require_json(request)
-        req = parse_landscape(await read_body(request, max_body))
-        return _json(await pool["work"].run(lab.landscape, req.directions, req.grid, req.extent, req.seed))
+        req = parse_landscape(await read_body(request, max_body, what="a map request"))
+        if maps.admitted >= maps.capacity:
+            raise ApiError(503, "The server is busy drawing another map; try again in a few seconds.",
+                           {"Retry-After": str(RETRY_AFTER)})
+        return _json(await maps.run(lab.landscape, req.directions, req.grid, req.extent, req.seed))
 
     async def landscape_point(request: Request) -> Response:
         require_json(request)
-        args = parse_landscape_point(await read_body(request, max_body))
-        result = await pool["work"].run(lab.landscape_point, *args)
+        req = parse_landscape_point(await read_body(request, max_body, what="a point request"))
+        result = await points.run(lab.landscape_point, req.alpha, req.beta, req.directions, req.seed)
+        if req.weights_version is not None and result["weights_version"] != req.weights_version:
+            raise ApiError(409, "The model changed since the map was drawn: draw it again.")
         return _json(views.landscape_point(result, data.test.images))
 
     routes = [
