@@ -358,8 +358,8 @@ COLOURS = """() => {  // distinct colours among the canvas's pixels, and its siz
 def _draw_and_click(pg, fx: float, fy: float) -> dict:
     pg.locator("#landscape").scroll_into_view_if_needed()
     assert pg.locator("#landscape-canvas").get_attribute("data-grid") == "0"
-    before = pg.evaluate(COLOURS)
-    assert before["colours"] <= 2  # nothing drawn yet: a blank canvas
+    assert "Draw the landscape" in pg.get_attribute("#landscape-canvas", "data-placeholder")  # words, not a black square
+    assert pg.evaluate(COLOURS)["colours"] > 1
     pg.click("#landscape-draw")
     pg.wait_for_selector("#landscape-canvas:not([data-grid='0'])", timeout=20_000)
     drawn = pg.evaluate(COLOURS)
@@ -377,6 +377,14 @@ def test_the_landscape_view_draws_the_slice_and_shows_a_clicked_point(browser, s
         assert pg.locator("#landscape-canvas").get_attribute("data-grid") == "31"
         assert "principal directions of the training path" in pg.inner_text("#landscape-note")
         assert "cost at the trained weights" in pg.inner_text("#landscape-summary")
+        # the colours are ranks: the legend says so, under a colour bar with the costs
+        assert "rank, 16 bands of equal area" in pg.inner_text("#landscape-colors")
+        assert pg.locator("#landscape-colorbar").is_visible()
+        legend = pg.inner_text("#landscape-legend")
+        assert "the point you clicked" in legend and "the trained weights" in legend and "training path" in legend
+        assert "Euclidean norm of the weight change" in pg.inner_text("#landscape-point")
+        assert "e-" not in pg.inner_text("#landscape-summary")  # no 1.137e-13 for a zero
+        assert pg.locator("#toast").is_hidden(), pg.inner_text("#toast")  # no error on the page
         cost = float(pg.inner_text(".landscape-cost"))
         assert cost > 0 and float(pg.get_attribute("#landscape-point", "data-cost")) == pytest.approx(cost, rel=1e-3)
         assert pg.inner_text(".landscape-accuracy").endswith("%")
@@ -418,7 +426,37 @@ def test_the_landscape_view_fits_a_phone(browser, server, shots):
         for sel in ("#landscape-canvas", "#landscape-digits", "#landscape-draw", "#landscape-directions"):
             b = pg.locator(sel).bounding_box()
             assert b["x"] >= 0 and b["x"] + b["width"] <= 390 + 0.5, (sel, b)
+        # nothing of the form sticks out of its card (the directions' long options did)
+        out = pg.evaluate("""() => { const card = document.querySelector('.landscape-card').getBoundingClientRect();
+            return [...document.querySelectorAll('#landscape-form *, #landscape-colorbar, #landscape-legend')]
+              .filter((e) => e.getClientRects().length)
+              .map((e) => [e.id || e.tagName, e.getBoundingClientRect().left - card.left, card.right - e.getBoundingClientRect().right])
+              .filter(([, l, r]) => l < -0.5 || r < -0.5); }""")
+        assert out == [], f"sticking out of the card (left, right margins): {out}"
         pg.locator(".landscape-card").screenshot(path=str(shots / "landscape-phone.png"))
     finally:
+        ctx.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def test_switching_models_clears_the_map(browser, server, shots):
+    """An old map's points would mix two models: a model switch clears the map, the clicked
+    point and its digits, and the canvas says to draw again. (Runs last: it changes the model.)"""
+    ctx, pg, errors = _open(browser, server, viewport={"width": 1280, "height": 900})
+    try:
+        _draw_and_click(pg, 0.4, 0.4)
+        assert pg.locator("#landscape-digits figure").count() == 8
+        pg.select_option("#model-select", "flat")
+        pg.wait_for_selector("#landscape-canvas[data-grid='0']", timeout=20_000)
+        assert "draw its landscape" in pg.get_attribute("#landscape-canvas", "data-placeholder")
+        assert pg.inner_text("#landscape-point") == "" and pg.locator("#landscape-digits figure").count() == 0
+        assert pg.inner_text("#landscape-summary") == "" and not pg.locator("#landscape-colorbar").is_visible()
+        pg.locator(".landscape-card").screenshot(path=str(shots / "landscape-cleared.png"))
+        pg.click("#landscape-draw")  # the new model's map: random directions, and why
+        pg.wait_for_selector("#landscape-canvas:not([data-grid='0'])", timeout=20_000)
+        assert "its model file holds no snapshots" in pg.inner_text("#landscape-note")
+    finally:
+        pg.evaluate("() => fetch('/api/models/load', {method: 'POST', headers: {'content-type': 'application/json'}, "
+                    "body: JSON.stringify({name: 'bars'})}).then((r) => r.status)")
         ctx.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
