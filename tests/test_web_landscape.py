@@ -439,6 +439,40 @@ def test_the_landscape_view_fits_a_phone(browser, server, shots):
     assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
+def _load(server: str, name: str) -> None:
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(server + "api/models/load", data=json.dumps({"name": name}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=20) as r:
+        assert r.status == 200
+
+
+def test_a_map_that_arrives_after_a_model_switch_is_not_shown(browser, server, shots):
+    """The map is computed for one model; the model changes before the answer reaches the page:
+    the page does not show the old model's map as the new one's."""
+    ctx, pg, errors = _open(browser, server, viewport={"width": 1280, "height": 900})
+
+    def switch_then_answer(route):
+        answer = route.fetch()  # the map of "bars", computed
+        _load(server, "flat")  # another model, before the page sees the map
+        route.fulfill(response=answer)
+
+    try:
+        pg.route("**/api/landscape", switch_then_answer)
+        pg.locator("#landscape").scroll_into_view_if_needed()
+        pg.click("#landscape-draw")
+        pg.wait_for_function("() => document.getElementById('model-select').value === 'flat'", timeout=20_000)
+        pg.wait_for_timeout(500)
+        assert pg.get_attribute("#landscape-canvas", "data-grid") == "0"
+        assert "draw" in pg.get_attribute("#landscape-canvas", "data-placeholder")
+    finally:
+        _load(server, "bars")
+        ctx.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
 def test_switching_models_clears_the_map(browser, server, shots):
     """An old map's points would mix two models: a model switch clears the map, the clicked
     point and its digits, and the canvas says to draw again. (Runs last: it changes the model.)"""

@@ -1050,7 +1050,7 @@
     landscapePlaceholder(text);
     $("landscape-note").innerHTML = landNote;
     for (const id of ["landscape-summary", "landscape-point", "landscape-digits", "landscape-colors", "landscape-legend"]) $(id).replaceChildren();
-    $("landscape-alpha").textContent = "α";
+    $("landscape-alpha").textContent = "";
     $("landscape-point").dataset.cost = "";
     $("landscape-colorbar").hidden = true;
   }
