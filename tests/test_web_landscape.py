@@ -439,6 +439,35 @@ def test_the_landscape_view_fits_a_phone(browser, server, shots):
     assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
+def test_a_flat_map_says_so_and_prints_rounding_errors_as_zero(browser, server, shots):
+    """A slice where the cost is the same everywhere (an untrained or dead network) gets a
+    remark, and a lowest point at 1.137e-13 reads 0."""
+    import json
+
+    ctx, pg, errors = _open(browser, server, viewport={"width": 1280, "height": 900})
+
+    def flatten(route):
+        d = route.fetch().json()
+        n = len(d["alphas"])
+        d["cost"] = [[0.5] * n for _ in range(n)]
+        d["lowest"] = {"alpha": d["alphas"][-1], "beta": 1.137e-13, "cost": 0.5}
+        d["center_cost"] = 0.5
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(d))
+
+    try:
+        pg.route("**/api/landscape", flatten)
+        pg.locator("#landscape").scroll_into_view_if_needed()
+        pg.click("#landscape-draw")
+        pg.wait_for_selector("#landscape-canvas:not([data-grid='0'])", timeout=20_000)
+        summary = pg.inner_text("#landscape-summary")
+        assert "the same everywhere on this slice: did the network learn?" in summary, summary
+        assert "β 0." in summary and "e-13" not in summary, summary
+        assert "0.5 everywhere" in pg.inner_text("#landscape-colors")
+    finally:
+        ctx.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
 def _load(server: str, name: str) -> None:
     import json
     import urllib.request
