@@ -103,7 +103,6 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # "control" has one thread: requests that change the training job or the model folder (start,
 # pause, reset, load, save, ...) run one at a time, so a pause never meets a half-started start.
 POOLS = {"predict": (2, 30), "descent": (1, 3), "work": (4, 32), "control": (1, 32)}
-LANDSCAPE_POOLS = {"map": (1, 0), "point": (2, 8)}  # the landscape's own: (threads, queue)
 MAX_EVENT_STREAMS = 32  # pages following training at once
 MAX_DRAWINGS = 10_000  # pictures the page saves into its drawings folder, all labels together
 RETRY_AFTER = 1  # seconds a busy server asks a client to wait
@@ -341,7 +340,7 @@ def create_app(
     # A map is up to 61x61 passes over the images: maps get their own thread, one at a time
     # (another is refused at once), and clicks their own small pool, so that neither waits
     # behind the other and /api/network, /api/evaluate and predictions never wait behind maps.
-    maps, points = Pool("landscape", *LANDSCAPE_POOLS["map"]), Pool("landscape point", *LANDSCAPE_POOLS["point"])
+    maps, points = Pool("landscape", 1, 0), Pool("landscape point", 2, 8)  # (threads, queue)
 
     async def landscape(request: Request) -> Response:
         require_json(request)
@@ -354,9 +353,12 @@ def create_app(
     async def landscape_point(request: Request) -> Response:
         require_json(request)
         req = parse_landscape_point(await read_body(request, max_body, what="a point request"))
+        changed = ApiError(409, "The model changed since the map was drawn: draw it again.")
+        if req.weights_version is not None and lab.snapshot_version != req.weights_version:
+            raise changed  # at once, without the work
         result = await points.run(lab.landscape_point, req.alpha, req.beta, req.directions, req.seed)
         if req.weights_version is not None and result["weights_version"] != req.weights_version:
-            raise ApiError(409, "The model changed since the map was drawn: draw it again.")
+            raise changed  # the weights changed while the point was computed
         return _json(views.landscape_point(result, data.test.images))
 
     routes = [
