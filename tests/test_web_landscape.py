@@ -117,7 +117,7 @@ def test_random_directions_on_request_and_when_the_model_keeps_no_path(client):
     assert client.post("/api/models/load", json={"name": "flat"}).status_code == 200
     auto = client.post("/api/landscape", json={"grid": 5}).json()
     assert auto["directions"] == "random" and auto["path"] is None
-    assert "Not the training path's: this model holds no snapshots" in auto["note"]
+    assert "Not the training path's: its model file holds no snapshots" in auto["note"]
     r = client.post("/api/landscape", json={"directions": "trajectory", "grid": 5})
     assert r.status_code == 400 and "Use random directions" in r.json()["error"]
     r = client.post("/api/landscape/point", json={"alpha": 0.1, "beta": 0, "directions": "trajectory"})
@@ -162,7 +162,11 @@ def test_the_answer_is_kept_until_the_weights_change(client):
     ({"range": 1e9}, "'range' field must be a number from 0.001 to 1000"),
     ({"range": "big"}, "'range' field must be a number"),
     ({"directions": "pca"}, "The 'directions' field must be one of auto, trajectory, random; got 'pca'."),
-    ({"seed": -1}, "The 'seed' field must be a whole number"),
+    ({"seed": -1}, "The 'seed' field must be a whole number from 0 to 4294967295; got -1."),
+    ({"grid": True}, "The 'grid' field must be a whole number from 5 to 61; got true."),
+    ({"grid": None}, "The 'grid' field must be a whole number from 5 to 61; got null."),
+    ({"seed": 10**30}, "The 'seed' field must be a whole number from 0 to 4294967295; got 1000000000000000000000000000000."),
+    ({"seed": 10**100}, "The 'seed' field must be a whole number from 0 to 4294967295; got a number too large."),
     ({"size": 9}, "Unknown field(s): size. Known fields: directions, grid, range, seed."),
 ])
 def test_bad_landscape_requests_get_one_clear_line(client, body, message):
@@ -184,6 +188,19 @@ def test_bad_points_get_one_clear_line(client, body, message):
 
 
 def test_landscape_bodies_must_be_json_objects(client):
+    r = client.post("/api/landscape", content=b'{"range": 1e999}', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"].endswith("got a number too large."), r.text
+    r = client.post("/api/landscape", content=b'{"seed": ' + b"9" * 100_000 + b"}",
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "too large" in r.json()["error"] and "sys." not in r.json()["error"], r.text
+    r = client.post("/api/landscape", content=b"x" * (3 << 20), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "image" not in r.json()["error"] and "map request" in r.json()["error"], r.text
+    for path in ("/api/landscape", "/api/landscape/point"):
+        r = client.post(path, content=b"")  # no body, no content type: refused as /api/predict refuses it
+        assert r.status_code == 415, r.text
+        r = client.post(path, content=b"", headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "empty" in r.json()["error"], r.text
+    assert client.post("/api/landscape", json={}).status_code == 200  # {}: the defaults
     r = client.post("/api/landscape/point", content=b'{"alpha": NaN, "beta": 0}', headers={"content-type": "application/json"})
     assert r.status_code == 400 and "The 'alpha' field must be a number" in r.json()["error"]
     r = client.post("/api/landscape", content=b'{"range": Infinity}', headers={"content-type": "application/json"})
@@ -198,6 +215,58 @@ def test_landscape_bodies_must_be_json_objects(client):
         assert client.get(path).status_code == 405
 
 
+def test_a_point_of_a_map_drawn_for_other_weights_is_refused(client):
+    a = client.post("/api/landscape", json={"grid": 5}).json()
+    point = {"alpha": 0.1, "beta": 0.1, "directions": a["asked"], "seed": 0, "weights_version": a["weights_version"]}
+    assert client.post("/api/landscape/point", json=point).status_code == 200
+    assert client.post("/api/models/load", json={"name": "flat"}).status_code == 200  # another model
+    r = client.post("/api/landscape/point", json=point)
+    assert r.status_code == 409 and r.json()["error"] == "The model changed since the map was drawn: draw it again."
+    point["weights_version"] = client.post("/api/landscape", json={"grid": 5}).json()["weights_version"]
+    assert client.post("/api/landscape/point", json=point).status_code == 200
+
+
+def test_the_note_says_why_there_is_no_training_path(client):
+    assert client.post("/api/models/load", json={"name": "flat"}).status_code == 200
+    note = client.post("/api/landscape", json={"grid": 5}).json()["note"]
+    assert "its model file holds no snapshots" in note and "not trained yet" not in note, note
+    assert client.post("/api/train/reset", json={}).status_code == 200
+    note = client.post("/api/landscape", json={"grid": 5}).json()["note"]
+    assert "not trained yet" in note and "model file" not in note, note
+
+
+def test_slow_maps_never_hold_up_the_other_requests(client, monkeypatch):
+    """Maps in flight take one thread of their own: another map is refused at once (503), and
+    /api/network, /api/evaluate and clicks on the map answer meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    release, started = threading.Event(), threading.Event()
+    real = client.lab.landscape
+
+    def slow_landscape(*args):
+        started.set()
+        release.wait(30)
+        return real(*args)
+
+    monkeypatch.setattr(client.lab, "landscape", slow_landscape)
+    with ThreadPoolExecutor(12) as ex:
+        try:
+            first = ex.submit(client.post, "/api/landscape", json={"grid": 5})
+            assert started.wait(10)
+            others = [ex.submit(client.post, "/api/landscape", json={"grid": 5}) for _ in range(10)]
+            refused = [f.result(timeout=10) for f in others]
+            assert all(r.status_code == 503 and "busy drawing another map" in r.json()["error"] for r in refused)
+            t = time.monotonic()
+            assert client.get("/api/network").status_code == 200
+            assert client.get("/api/evaluate").status_code == 200
+            assert client.post("/api/landscape/point", json={"alpha": 0, "beta": 0}).status_code == 200
+            assert time.monotonic() - t < 10  # none waited for the map (released only below)
+            assert not first.done()
+        finally:
+            release.set()
+        assert first.result(timeout=30).status_code == 200
+
+
 def test_a_convolutional_model_is_refused_with_the_reason(client, models):
     net = Network.create(NetworkConfig(layers=(784, 8, 10), features=("conv:2:5", "pool:2"), activation="relu"))
     save_model(models[0] / "conv.safetensors", net)
@@ -205,7 +274,9 @@ def test_a_convolutional_model_is_refused_with_the_reason(client, models):
         assert client.post("/api/models/load", json={"name": "conv"}).status_code == 200
         for path, body in (("/api/landscape", {}), ("/api/landscape/point", {"alpha": 0, "beta": 0})):
             r = client.post(path, json=body)
-            assert r.status_code == 400 and "need a dense network" in r.json()["error"], r.text
+            error = r.json()["error"]
+            assert r.status_code == 400 and "needs a fully connected network" in error, r.text
+            assert "--" not in error and "interpolate" not in error  # the page has no flags or commands
     finally:
         (models[0] / "conv.safetensors").unlink()
 
@@ -287,8 +358,8 @@ COLOURS = """() => {  // distinct colours among the canvas's pixels, and its siz
 def _draw_and_click(pg, fx: float, fy: float) -> dict:
     pg.locator("#landscape").scroll_into_view_if_needed()
     assert pg.locator("#landscape-canvas").get_attribute("data-grid") == "0"
-    before = pg.evaluate(COLOURS)
-    assert before["colours"] <= 2  # nothing drawn yet: a blank canvas
+    assert "Draw the landscape" in pg.get_attribute("#landscape-canvas", "data-placeholder")  # words, not a black square
+    assert pg.evaluate(COLOURS)["colours"] > 1
     pg.click("#landscape-draw")
     pg.wait_for_selector("#landscape-canvas:not([data-grid='0'])", timeout=20_000)
     drawn = pg.evaluate(COLOURS)
@@ -306,6 +377,14 @@ def test_the_landscape_view_draws_the_slice_and_shows_a_clicked_point(browser, s
         assert pg.locator("#landscape-canvas").get_attribute("data-grid") == "31"
         assert "principal directions of the training path" in pg.inner_text("#landscape-note")
         assert "cost at the trained weights" in pg.inner_text("#landscape-summary")
+        # the colours are ranks: the legend says so, under a colour bar with the costs
+        assert "rank, 16 bands of equal area" in pg.inner_text("#landscape-colors")
+        assert pg.locator("#landscape-colorbar").is_visible()
+        legend = pg.inner_text("#landscape-legend")
+        assert "the point you clicked" in legend and "the trained weights" in legend and "training path" in legend
+        assert "Euclidean norm of the weight change" in pg.inner_text("#landscape-point")
+        assert "e-" not in pg.inner_text("#landscape-summary")  # no 1.137e-13 for a zero
+        assert pg.locator("#toast").is_hidden(), pg.inner_text("#toast")  # no error on the page
         cost = float(pg.inner_text(".landscape-cost"))
         assert cost > 0 and float(pg.get_attribute("#landscape-point", "data-cost")) == pytest.approx(cost, rel=1e-3)
         assert pg.inner_text(".landscape-accuracy").endswith("%")
@@ -347,7 +426,100 @@ def test_the_landscape_view_fits_a_phone(browser, server, shots):
         for sel in ("#landscape-canvas", "#landscape-digits", "#landscape-draw", "#landscape-directions"):
             b = pg.locator(sel).bounding_box()
             assert b["x"] >= 0 and b["x"] + b["width"] <= 390 + 0.5, (sel, b)
+        # nothing of the form sticks out of its card (the directions' long options did)
+        out = pg.evaluate("""() => { const card = document.querySelector('.landscape-card').getBoundingClientRect();
+            return [...document.querySelectorAll('#landscape-form *, #landscape-colorbar, #landscape-legend')]
+              .filter((e) => e.getClientRects().length)
+              .map((e) => [e.id || e.tagName, e.getBoundingClientRect().left - card.left, card.right - e.getBoundingClientRect().right])
+              .filter(([, l, r]) => l < -0.5 || r < -0.5); }""")
+        assert out == [], f"sticking out of the card (left, right margins): {out}"
         pg.locator(".landscape-card").screenshot(path=str(shots / "landscape-phone.png"))
     finally:
+        ctx.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def test_a_flat_map_says_so_and_prints_rounding_errors_as_zero(browser, server, shots):
+    """A slice where the cost is the same everywhere (an untrained or dead network) gets a
+    remark, and a lowest point at 1.137e-13 reads 0."""
+    import json
+
+    ctx, pg, errors = _open(browser, server, viewport={"width": 1280, "height": 900})
+
+    def flatten(route):
+        d = route.fetch().json()
+        n = len(d["alphas"])
+        d["cost"] = [[0.5] * n for _ in range(n)]
+        d["lowest"] = {"alpha": d["alphas"][-1], "beta": 1.137e-13, "cost": 0.5}
+        d["center_cost"] = 0.5
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(d))
+
+    try:
+        pg.route("**/api/landscape", flatten)
+        pg.locator("#landscape").scroll_into_view_if_needed()
+        pg.click("#landscape-draw")
+        pg.wait_for_selector("#landscape-canvas:not([data-grid='0'])", timeout=20_000)
+        summary = pg.inner_text("#landscape-summary")
+        assert "the same everywhere on this slice: did the network learn?" in summary, summary
+        assert "β 0." in summary and "e-13" not in summary, summary
+        assert "0.5 everywhere" in pg.inner_text("#landscape-colors")
+    finally:
+        ctx.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def _load(server: str, name: str) -> None:
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(server + "api/models/load", data=json.dumps({"name": name}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=20) as r:
+        assert r.status == 200
+
+
+def test_a_map_that_arrives_after_a_model_switch_is_not_shown(browser, server, shots):
+    """The map is computed for one model; the model changes before the answer reaches the page:
+    the page does not show the old model's map as the new one's."""
+    ctx, pg, errors = _open(browser, server, viewport={"width": 1280, "height": 900})
+
+    def switch_then_answer(route):
+        answer = route.fetch()  # the map of "bars", computed
+        _load(server, "flat")  # another model, before the page sees the map
+        route.fulfill(response=answer)
+
+    try:
+        pg.route("**/api/landscape", switch_then_answer)
+        pg.locator("#landscape").scroll_into_view_if_needed()
+        pg.click("#landscape-draw")
+        pg.wait_for_function("() => document.getElementById('model-select').value === 'flat'", timeout=20_000)
+        pg.wait_for_timeout(500)
+        assert pg.get_attribute("#landscape-canvas", "data-grid") == "0"
+        assert "draw" in pg.get_attribute("#landscape-canvas", "data-placeholder")
+    finally:
+        _load(server, "bars")
+        ctx.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def test_switching_models_clears_the_map(browser, server, shots):
+    """An old map's points would mix two models: a model switch clears the map, the clicked
+    point and its digits, and the canvas says to draw again. (Runs last: it changes the model.)"""
+    ctx, pg, errors = _open(browser, server, viewport={"width": 1280, "height": 900})
+    try:
+        _draw_and_click(pg, 0.4, 0.4)
+        assert pg.locator("#landscape-digits figure").count() == 8
+        pg.select_option("#model-select", "flat")
+        pg.wait_for_selector("#landscape-canvas[data-grid='0']", timeout=20_000)
+        assert "draw its landscape" in pg.get_attribute("#landscape-canvas", "data-placeholder")
+        assert pg.inner_text("#landscape-point") == "" and pg.locator("#landscape-digits figure").count() == 0
+        assert pg.inner_text("#landscape-summary") == "" and not pg.locator("#landscape-colorbar").is_visible()
+        pg.locator(".landscape-card").screenshot(path=str(shots / "landscape-cleared.png"))
+        pg.click("#landscape-draw")  # the new model's map: random directions, and why
+        pg.wait_for_selector("#landscape-canvas:not([data-grid='0'])", timeout=20_000)
+        assert "its model file holds no snapshots" in pg.inner_text("#landscape-note")
+    finally:
+        pg.evaluate("() => fetch('/api/models/load', {method: 'POST', headers: {'content-type': 'application/json'}, "
+                    "body: JSON.stringify({name: 'bars'})}).then((r) => r.status)")
         ctx.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"

@@ -344,15 +344,28 @@ def create_app(
         # worker process with the descent, never in the event loop or this process's threads.
         return _json(await pool["descent"].run(_descent, raw))
 
+    # A map is up to 61x61 passes over the images: maps get their own thread, one at a time
+    # (another is refused at once), and clicks their own small pool, so that neither waits
+    # behind the other and /api/network, /api/evaluate and predictions never wait behind maps.
+    maps, points = Pool("landscape", 1, 0), Pool("landscape point", 2, 8)  # (threads, queue)
+
     async def landscape(request: Request) -> Response:
         require_json(request)
-        req = parse_landscape(await read_body(request, max_body))
-        return _json(await pool["work"].run(lab.landscape, req.directions, req.grid, req.extent, req.seed))
+        req = parse_landscape(await read_body(request, max_body, what="a map request"))
+        if maps.admitted >= maps.capacity:
+            raise ApiError(503, "The server is busy drawing another map; try again in a few seconds.",
+                           {"Retry-After": str(RETRY_AFTER)})
+        return _json(await maps.run(lab.landscape, req.directions, req.grid, req.extent, req.seed))
 
     async def landscape_point(request: Request) -> Response:
         require_json(request)
-        args = parse_landscape_point(await read_body(request, max_body))
-        result = await pool["work"].run(lab.landscape_point, *args)
+        req = parse_landscape_point(await read_body(request, max_body, what="a point request"))
+        changed = ApiError(409, "The model changed since the map was drawn: draw it again.")
+        if req.weights_version is not None and lab.snapshot_version != req.weights_version:
+            raise changed  # at once, without the work
+        result = await points.run(lab.landscape_point, req.alpha, req.beta, req.directions, req.seed)
+        if req.weights_version is not None and result["weights_version"] != req.weights_version:
+            raise changed  # the weights changed while the point was computed
         return _json(views.landscape_point(result, data.test.images))
 
     routes = [

@@ -32,14 +32,14 @@ import numpy as np
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import TITLES, Dataset, Split, load_mnist
 from digitnet.data.folder import worst_mistakes
-from digitnet.errors import DigitnetError, DivergenceError, ModelFileError
+from digitnet.errors import ConfigError, DigitnetError, DivergenceError, ModelFileError
 from digitnet.files import CHECKPOINT_SUFFIX, MODEL_SUFFIX, model_stem
 from digitnet.io.model_io import load_model, save_model
 from digitnet.nn.metrics import accuracy
 from digitnet.nn.network import Network
 from digitnet.tasks.evaluate import evaluate
 from digitnet.training.presets import get_preset
-from digitnet.training.train import History, Trainer
+from digitnet.training.train import SNAPSHOT_BYTES, History, Trainer
 
 # A model is chosen by name, never by path: letters, digits, '_', '-' and '.', starting
 # with a letter or digit, so it cannot name a parent directory or a hidden file.
@@ -551,12 +551,31 @@ class Lab:
             more = more[1:]  # training went on from the file's last snapshot
         return snaps + more
 
+    @staticmethod
+    def _no_path_reason(job: Job, net) -> str:
+        """Why a job has no snapshots of its training path, in the page's words."""
+        if job.batches == 0:
+            return "this network is not trained yet (train it for 2 or more epochs)"
+        if job.trainer is not None and job.trainer.snapshots is None:
+            mib = sum(v.nbytes for p in net.params for v in p.values()) * (job.train_config.epochs + 1) / 2**20
+            return (f"it is too large to keep them ({mib:.1f} MiB of snapshots over its epochs; "
+                    f"they are kept up to {SNAPSHOT_BYTES / 2**20:g} MiB)")
+        return "its model file holds no snapshots of its training path (saved by an older digitnet, or trained too large to keep them)"
+
     def _landscape_setup(self, directions: str, seed: int):
         from digitnet.explain.landscape import slice_directions
 
         with self._lock:  # a model being loaded replaces the job and then its published weights
             job, net, version = self.job, self.snapshot, self.snapshot_version
-        sd = slice_directions(net, self.snapshots(job), directions, seed)
+        if any(k != "dense" for k in net.kinds):
+            raise ConfigError("The Landscape view needs a fully connected network; this model has "
+                              f"convolutional layers ({net.config.describe()}). Pick another model, or set up "
+                              "a new network above.")
+        snapshots = self.snapshots(job)
+        sd = slice_directions(net, snapshots, directions, seed)
+        if not snapshots and sd.kind == "random" and directions == "auto":  # say which reason applies
+            why = self._no_path_reason(job, net)
+            sd = dataclasses.replace(sd, note=f"{sd.note.split(' Not the training path')[0]} Not the training path's: {why}.")
         train = self._train_split(job)
         part = train if len(train) <= LANDSCAPE_IMAGES else train.subset(LANDSCAPE_IMAGES)
         return net, version, sd, part

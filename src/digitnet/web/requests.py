@@ -68,7 +68,14 @@ class ApiError(Exception):
 
 
 def show(value, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters: error messages never echo a whole body."""
+    """``value`` as a person wrote it in JSON (true, null, 'text'), cut to ``limit`` characters:
+    error messages never echo a whole body."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a number too large" if not math.isnan(value) else "NaN, which is not a number"
+    if isinstance(value, int) and abs(value) >= 10**limit:  # too long to print in full
+        return "a number too large"
     try:
         text = repr(value)
     except (ValueError, RecursionError):  # an int too long to print, a structure too deep
@@ -77,17 +84,19 @@ def show(value, limit: int = 60) -> str:
 
 
 # --- bodies ------------------------------------------------------------------------------
-async def read_body(request, limit: int = MAX_BODY, seconds: float | None = None) -> bytes:
+async def read_body(request, limit: int = MAX_BODY, seconds: float | None = None, what: str | None = None) -> bytes:
     """The whole request body, or 413 past ``limit`` bytes, or 408 after ``seconds`` (default
-    :data:`BODY_SECONDS`)."""
+    :data:`BODY_SECONDS`). ``what`` names a request that is a small JSON object (its 413 says
+    so); without it the 413 asks for a smaller image."""
     seconds = BODY_SECONDS if seconds is None else seconds
+    hint = ("Send a smaller image (28x28 to 512x512 pixels is plenty)." if what is None
+            else f"{what[0].upper()}{what[1:]} is a small JSON object of a few fields.")
     length = request.headers.get("content-length")
     if length is not None:
         if not length.isdigit():
             raise ApiError(400, "The Content-Length header is not a number.")
         if int(length) > limit:
-            raise ApiError(413, f"The request body is {int(length):,} bytes; the limit is {limit:,}. "
-                                "Send a smaller image (28x28 to 512x512 pixels is plenty).")
+            raise ApiError(413, f"The request body is {int(length):,} bytes; the limit is {limit:,}. {hint}")
     chunks, total = [], 0
 
     async def receive():
@@ -95,7 +104,7 @@ async def read_body(request, limit: int = MAX_BODY, seconds: float | None = None
         async for chunk in request.stream():
             total += len(chunk)
             if total > limit:
-                raise ApiError(413, f"The request body is over the limit of {limit:,} bytes. Send a smaller image.")
+                raise ApiError(413, f"The request body is over the limit of {limit:,} bytes. {hint}")
             chunks.append(chunk)
 
     from starlette.requests import ClientDisconnect
@@ -131,6 +140,8 @@ def parse_object(raw: bytes, fields: set[str], required: set[str] = frozenset())
     except RecursionError:
         raise ApiError(400, "The request body is nested too deeply to be a digitnet request.") from None
     except (ValueError, UnicodeDecodeError) as e:
+        if "integer string conversion" in str(e):  # Python's limit on the digits of an integer
+            raise ApiError(400, "The request body holds a number with thousands of digits: it is too large.") from None
         raise ApiError(400, f"The request body is not valid JSON ({str(e)[:120]}).") from None
     if not isinstance(obj, dict):
         raise ApiError(400, "The request body must be a JSON object, such as {\"name\": \"my-model\"}.")
@@ -152,7 +163,8 @@ def number(obj: dict, name: str, lo: float, hi: float, default=None, *, integer:
     if v is None and default is None and name not in obj:
         return None
     kind = "a whole number" if integer else "a number"
-    bad = ApiError(400, f"The '{name}' field must be {kind} from {lo:g} to {hi:g}; got {show(v)}.")
+    span = f"{int(lo)} to {int(hi)}" if integer else f"{lo:g} to {hi:g}"
+    bad = ApiError(400, f"The '{name}' field must be {kind} from {span}; got {show(v)}.")
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise bad
     try:
@@ -381,19 +393,39 @@ def _landscape_directions(obj: dict) -> tuple[str, int]:
     return directions, number(obj, "seed", *LIMITS["seed"], 0, integer=True)
 
 
+def _landscape_object(raw: bytes, fields: set[str], required: set[str] = frozenset()) -> dict:
+    if not raw.strip():  # an empty body is no request; {} asks for the defaults
+        raise ApiError(400, "The request body is empty: send a JSON object ({} for the defaults).")
+    return parse_object(raw, fields, required)
+
+
 def parse_landscape(raw: bytes) -> LandscapeRequest:
     """The landscape view's form: ``directions`` (auto, trajectory, random), ``grid`` (points per
     axis), ``range`` (the half-width; null or absent: the directions' own), ``seed``."""
-    obj = parse_object(raw, {"directions", "grid", "range", "seed"})
+    obj = _landscape_object(raw, {"directions", "grid", "range", "seed"})
     directions, seed = _landscape_directions(obj)
     grid = number(obj, "grid", *LIMITS["landscape_grid"], 31, integer=True)
     extent = number(obj, "range", *LIMITS["landscape_range"]) if obj.get("range") is not None else None
     return LandscapeRequest(directions, grid, extent, seed)
 
 
-def parse_landscape_point(raw: bytes) -> tuple[float, float, str, int]:
-    """A click on the landscape: ``alpha``, ``beta`` and the slice's ``directions`` and ``seed``."""
-    obj = parse_object(raw, {"alpha", "beta", "directions", "seed"}, {"alpha", "beta"})
+@dataclass
+class LandscapePointRequest:
+    """A click on the landscape: the point, the slice's directions and seed, and the weights'
+    version the map was drawn for (None: whatever the weights are now)."""
+
+    alpha: float
+    beta: float
+    directions: str
+    seed: int
+    weights_version: int | None
+
+
+def parse_landscape_point(raw: bytes) -> LandscapePointRequest:
+    """A click on the landscape: ``alpha``, ``beta``, the slice's ``directions`` and ``seed``, and
+    ``weights_version``, the map's (a point of a map drawn for other weights is refused)."""
+    obj = _landscape_object(raw, {"alpha", "beta", "directions", "seed", "weights_version"}, {"alpha", "beta"})
     alpha = number(obj, "alpha", *LIMITS["landscape_coord"])
     beta = number(obj, "beta", *LIMITS["landscape_coord"])
-    return (alpha, beta, *_landscape_directions(obj))
+    version = number(obj, "weights_version", 0, 2**63 - 1, integer=True) if obj.get("weights_version") is not None else None
+    return LandscapePointRequest(alpha, beta, *_landscape_directions(obj), version)

@@ -597,7 +597,10 @@
     const wasRunning = state.status === "running";
     if (d.reset || d.job !== state.job) {
       state.points = []; state.accuracy = []; state.epochs = [];
-      if (state.job !== null && d.job !== state.job) { showConfig(d); refreshModels().catch((e) => toast(e.message)); }
+      if (state.job !== null && d.job !== state.job) {
+        showConfig(d); refreshModels().catch((e) => toast(e.message));
+        landscapeClear("Another network: draw its landscape."); // an old map's points would mix two models
+      }
       state.job = d.job;
     }
     state.points.push(...d.points);
@@ -734,6 +737,7 @@
     if (!mayDiscard(`Switch to the model “${select.value}”`)) { select.value = select.dataset.current; return; }
     try {
       await api("/api/models/load", { json: { name: select.value } });
+      landscapeClear(`The model “${select.value}”: draw its landscape.`);
       await refreshModels();
       evaluate();
       toast(`Loaded ${select.value}.`, "info");
@@ -1013,7 +1017,9 @@
   // /api/landscape/point for the network at that (α, β).
   const lcanvas = $("landscape-canvas");
   const lctx = lcanvas.getContext("2d");
-  const land = { result: null, asked: null, point: null, busy: false };
+  const land = { result: null, asked: null, point: null, busy: false, token: 0 };
+  const LEVELS = 16; // colour bands, each an equal share of the map (the cost's rank, not its value)
+  const landNote = $("landscape-note").innerHTML;
 
   function landscapeBody() {
     const body = { directions: $("landscape-directions").value, grid: Number($("landscape-grid").value),
@@ -1023,6 +1029,32 @@
     return body;
   }
 
+  function landscapePlaceholder(text) { // the canvas before a map: words, not a black square
+    const W = lcanvas.width, H = lcanvas.height;
+    lctx.fillStyle = "#11161d"; lctx.fillRect(0, 0, W, H);
+    lctx.fillStyle = "#9aa4b2"; lctx.font = "16px system-ui, sans-serif"; lctx.textAlign = "center"; lctx.textBaseline = "middle";
+    const words = text.split(" "), lines = [];
+    for (const w of words) {
+      const last = lines[lines.length - 1];
+      if (last !== undefined && lctx.measureText(`${last} ${w}`).width < W - 60) lines[lines.length - 1] = `${last} ${w}`;
+      else lines.push(w);
+    }
+    lines.forEach((l, k) => lctx.fillText(l, W / 2, H / 2 + (k - (lines.length - 1) / 2) * 22));
+    lctx.textAlign = "start"; lctx.textBaseline = "alphabetic";
+    lcanvas.dataset.grid = "0";
+    lcanvas.dataset.placeholder = text;
+  }
+
+  function landscapeClear(text = "Press “Draw the landscape” to compute the map.") { // no map: nothing of an old one stays
+    land.result = null; land.point = null; land.token++;
+    landscapePlaceholder(text);
+    $("landscape-note").innerHTML = landNote;
+    for (const id of ["landscape-summary", "landscape-point", "landscape-digits", "landscape-colors", "landscape-legend"]) $(id).replaceChildren();
+    $("landscape-alpha").textContent = "";
+    $("landscape-point").dataset.cost = "";
+    $("landscape-colorbar").hidden = true;
+  }
+
   async function drawLandscape() {
     if (land.busy) return;
     land.busy = true;
@@ -1030,8 +1062,11 @@
     button.disabled = true;
     $("landscape-summary").textContent = "Computing the cost over the slice…";
     const body = landscapeBody();
+    const job = state.job, token = ++land.token;
     try {
       const r = await api("/api/landscape", { json: body });
+      if (token !== land.token) return; // the view was cleared meanwhile (another model)
+      if (state.job !== job) { landscapeClear("The model changed while the map was being drawn: draw it again."); return; }
       land.result = r;
       land.asked = { directions: body.directions, seed: body.seed };
       land.point = null;
@@ -1040,8 +1075,9 @@
       $("landscape-point").replaceChildren();
       $("landscape-point").dataset.cost = "";
       $("landscape-digits").replaceChildren();
+      if (state.weightsVersion !== null && r.weights_version < state.weightsVersion) landscapeCheckVersion(state.weightsVersion);
     } catch (e) {
-      $("landscape-summary").textContent = "";
+      landscapeClear(e.message); // e.g. a convolutional model: no old map stays under the message
       toast(e.message);
     } finally {
       land.busy = false;
@@ -1051,22 +1087,44 @@
   $("landscape-form").addEventListener("submit", (e) => { e.preventDefault(); drawLandscape(); });
 
   const fmt4 = (v) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : String(+v.toPrecision(4)));
+  // a number on a scale: what is a millionth of the scale or less is 0 (1.137e-13 is a rounding error)
+  const fmtOn = (v, scale) => (Number.isFinite(v) && Number.isFinite(scale) && Math.abs(v) <= 1e-6 * Math.abs(scale) ? "0" : fmt4(v));
+  const spans = (r) => [r.alphas[r.alphas.length - 1] - r.alphas[0], r.betas[r.betas.length - 1] - r.betas[0]];
+
+  function costRange(r) {
+    const finite = r.cost.flat().filter((c) => c !== null && Number.isFinite(c)).sort((x, y) => x - y);
+    return { finite, lo: finite[0], hi: finite[finite.length - 1] };
+  }
+  const isFlat = ({ lo, hi }) => Number.isFinite(lo) && hi - lo <= 1e-9 * Math.max(1, Math.abs(hi));
 
   function describeLandscape(r) {
     const n = r.alphas.length;
+    const [sa, sb] = spans(r);
+    const range = costRange(r);
     $("landscape-note").textContent = r.note;
     $("landscape-summary").innerHTML = `${n}×${n} slice over ${num(r.n)} training images: cost at the trained weights `
-      + `<b>${fmt4(r.center_cost)}</b>, lowest on the slice ${fmt4(r.lowest.cost)} at α ${fmt4(r.lowest.alpha)}, β ${fmt4(r.lowest.beta)}.`
-      + (r.path ? " The white line is the training path: from the white dot (the initial weights), every epoch, to the yellow dot (the trained ones)." : " The yellow dot is the trained weights.")
-      + " The green × is the slice's lowest point. Click anywhere to try those weights.";
-    $("landscape-alpha").textContent = `α ${fmt4(r.alphas[0])} … ${fmt4(r.alphas[n - 1])} across · β ${fmt4(r.betas[0])} … ${fmt4(r.betas[r.betas.length - 1])} up`;
+      + `<b>${fmt4(r.center_cost)}</b>, lowest on the slice ${fmtOn(r.lowest.cost, range.hi)} at α ${fmtOn(r.lowest.alpha, sa)}, β ${fmtOn(r.lowest.beta, sb)}.`
+      + (isFlat(range) ? " <b>The cost is the same everywhere on this slice: did the network learn?</b>" : "")
+      + " Click anywhere to try those weights.";
+    const ratio = sb > 0 ? sa / sb : 1;
+    const scale = ratio > 1.25 ? ` (α spans ${fmt2(ratio)}× β)` : ratio < 0.8 ? ` (β spans ${fmt2(1 / ratio)}× α)` : "";
+    $("landscape-alpha").textContent = `α ${fmtOn(r.alphas[0], sa)} … ${fmtOn(r.alphas[n - 1], sa)} across · β ${fmtOn(r.betas[0], sb)} … ${fmtOn(r.betas[r.betas.length - 1], sb)} up${scale}`;
+    const legend = [
+      '<span class="mark yellow">●</span> the trained weights',
+      r.path ? '<span class="mark white">—</span> the training path, from the white dot (the initial weights), epoch by epoch' : "",
+      '<span class="mark green">×</span> the lowest point of the slice',
+      '<span class="mark red">◯</span> the point you clicked',
+    ].filter(Boolean);
+    $("landscape-legend").innerHTML = legend.map((l) => `<span>${l}</span>`).join("");
   }
+  const fmt2 = (v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1));
 
   function landscapeCheckVersion(version) { // the weights changed since the landscape was drawn
     const r = land.result;
     if (r && version !== r.weights_version && !r.stale) {
       r.stale = true;
       $("landscape-summary").insertAdjacentText("beforeend", " The weights have changed since: draw it again to see the new landscape.");
+      $("landscape-summary").dataset.stale = "1";
     }
   }
 
@@ -1081,14 +1139,72 @@
     };
   }
 
+  function niceTicks(lo, hi, count = 5) { // round values between lo and hi, about `count` of them
+    const span = hi - lo;
+    if (!(span > 0)) return [lo];
+    const raw = span / count, mag = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+    const out = [];
+    for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push(Math.abs(t) < step * 1e-9 ? 0 : +t.toPrecision(6));
+    return out;
+  }
+
+  function drawLandscapeAxes(r, toX, toY) { // tick marks with values: α along the bottom, β up the left side
+    const W = lcanvas.width, H = lcanvas.height;
+    lctx.font = "12px system-ui, sans-serif";
+    lctx.lineWidth = 1;
+    const label = (text, x, y, align, base) => {
+      lctx.textAlign = align; lctx.textBaseline = base;
+      lctx.strokeStyle = "rgba(0,0,0,0.85)"; lctx.lineWidth = 3; lctx.strokeText(text, x, y);
+      lctx.fillStyle = "#fff"; lctx.fillText(text, x, y);
+    };
+    const [sa, sb] = spans(r);
+    for (const t of niceTicks(r.alphas[0], r.alphas[r.alphas.length - 1])) {
+      const x = toX(t);
+      lctx.strokeStyle = "#fff"; lctx.lineWidth = 1;
+      lctx.beginPath(); lctx.moveTo(x, H); lctx.lineTo(x, H - 6); lctx.stroke();
+      if (x > 24 && x < W - 14) label(fmtOn(t, sa), x, H - 8, "center", "bottom");
+    }
+    for (const t of niceTicks(r.betas[0], r.betas[r.betas.length - 1])) {
+      const y = toY(t);
+      lctx.strokeStyle = "#fff"; lctx.lineWidth = 1;
+      lctx.beginPath(); lctx.moveTo(0, y); lctx.lineTo(6, y); lctx.stroke();
+      if (y > 28 && y < H - 24) label(fmtOn(t, sb), 8, y, "left", "middle");
+    }
+    label("α →", W - 6, H - 26, "right", "bottom");
+    label("β ↑", 8, 4, "left", "top");
+    lctx.textAlign = "start"; lctx.textBaseline = "alphabetic";
+  }
+
+  function drawColorbar(levels, lo, hi) { // the 16 bands, with the cost where each quarter begins
+    const bar = $("landscape-colorbar");
+    bar.hidden = false;
+    const ctx = bar.getContext("2d");
+    const W = bar.width, H = bar.height;
+    ctx.clearRect(0, 0, W, H);
+    for (let k = 0; k < LEVELS; k++) {
+      const col = colormap(k / LEVELS);
+      ctx.fillStyle = `rgb(${col[0] * 0.85},${col[1] * 0.85},${col[2] * 0.85})`;
+      ctx.fillRect(Math.round(k * W / LEVELS), 0, Math.ceil(W / LEVELS), 12);
+    }
+    ctx.fillStyle = "#9aa4b2"; ctx.font = "11px system-ui, sans-serif"; ctx.textBaseline = "top";
+    const scale = Math.max(Math.abs(hi), Math.abs(lo));
+    const ticks = [[0, lo], [4, levels[3]], [8, levels[7]], [12, levels[11]], [16, hi]];
+    for (const [k, v] of ticks) {
+      const x = k * W / LEVELS;
+      ctx.fillRect(Math.min(W - 1, x), 12, 1, 4);
+      ctx.textAlign = k === 0 ? "left" : k === LEVELS ? "right" : "center";
+      ctx.fillText(fmtOn(v, scale), x, 17);
+    }
+  }
+
   function renderLandscape() {
     const r = land.result;
     if (!r) return;
     const W = lcanvas.width, H = lcanvas.height;
     const na = r.alphas.length, nb = r.betas.length;
     const g = r.cost.flat().map((c) => (c === null || !Number.isFinite(c) ? null : c));
-    const finite = g.filter((c) => c !== null).sort((x, y) => x - y);
-    const LEVELS = 16;
+    const { finite, lo, hi } = costRange(r);
     const levels = [];
     for (let k = 1; k < LEVELS; k++) levels.push(finite[Math.floor(k * (finite.length - 1) / LEVELS)]);
     const level = (val) => { let lo = 0, hi = levels.length; while (lo < hi) { const m = (lo + hi) >> 1; if (levels[m] < val) lo = m + 1; else hi = m; } return lo; };
@@ -1133,6 +1249,7 @@
     lctx.moveTo(toX(0), 0); lctx.lineTo(toX(0), H);
     lctx.moveTo(0, toY(0)); lctx.lineTo(W, toY(0));
     lctx.stroke();
+    drawLandscapeAxes(r, toX, toY);
     const dot = (x, y, color, radius) => {
       lctx.fillStyle = color; lctx.strokeStyle = "#000"; lctx.lineWidth = 1.5;
       lctx.beginPath(); lctx.arc(x, y, radius, 0, 2 * Math.PI); lctx.fill(); lctx.stroke();
@@ -1148,9 +1265,12 @@
       dot(pts[0][0], pts[0][1], "#fff", 6); // the initial weights
     }
     const low = r.lowest;
-    lctx.strokeStyle = "#83c167"; lctx.lineWidth = 2; // the slice's lowest point: a green cross
-    const lx = toX(low.alpha), ly = toY(low.beta);
-    lctx.beginPath(); lctx.moveTo(lx - 6, ly - 6); lctx.lineTo(lx + 6, ly + 6); lctx.moveTo(lx + 6, ly - 6); lctx.lineTo(lx - 6, ly + 6); lctx.stroke();
+    const inside = (v, size) => Math.max(8, Math.min(size - 9, v)); // a mark at the edge stays whole
+    lctx.lineWidth = 2; // the slice's lowest point: a green cross
+    const lx = inside(toX(low.alpha), W), ly = inside(toY(low.beta), H);
+    const cross = () => { lctx.beginPath(); lctx.moveTo(lx - 6, ly - 6); lctx.lineTo(lx + 6, ly + 6); lctx.moveTo(lx + 6, ly - 6); lctx.lineTo(lx - 6, ly + 6); lctx.stroke(); };
+    lctx.strokeStyle = "#000"; lctx.lineWidth = 4; cross();
+    lctx.strokeStyle = "#83c167"; lctx.lineWidth = 2; cross();
     dot(toX(0), toY(0), "#ffd166", 7); // the trained weights
     if (land.point) { // the clicked point: a ring
       const px = toX(land.point[0]), py = toY(land.point[1]);
@@ -1159,9 +1279,11 @@
       lctx.strokeStyle = "#fc6255"; lctx.lineWidth = 2.5;
       lctx.beginPath(); lctx.arc(px, py, 9, 0, 2 * Math.PI); lctx.stroke();
     }
-    const lo = finite[0], hi = finite[finite.length - 1];
-    $("landscape-colors").textContent = `cost ${fmt4(lo)} (dark) … ${fmt4(hi)} (light)`;
+    $("landscape-colors").textContent = isFlat({ lo, hi }) ? `colour: the cost, ${fmt4(lo)} everywhere`
+      : `colour: the cost's rank, ${LEVELS} bands of equal area (each 1/${LEVELS} of the map); dark = low`;
+    drawColorbar(levels, lo, hi);
     lcanvas.dataset.grid = String(na);
+    lcanvas.dataset.placeholder = "";
   }
 
   lcanvas.addEventListener("click", async (e) => {
@@ -1176,19 +1298,29 @@
     const out = $("landscape-point");
     out.dataset.cost = "";
     try {
-      const p = await api("/api/landscape/point", { json: { alpha, beta, ...land.asked } });
-      if (!land.point || land.point[0] !== alpha || land.point[1] !== beta) return; // a newer click
+      const p = await api("/api/landscape/point", { json: { alpha, beta, ...land.asked, weights_version: r.weights_version } });
+      if (land.result !== r || !land.point || land.point[0] !== alpha || land.point[1] !== beta) return; // a newer click or map
       showLandscapePoint(p, r);
-    } catch (err) { toast(err.message); }
+    } catch (err) {
+      if (err.status === 409) { // the map is of other weights: its points are no more
+        landscapeCheckVersion(-1);
+        land.point = null; renderLandscape();
+        out.replaceChildren(); $("landscape-digits").replaceChildren();
+      }
+      toast(err.message);
+    }
   });
 
   function showLandscapePoint(p, r) {
     const out = $("landscape-point");
     const diff = p.cost === null ? null : p.cost - r.center_cost;
-    const rel = diff === null ? "" : Math.abs(diff) < 1e-12 ? " (the trained network's own)"
+    const [sa, sb] = spans(r);
+    const { lo, hi } = costRange(r);
+    const rel = diff === null ? "" : Math.abs(diff) <= 1e-9 * Math.max(Math.abs(r.center_cost), hi - lo) ? " (the trained network's own)"
       : ` <span class="${diff < 0 ? "better" : "worse"}">(${diff < 0 ? "" : "+"}${fmt4(diff)} from the trained weights)</span>`;
     out.innerHTML = `<dl>
-      <dt>point</dt><dd>α ${fmt4(p.alpha)}, β ${fmt4(p.beta)}: ${fmt4(p.distance)} from the trained weights</dd>
+      <dt>point</dt><dd>α ${fmtOn(p.alpha, sa)}, β ${fmtOn(p.beta, sb)}</dd>
+      <dt>distance</dt><dd>${p.alpha === 0 && p.beta === 0 ? "0" : fmt4(p.distance)} from the trained weights in weight space (the Euclidean norm of the weight change)</dd>
       <dt>cost</dt><dd><b class="landscape-cost">${fmt4(p.cost)}</b>${rel} over ${num(p.n)} training images</dd>
       <dt>accuracy</dt><dd><b class="landscape-accuracy">${pct(p.accuracy)}</b> of ${num(p.n_test)} test digits right</dd>
     </dl>`;
@@ -1213,6 +1345,7 @@
   // --- start --------------------------------------------------------------------------
   async function start() {
     clearPad();
+    landscapeClear();
     fillSelect($("label-select"), ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
     try {
       const info = await api("/api/info");
