@@ -93,12 +93,35 @@ init = "he"
     ("[grid]\neta = [1.0, 1.0]", r"^s.toml: the configurations 'eta=1' and 'eta=1' are the same settings"),
     ("[base]\npreset = 'huge'", r"^s.toml \[base\] preset: Unknown preset 'huge'"),
     ("[base\neta = 1", r"^s.toml is not valid TOML"),
+    ("[grid]\neta = [2024-01-01]", r"^s.toml \[grid\] eta: a date or time \(2024-01-01\)"),
+    ("[[runs]]\nname = 'a'\neta = 12:30:00", r"^s.toml \[\[runs\]\] #1 \(a\) eta: a date or time"),
+    ("[base]\neta = 2024-01-01T00:00:00", r"^s.toml \[base\] eta: a date or time"),
+    ("", r"^s.toml: the spec sets nothing; give a \[base\] table"),
+    ("[base]\nepochs = 1\nseeds = [0, 1]", r"^s.toml \[base\] seeds: .*move seeds = \[...\] above the first \[table\]"),
+    ("[grid]\neta = [1.0, nan]", r"^s.toml \[grid\] eta = nan: "),
+    ("[[runs]]\nname = 5", r"^s.toml \[\[runs\]\] #1 name: give one line of text.*this one is 5"),
+    ("[[runs]]\ndescription = [1, 2]", r"^s.toml \[\[runs\]\] #1 description: give one line of text"),
+    ('[[runs]]\nname = "a\\nb"', r"^s.toml \[\[runs\]\] #1 name: .*control character"),
+    ("seeds = [0, 1, 2, 3]\n[grid]\neta = [" + ", ".join(str(1 + i) for i in range(100)) + "]\nbatch_size = ["
+     + ", ".join(str(1 + i) for i in range(100)) + "]",
+     r"^s.toml: 40,000 runs \(100 eta x 100 batch_size x 4 seeds\); a sweep runs at most 10,000. Narrow it"),
 ])
 def test_bad_spec_is_refused_before_anything_runs(tmp_path, text, message):
     spec = write_spec(tmp_path / "s.toml", text)
     with pytest.raises(ConfigError, match=message):
         sw.run_sweep(spec, tmp_path / "out", client=object())  # no cluster is touched
     assert not (tmp_path / "out").exists()
+
+
+def test_a_million_runs_are_refused_before_they_are_listed(tmp_path):
+    import time
+
+    grid = "\n".join(f"{k} = [{', '.join(str(i + 1) for i in range(100))}]" for k in ("epochs", "batch_size", "hidden"))
+    spec = write_spec(tmp_path / "s.toml", f"[grid]\n{grid}")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"^s.toml: 1,000,000 runs"):
+        sw.load_spec(spec)
+    assert time.monotonic() - started < 1
 
 
 def test_cli_names_the_spec_key_in_one_line(tmp_path):
@@ -114,9 +137,10 @@ def test_cli_errors_without_dask_unreachable_scheduler_and_unwritable_dir(tmp_pa
     r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(blocker / "out")])
     assert r.exit_code == 1 and r.output.startswith(f"Error: Cannot create the sweep's folder {blocker / 'out'}")
     assert r.output.endswith("Choose another --out.\n") and len(r.output.splitlines()) == 1
-    monkeypatch.setattr(sw, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(sw, "CONNECT_TIMEOUT", 1.0)
     r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9"])
-    assert r.exit_code == 1 and r.output.startswith("Error: Cannot reach the Dask scheduler at tcp://127.0.0.1:9 (")
+    assert r.exit_code == 1 and r.output.startswith("Error: --scheduler tcp://127.0.0.1:9: no Dask scheduler answered "
+                                                    "there (")
     assert "leave out --scheduler" in r.output and len(r.output.splitlines()) == 1
     r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9",
                                   "--workers", "2"])
@@ -126,6 +150,56 @@ def test_cli_errors_without_dask_unreachable_scheduler_and_unwritable_dir(tmp_pa
     r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and r.output == ("Error: Sweeps run on Dask, which is not installed: "
                                              "pip install 'digitnet[cluster]'\n")
+
+
+@pytest.fixture
+def not_dask():
+    """Servers on 127.0.0.1 that answer, but not as a Dask scheduler: name -> address."""
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    socks = {}
+    for name in ("garbage", "silent"):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        socks[name] = s
+
+        def serve(s=s, name=name):
+            conns = []
+            while True:
+                try:
+                    c, _ = s.accept()
+                except OSError:
+                    return
+                conns.append(c)
+                if name == "garbage":
+                    c.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" * 4)
+        threading.Thread(target=serve, daemon=True).start()
+    yield {"http": f"tcp://127.0.0.1:{http.server_address[1]}",
+           **{n: f"tcp://127.0.0.1:{s.getsockname()[1]}" for n, s in socks.items()}}
+    http.shutdown()
+    http.server_close()
+    for s in socks.values():
+        s.close()
+
+
+@pytest.mark.parametrize("server", ["garbage", "http", "silent"])
+def test_a_scheduler_address_that_is_not_dask_is_one_line_in_seconds(tmp_path, monkeypatch, not_dask, server):
+    import time
+
+    monkeypatch.setattr(sw, "CONNECT_TIMEOUT", 1.0)
+    address = not_dask[server]
+    started = time.monotonic()
+    r = CliRunner().invoke(main, ["sweep", str(tiny_spec(tmp_path)), "--out", str(tmp_path / "o"), "--scheduler",
+                                  address])
+    assert time.monotonic() - started < 8
+    assert r.exit_code == 1 and len(r.output.splitlines()) == 1, r.output
+    assert r.output.startswith(f"Error: --scheduler {address}: no Dask scheduler answered there (")
+    assert "`dask scheduler`" in r.output and "the dashboard's port is not the scheduler's" in r.output
 
 
 def test_help_has_an_example():
