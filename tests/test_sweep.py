@@ -234,6 +234,29 @@ def test_a_second_run_skips_the_runs_done(tmp_path, threads_client):
     assert (more.new, more.skipped) == (2, 2) and len(lines(out)) == 4
     assert [r["seeds"] for r in more.summary] == [[0, 1], [0, 1]]
     assert "| eta=1 | 1 | 0,1 |" in (out / "summary.md").read_text()
+    # the time is the training's (the epochs' gradient steps), the start-up is in wall_seconds
+    for r in lines(out):
+        assert r["seconds"] == sum(e["seconds"] for e in r["epochs"]) and r["wall_seconds"] >= r["seconds"]
+    # a done run whose model was deleted runs again
+    (out / lines(out)[0]["model"]).unlink()
+    rerun = sw.run_sweep(spec, out, client=threads_client)
+    assert (rerun.new, rerun.skipped) == (1, 3) and (out / lines(out)[-1]["model"]).is_file()
+
+
+def test_edited_results_are_refused_or_left_out_of_the_summary(tmp_path, threads_client):
+    spec, out = tiny_spec(tmp_path, grid="eta = [1.0]", seeds="[0]"), tmp_path / "out"
+    sw.run_sweep(spec, out, client=threads_client)
+    good = lines(out)[0]
+    made_up = {**good, "key": "0123456789abcdef", "test_accuracy": 1.0}
+    (out / "results.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(made_up) + "\n")
+    kept = sw.run_sweep(spec, out, client=threads_client)
+    assert kept.foreign == 1 and kept.new == 0 and kept.summary[0]["test_accuracy_max"] == good["test_accuracy"]
+    r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(out)])
+    assert r.exit_code == 0 and "1 run is in " in r.output and "is no run of this spec" in r.output
+    for bad in ({"test_accuracy": None}, {"test_accuracy": "0.9"}, {"test_accuracy": 7}, {"seconds": -1}):
+        (out / "results.jsonl").write_text(json.dumps({**good, **bad}) + "\n" + json.dumps(good) + "\n")
+        with pytest.raises(DataError, match=r"results.jsonl, line 1: a run recorded done without its test_accuracy"):
+            sw.run_sweep(spec, out, client=threads_client)
 
 
 def test_a_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, threads_client):

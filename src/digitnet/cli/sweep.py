@@ -128,6 +128,10 @@ def _sweep(spec, out, workers, scheduler, as_json):
                    + (f", {png}" if png else ""))
         if result.failed:
             click.echo("Failed runs are recorded with their error and run again by the same command.")
+        if result.foreign:
+            n = result.foreign
+            click.echo(f"{n} run{' is' if n == 1 else 's are'} in {out / 'results.jsonl'} that {'is' if n == 1 else 'are'} "
+                       "no run of this spec (another spec's, or edited): kept there, left out of the summary.")
     if result.interrupted:
         if not as_json:
             click.echo("Interrupted: the runs done are kept; run the same command again to run the rest.", err=True)

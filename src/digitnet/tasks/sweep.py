@@ -348,8 +348,8 @@ def train_run(run: Mapping[str, Any]) -> dict:
     record: dict[str, Any] = {
         "key": run["key"], "label": run["label"], "config": run["config"], "seed": run["config"]["seed"],
         "status": "failed", "error": None, "test_accuracy": None, "validation_accuracy": None, "epochs": [],
-        "seconds": None, "engine": None, "host": socket.gethostname(), "pid": os.getpid(), "worker": None,
-        "model": None, "digitnet": __version__,
+        "seconds": None, "wall_seconds": None, "engine": None, "host": socket.gethostname(), "pid": os.getpid(),
+        "worker": None, "model": None, "digitnet": __version__,
     }
     try:
         from distributed import get_worker
@@ -372,7 +372,7 @@ def train_run(run: Mapping[str, Any]) -> dict:
                 result = run_training(net_cfg, train_cfg, out, data,
                                       on_start=lambda s: engine.setdefault("name", s.trainer.engine))
             finally:
-                record["seconds"] = time.perf_counter() - start
+                record["wall_seconds"] = time.perf_counter() - start  # with the engine's start-up (compiling)
                 record["engine"] = engine.get("name")
             if result.interrupted:
                 raise DigitnetError("Interrupted on the worker.")
@@ -382,6 +382,9 @@ def train_run(run: Mapping[str, Any]) -> dict:
                                  "train_accuracy": e.train_accuracy, "validation_accuracy": e.validation_accuracy,
                                  "seconds": e.seconds, "eta": e.eta} for e in h.epochs]
             record["best_epoch"], record["stopped_epoch"] = h.best_epoch, h.stopped_epoch
+            # the training time: the epochs' gradient steps, without the worker's start-up (loading the
+            # data, compiling the engine's kernels), which a worker's first run alone pays
+            record["seconds"] = sum(e.seconds for e in h.epochs) if h.epochs else record["wall_seconds"]
             model = out.read_bytes()
             record["status"] = "done"
     except DigitnetError as e:  # a divergence, a setting the engine cannot run, ...
@@ -399,6 +402,18 @@ def read_results(out: str | os.PathLike) -> list[dict]:
     """The records in ``out/results.jsonl``, oldest first. A partial last line (a client killed
     while writing it) is left out; any other line that is not a record is a :class:`DataError`."""
     return _read_results(Path(out) / RESULTS)[0]
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _done_record(rec: Mapping) -> bool:
+    """Whether a record said ``done`` has what the summary reads from it."""
+    return (_number(rec.get("test_accuracy")) and 0 <= rec["test_accuracy"] <= 1
+            and isinstance(rec.get("seed"), int) and not isinstance(rec["seed"], bool)
+            and (rec.get("seconds") is None or _number(rec["seconds"]) and rec["seconds"] >= 0)
+            and (rec.get("validation_accuracy") is None or _number(rec["validation_accuracy"])))
 
 
 def _read_results(path: Path) -> tuple[list[dict], int]:
@@ -423,6 +438,10 @@ def _read_results(path: Path) -> tuple[list[dict], int]:
                     return records, pos
                 raise DataError(f"{path}, line {i}: not a run's record (a JSON object with its key). The file was "
                                 "edited; remove the line, or move the file away to run everything again.") from None
+            if rec.get("status") == "done" and not _done_record(rec):
+                raise DataError(f"{path}, line {i}: a run recorded done without its test_accuracy (a number from 0 to "
+                                "1), seed (a whole number) or seconds (a number). The file was edited; remove the "
+                                "line to run that run again.")
             records.append(rec)
         pos += len(line) + (0 if last else 1)
     return records, pos
@@ -579,10 +598,11 @@ class SweepResult:
     out: Path
     records: list[dict]  # the new runs' records, in the order they finished
     interrupted: bool = False  # Ctrl-C: the runs in flight were cancelled, those done are kept
+    foreign: int = 0  # runs in results.jsonl that are no run of this spec (kept there, left out of the summary)
 
     def to_dict(self) -> dict:
         return {"runs": self.runs, "new": self.new, "skipped": self.skipped, "failed": self.failed,
-                "interrupted": self.interrupted, "out": str(self.out), "summary": self.summary}
+                "interrupted": self.interrupted, "foreign": self.foreign, "out": str(self.out), "summary": self.summary}
 
 
 def local_cluster(workers: int | None = None, **kwargs):
@@ -682,7 +702,7 @@ def _lost(run: Run, e: BaseException) -> dict:
     """The record of a run whose task Dask gave up on (its workers kept dying)."""
     return jsonable({"key": run.key, "label": run.label, "config": run.config, "seed": run.seed, "status": "failed",
                      "error": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}", "test_accuracy": None,
-                     "validation_accuracy": None, "epochs": [], "seconds": None, "engine": None, "host": None,
+                     "validation_accuracy": None, "epochs": [], "seconds": None, "wall_seconds": None, "engine": None, "host": None,
                      "pid": None, "worker": None, "model": None, "digitnet": __version__})
 
 
@@ -713,8 +733,12 @@ def run_sweep(
     lock = _prepare(out)
     try:
         results = _Results(out)
-        done = {r["key"] for r in results.records if r.get("status") == "done"}
+        # a run is done when its record says so and its model is still there (a deleted model runs again)
+        done = {r["key"] for r in results.records if r.get("status") == "done"
+                and (out / MODELS / f"{r['key']}.safetensors").is_file()}
         todo = [r for r in runs if r.key not in done]
+        keys = {r.key for r in runs}
+        foreign = len({r["key"] for r in results.records} - keys)
         new: list[dict] = []
         interrupted = False
         if todo:
@@ -762,6 +786,6 @@ def run_sweep(
         summary = summarise(runs, results.records)
         atomic_write_bytes(out / SUMMARY, summary_markdown(summary, f"Sweep {spec.source}").encode())
         return SweepResult(len(runs), len(new), len(runs) - len(todo), sum(r["status"] != "done" for r in new),
-                           summary, out, new, interrupted)
+                           summary, out, new, interrupted, foreign)
     finally:
         lock.close()
