@@ -202,6 +202,44 @@ def test_a_scheduler_address_that_is_not_dask_is_one_line_in_seconds(tmp_path, m
     assert "`dask scheduler`" in r.output and "the dashboard's port is not the scheduler's" in r.output
 
 
+def test_cli_says_why_the_folder_cannot_be_used(tmp_path):
+    spec = tiny_spec(tmp_path)
+    broken = tmp_path / "broken"
+    broken.symlink_to(tmp_path / "gone")
+    r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(broken)])
+    assert r.exit_code == 1 and r.output == (f"Error: {broken} is a broken link (to {tmp_path / 'gone'}, which does not "
+                                             "exist). Remove it, or choose another --out.\n")
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(locked)])
+        assert r.exit_code == 1 and r.output == (f"Error: Cannot write in the sweep's folder {locked} (no permission). "
+                                                 "Choose another --out.\n")
+
+
+def _fake_sweep(monkeypatch, during):
+    """run_sweep replaced: calls ``during(on_start)``, and returns an empty, interrupted result on Ctrl-C."""
+    def run_sweep(spec, out, on_start=None, **kwargs):
+        try:
+            during(on_start)
+            return sw.SweepResult(2, 0, 0, 0, [], Path(out), [])
+        except KeyboardInterrupt:
+            return sw.SweepResult(2, 0, 0, 0, [], Path(out), [], interrupted=True)
+    monkeypatch.setattr(sw, "run_sweep", run_sweep)
+
+
+def test_cli_says_it_waits_for_workers_and_stops_on_sigterm_as_on_ctrl_c(tmp_path, monkeypatch):
+    def no_workers(on_start):
+        on_start(sw.SweepPlan(2, 0, 2, 0, "tcp://10.0.0.5:8786"))
+        os.kill(os.getpid(), signal.SIGTERM)
+    _fake_sweep(monkeypatch, no_workers)
+    before = signal.getsignal(signal.SIGTERM)
+    r = CliRunner().invoke(main, ["sweep", str(tiny_spec(tmp_path)), "--out", str(tmp_path / "o")])
+    assert "waiting for workers: start `dask worker tcp://10.0.0.5:8786`" in r.output
+    assert r.exit_code == 130 and "Interrupted: the runs done are kept" in r.output
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_help_has_an_example():
     out = CliRunner().invoke(main, ["sweep", "--help"]).output
     assert "digitnet sweep sweep.toml --out sweep-eta" in out and "[grid]" in out and "--scheduler" in out

@@ -476,6 +476,13 @@ class _Results:
 def _prepare(out: Path):
     """Create ``out`` and ``out/models``, check they are writable, and lock ``out`` against a
     second sweep writing there at the same time; returns the open lock file."""
+    if out.is_symlink() and not out.exists():
+        raise FileWriteError(f"{out} is a broken link (to {os.readlink(out)}, which does not exist). Remove it, "
+                             "or choose another {out}.", setting="out")
+    for d in (out, out / MODELS):
+        if d.is_dir() and not os.access(d, os.W_OK | os.X_OK):
+            raise FileWriteError(f"Cannot write in the sweep's folder {d} (no permission). Choose another {{out}}.",
+                                 setting="out")
     try:
         (out / MODELS).mkdir(parents=True, exist_ok=True)
     except OSError as e:
