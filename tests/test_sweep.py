@@ -475,3 +475,24 @@ def test_killing_a_worker_mid_sweep_loses_nothing_and_repeats_nothing(tmp_path, 
     assert any(rec["key"] in killed["keys"] and rec["pid"] != killed["pid"] for rec in records)
     for rec in records:
         assert (rec["test_accuracy"], rec["validation_accuracy"]) == plain_train(rec["config"], tmp_path, mnist)
+
+
+def test_the_figure_keeps_its_legend_and_labels_off_the_points_and_inside_the_axes():
+    from digitnet.plots import sweep_figure
+
+    rows = [{"label": f"a long configuration name number {i}", "seconds_median": 1.0 + i, "seeds": [0, 1],
+             "test_accuracy_median": 0.9 + 0.01 * i, "test_accuracy_min": 0.85, "test_accuracy_max": 0.99,
+             "validation_accuracy_median": None} for i in range(5)]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = sweep_figure(rows)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax = fig.axes[0]
+    box = ax.get_window_extent(renderer)
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert not legend.overlaps(box)  # outside the axes: covers no point and no bar
+    for text in ax.texts:
+        t = text.get_window_extent(renderer)
+        assert box.x0 <= t.x0 and t.x1 <= box.x1, text.get_text()
