@@ -93,12 +93,35 @@ init = "he"
     ("[grid]\neta = [1.0, 1.0]", r"^s.toml: the configurations 'eta=1' and 'eta=1' are the same settings"),
     ("[base]\npreset = 'huge'", r"^s.toml \[base\] preset: Unknown preset 'huge'"),
     ("[base\neta = 1", r"^s.toml is not valid TOML"),
+    ("[grid]\neta = [2024-01-01]", r"^s.toml \[grid\] eta: a date or time \(2024-01-01\)"),
+    ("[[runs]]\nname = 'a'\neta = 12:30:00", r"^s.toml \[\[runs\]\] #1 \(a\) eta: a date or time"),
+    ("[base]\neta = 2024-01-01T00:00:00", r"^s.toml \[base\] eta: a date or time"),
+    ("", r"^s.toml: the spec sets nothing; give a \[base\] table"),
+    ("[base]\nepochs = 1\nseeds = [0, 1]", r"^s.toml \[base\] seeds: .*move seeds = \[...\] above the first \[table\]"),
+    ("[grid]\neta = [1.0, nan]", r"^s.toml \[grid\] eta = nan: "),
+    ("[[runs]]\nname = 5", r"^s.toml \[\[runs\]\] #1 name: give one line of text.*this one is 5"),
+    ("[[runs]]\ndescription = [1, 2]", r"^s.toml \[\[runs\]\] #1 description: give one line of text"),
+    ('[[runs]]\nname = "a\\nb"', r"^s.toml \[\[runs\]\] #1 name: .*control character"),
+    ("seeds = [0, 1, 2, 3]\n[grid]\neta = [" + ", ".join(str(1 + i) for i in range(100)) + "]\nbatch_size = ["
+     + ", ".join(str(1 + i) for i in range(100)) + "]",
+     r"^s.toml: 40,000 runs \(100 eta x 100 batch_size x 4 seeds\); a sweep runs at most 10,000. Narrow it"),
 ])
 def test_bad_spec_is_refused_before_anything_runs(tmp_path, text, message):
     spec = write_spec(tmp_path / "s.toml", text)
     with pytest.raises(ConfigError, match=message):
         sw.run_sweep(spec, tmp_path / "out", client=object())  # no cluster is touched
     assert not (tmp_path / "out").exists()
+
+
+def test_a_million_runs_are_refused_before_they_are_listed(tmp_path):
+    import time
+
+    grid = "\n".join(f"{k} = [{', '.join(str(i + 1) for i in range(100))}]" for k in ("epochs", "batch_size", "hidden"))
+    spec = write_spec(tmp_path / "s.toml", f"[grid]\n{grid}")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"^s.toml: 1,000,000 runs"):
+        sw.load_spec(spec)
+    assert time.monotonic() - started < 1
 
 
 def test_cli_names_the_spec_key_in_one_line(tmp_path):
@@ -114,9 +137,10 @@ def test_cli_errors_without_dask_unreachable_scheduler_and_unwritable_dir(tmp_pa
     r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(blocker / "out")])
     assert r.exit_code == 1 and r.output.startswith(f"Error: Cannot create the sweep's folder {blocker / 'out'}")
     assert r.output.endswith("Choose another --out.\n") and len(r.output.splitlines()) == 1
-    monkeypatch.setattr(sw, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(sw, "CONNECT_TIMEOUT", 1.0)
     r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9"])
-    assert r.exit_code == 1 and r.output.startswith("Error: Cannot reach the Dask scheduler at tcp://127.0.0.1:9 (")
+    assert r.exit_code == 1 and r.output.startswith("Error: --scheduler tcp://127.0.0.1:9: no Dask scheduler answered "
+                                                    "there (")
     assert "leave out --scheduler" in r.output and len(r.output.splitlines()) == 1
     r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9",
                                   "--workers", "2"])
@@ -126,6 +150,94 @@ def test_cli_errors_without_dask_unreachable_scheduler_and_unwritable_dir(tmp_pa
     r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and r.output == ("Error: Sweeps run on Dask, which is not installed: "
                                              "pip install 'digitnet[cluster]'\n")
+
+
+@pytest.fixture
+def not_dask():
+    """Servers on 127.0.0.1 that answer, but not as a Dask scheduler: name -> address."""
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    socks = {}
+    for name in ("garbage", "silent"):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        socks[name] = s
+
+        def serve(s=s, name=name):
+            conns = []
+            while True:
+                try:
+                    c, _ = s.accept()
+                except OSError:
+                    return
+                conns.append(c)
+                if name == "garbage":
+                    c.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" * 4)
+        threading.Thread(target=serve, daemon=True).start()
+    yield {"http": f"tcp://127.0.0.1:{http.server_address[1]}",
+           **{n: f"tcp://127.0.0.1:{s.getsockname()[1]}" for n, s in socks.items()}}
+    http.shutdown()
+    http.server_close()
+    for s in socks.values():
+        s.close()
+
+
+@pytest.mark.parametrize("server", ["garbage", "http", "silent"])
+def test_a_scheduler_address_that_is_not_dask_is_one_line_in_seconds(tmp_path, monkeypatch, not_dask, server):
+    import time
+
+    monkeypatch.setattr(sw, "CONNECT_TIMEOUT", 1.0)
+    address = not_dask[server]
+    started = time.monotonic()
+    r = CliRunner().invoke(main, ["sweep", str(tiny_spec(tmp_path)), "--out", str(tmp_path / "o"), "--scheduler",
+                                  address])
+    assert time.monotonic() - started < 8
+    assert r.exit_code == 1 and len(r.output.splitlines()) == 1, r.output
+    assert r.output.startswith(f"Error: --scheduler {address}: no Dask scheduler answered there (")
+    assert "`dask scheduler`" in r.output and "the dashboard's port is not the scheduler's" in r.output
+
+
+def test_cli_says_why_the_folder_cannot_be_used(tmp_path):
+    spec = tiny_spec(tmp_path)
+    broken = tmp_path / "broken"
+    broken.symlink_to(tmp_path / "gone")
+    r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(broken)])
+    assert r.exit_code == 1 and r.output == (f"Error: {broken} is a broken link (to {tmp_path / 'gone'}, which does not "
+                                             "exist). Remove it, or choose another --out.\n")
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(locked)])
+        assert r.exit_code == 1 and r.output == (f"Error: Cannot write in the sweep's folder {locked} (no permission). "
+                                                 "Choose another --out.\n")
+
+
+def _fake_sweep(monkeypatch, during):
+    """run_sweep replaced: calls ``during(on_start)``, and returns an empty, interrupted result on Ctrl-C."""
+    def run_sweep(spec, out, on_start=None, **kwargs):
+        try:
+            during(on_start)
+            return sw.SweepResult(2, 0, 0, 0, [], Path(out), [])
+        except KeyboardInterrupt:
+            return sw.SweepResult(2, 0, 0, 0, [], Path(out), [], interrupted=True)
+    monkeypatch.setattr(sw, "run_sweep", run_sweep)
+
+
+def test_cli_says_it_waits_for_workers_and_stops_on_sigterm_as_on_ctrl_c(tmp_path, monkeypatch):
+    def no_workers(on_start):
+        on_start(sw.SweepPlan(2, 0, 2, 0, "tcp://10.0.0.5:8786"))
+        os.kill(os.getpid(), signal.SIGTERM)
+    _fake_sweep(monkeypatch, no_workers)
+    before = signal.getsignal(signal.SIGTERM)
+    r = CliRunner().invoke(main, ["sweep", str(tiny_spec(tmp_path)), "--out", str(tmp_path / "o")])
+    assert "waiting for workers: start `dask worker tcp://10.0.0.5:8786`" in r.output
+    assert r.exit_code == 130 and "Interrupted: the runs done are kept" in r.output
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_help_has_an_example():
@@ -160,6 +272,29 @@ def test_a_second_run_skips_the_runs_done(tmp_path, threads_client):
     assert (more.new, more.skipped) == (2, 2) and len(lines(out)) == 4
     assert [r["seeds"] for r in more.summary] == [[0, 1], [0, 1]]
     assert "| eta=1 | 1 | 0,1 |" in (out / "summary.md").read_text()
+    # the time is the training's (the epochs' gradient steps), the start-up is in wall_seconds
+    for r in lines(out):
+        assert r["seconds"] == sum(e["seconds"] for e in r["epochs"]) and r["wall_seconds"] >= r["seconds"]
+    # a done run whose model was deleted runs again
+    (out / lines(out)[0]["model"]).unlink()
+    rerun = sw.run_sweep(spec, out, client=threads_client)
+    assert (rerun.new, rerun.skipped) == (1, 3) and (out / lines(out)[-1]["model"]).is_file()
+
+
+def test_edited_results_are_refused_or_left_out_of_the_summary(tmp_path, threads_client):
+    spec, out = tiny_spec(tmp_path, grid="eta = [1.0]", seeds="[0]"), tmp_path / "out"
+    sw.run_sweep(spec, out, client=threads_client)
+    good = lines(out)[0]
+    made_up = {**good, "key": "0123456789abcdef", "test_accuracy": 1.0}
+    (out / "results.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(made_up) + "\n")
+    kept = sw.run_sweep(spec, out, client=threads_client)
+    assert kept.foreign == 1 and kept.new == 0 and kept.summary[0]["test_accuracy_max"] == good["test_accuracy"]
+    r = CliRunner().invoke(main, ["sweep", str(spec), "--out", str(out)])
+    assert r.exit_code == 0 and "1 run is in " in r.output and "is no run of this spec" in r.output
+    for bad in ({"test_accuracy": None}, {"test_accuracy": "0.9"}, {"test_accuracy": 7}, {"seconds": -1}):
+        (out / "results.jsonl").write_text(json.dumps({**good, **bad}) + "\n" + json.dumps(good) + "\n")
+        with pytest.raises(DataError, match=r"results.jsonl, line 1: a run recorded done without its test_accuracy"):
+            sw.run_sweep(spec, out, client=threads_client)
 
 
 def test_a_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, threads_client):
@@ -340,3 +475,24 @@ def test_killing_a_worker_mid_sweep_loses_nothing_and_repeats_nothing(tmp_path, 
     assert any(rec["key"] in killed["keys"] and rec["pid"] != killed["pid"] for rec in records)
     for rec in records:
         assert (rec["test_accuracy"], rec["validation_accuracy"]) == plain_train(rec["config"], tmp_path, mnist)
+
+
+def test_the_figure_keeps_its_legend_and_labels_off_the_points_and_inside_the_axes():
+    from digitnet.plots import sweep_figure
+
+    rows = [{"label": f"a long configuration name number {i}", "seconds_median": 1.0 + i, "seeds": [0, 1],
+             "test_accuracy_median": 0.9 + 0.01 * i, "test_accuracy_min": 0.85, "test_accuracy_max": 0.99,
+             "validation_accuracy_median": None} for i in range(5)]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = sweep_figure(rows)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax = fig.axes[0]
+    box = ax.get_window_extent(renderer)
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert not legend.overlaps(box)  # outside the axes: covers no point and no bar
+    for text in ax.texts:
+        t = text.get_window_extent(renderer)
+        assert box.x0 <= t.x0 and t.x1 <= box.x1, text.get_text()

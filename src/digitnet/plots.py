@@ -848,15 +848,22 @@ def sweep_figure(rows: Sequence[dict], title: str = "Sweep", *, caption: str | N
     best = int(np.argmax(score))
     ax.plot(x[best], y[best], "o", ms=16, mfc="none", mec=C_HIGHLIGHT, mew=2,
             label=f"best by {'validation' if by_val else 'test'} accuracy")
-    for xi, yi, r in zip(x, y, done):
-        ax.annotate(r["label"][:40], (xi, yi), xytext=(6, 4), textcoords="offset points", fontsize=8, color="0.2")
     if x.max() > 0 and x.max() / max(x.min(), 1e-9) > 30:
         ax.set_xscale("log")
+    ax.margins(x=0.08, y=0.12)
+    # a label on the right half of the axes goes to its point's left, so that none runs past the edge
+    xs = np.log(np.maximum(x, 1e-9)) if ax.get_xscale() == "log" else x
+    mid = (xs.min() + xs.max()) / 2
+    for xi, yi, xsi, r in zip(x, y, xs, done):
+        right = len(done) > 1 and xsi > mid
+        ax.annotate(r["label"][:40], (xi, yi), xytext=(-6 if right else 6, 4), textcoords="offset points",
+                    ha="right" if right else "left", fontsize=8, color="0.2", annotation_clip=True)
     ax.set_xlabel("training time per run (median over the seeds, s)")
     ax.set_ylabel("test accuracy")
     _pct_axis(ax)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    # the legend above the axes, outside them: it never covers a point or its bar
+    ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.01), ncols=2, frameon=False, borderaxespad=0)
     fig.suptitle(title, fontweight="bold")
     seeds = sorted({len(r["seeds"]) for r in done})
     text = caption or (f"{len(done)} configurations, {'/'.join(map(str, seeds))} seed(s) each. Up and to the left is "

@@ -73,6 +73,9 @@ def _sweep(spec, out, workers, scheduler, as_json):
     tty = getattr(sys.stderr, "isatty", lambda: False)()
 
     def on_start(plan):
+        if plan.workers == 0 and plan.todo:  # Dask holds the runs until a worker joins
+            click.echo(f"The cluster at {plan.scheduler} has no worker yet: waiting for workers: start `dask worker "
+                       f"{plan.scheduler}` (Ctrl-C to stop).", err=True)
         if as_json:
             return
         where = f"the cluster at {plan.scheduler}" if scheduler else "this machine"
@@ -97,9 +100,19 @@ def _sweep(spec, out, workers, scheduler, as_json):
         else:
             click.echo(line, err=True)
 
+    import signal
+    import threading
+
+    def terminate(signum, frame):  # SIGTERM (kill, a batch system's time limit) stops as Ctrl-C does
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if main_thread else None
     try:
         result = run_sweep(parsed, out, workers=workers, scheduler=scheduler, on_start=on_start, on_result=on_result)
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         if state["bar"] is not None:
             state["bar"].close()
     from digitnet.plots import save_figure, sweep_figure
@@ -128,6 +141,10 @@ def _sweep(spec, out, workers, scheduler, as_json):
                    + (f", {png}" if png else ""))
         if result.failed:
             click.echo("Failed runs are recorded with their error and run again by the same command.")
+        if result.foreign:
+            n = result.foreign
+            click.echo(f"{n} run{' is' if n == 1 else 's are'} in {out / 'results.jsonl'} that {'is' if n == 1 else 'are'} "
+                       "no run of this spec (another spec's, or edited): kept there, left out of the summary.")
     if result.interrupted:
         if not as_json:
             click.echo("Interrupted: the runs done are kept; run the same command again to run the rest.", err=True)

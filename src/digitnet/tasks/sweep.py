@@ -46,6 +46,7 @@ callbacks; the figure (``summary.png``) is :func:`digitnet.plots.sweep_figure`'s
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import itertools
 import json
@@ -55,6 +56,7 @@ import os
 import socket
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -80,7 +82,8 @@ RUN_LABEL_KEYS = ("name", "description")  # what a [[runs]] table may hold besid
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "VECLIB_MAXIMUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
 CLUSTER_HINT = "pip install 'digitnet[cluster]'"
-CONNECT_TIMEOUT = "10s"  # to reach a given scheduler
+CONNECT_TIMEOUT = 10.0  # seconds to reach a given scheduler and finish Dask's handshake with it
+MAX_RUNS = 10_000  # runs in one spec: more is a mistake (a grid too fine), refused before expanding it
 
 
 # --- the spec ----------------------------------------------------------------------
@@ -159,7 +162,27 @@ def _named(entry: Mapping) -> str:
 
 
 def _toml(v: Any) -> str:
+    """``v`` as TOML writes it (``nan``, ``inf`` and ``-inf`` included)."""
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(map(_toml, v)) + "]"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else "inf" if v > 0 else "-inf"
     return json.dumps(jsonable(v))
+
+
+_TOML_TIME = (datetime.date, datetime.time)  # datetime.datetime is a date
+
+
+def _value_error(v: Any) -> str | None:
+    """Why ``v`` cannot be a setting's value (a date, a time, a table), or None."""
+    if isinstance(v, _TOML_TIME):
+        return (f"a date or time ({v.isoformat()}); settings are numbers, strings, true/false or lists of them "
+                "(quote it to give a string)")
+    if isinstance(v, dict):
+        return "a table inside a table; settings are values (e.g. eta = 0.5)"
+    if isinstance(v, list):
+        return next((why for why in map(_value_error, v) if why), None)
+    return None
 
 
 def _show(v: Any) -> str:
@@ -197,6 +220,12 @@ def _digest(config: Mapping) -> str:
 def spec_from_dict(data: Mapping[str, Any], source: str = "the spec") -> Spec:
     """A :class:`Spec` from the spec's tables (as TOML reads them), its shape checked; the
     settings themselves are checked by :meth:`Spec.expand` (:func:`load_spec` does both)."""
+    if not data:
+        raise ConfigError(f"{source}: the spec sets nothing; give a [base] table, a [grid] table of lists or "
+                          "[[runs]] tables (`digitnet sweep --help` shows an example).")
+    if isinstance(data.get("base"), dict) and "seeds" in data["base"]:
+        raise ConfigError(f"{source} [base] seeds: TOML puts every line after [base] into that table; move "
+                          "seeds = [...] above the first [table].")
     unknown = [k for k in data if k not in SPEC_KEYS]
     if unknown:
         raise ConfigError(f"{source}: unknown key{'s' if len(unknown) > 1 else ''}: "
@@ -224,9 +253,9 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "the spec") -> Spec:
             raise ConfigError(f"{source} {section} seed: the seeds of a sweep are its seeds = [...] list; "
                               "remove seed here.")
         for key, value in table.items():
-            if isinstance(value, dict):
-                raise ConfigError(f"{source} {section} {key}: a table inside a table; settings are values "
-                                  "(e.g. eta = 0.5).")
+            why = _value_error(value)
+            if why:
+                raise ConfigError(f"{source} {section} {key}: {why}.")
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{source} [grid] {key}: give a list of the values to try, e.g. {key} = [..., ...]. "
@@ -236,9 +265,22 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "the spec") -> Spec:
         if both:
             raise ConfigError(f"{source} [[runs]] #{i}{_named(r)} {both[0]}: also in [grid], which would replace it; "
                               "set it in one place.")
+    for i, r in enumerate(runs, 1):
+        for key in RUN_LABEL_KEYS:
+            if key in r and (not isinstance(r[key], str) or any(ord(c) < 32 or ord(c) == 127 for c in r[key])):
+                what = "has a control character (a newline, a tab, ...)" if isinstance(r[key], str) else \
+                    f"is {_toml(r[key])}"
+                raise ConfigError(f"{source} [[runs]] #{i} {key}: give one line of text, e.g. {key} = \"relu\"; "
+                                  f"this one {what}.")
     names = [r["name"] for r in runs if "name" in r]
-    if len(set(map(str, names))) != len(names):
+    if len(set(names)) != len(names):
         raise ConfigError(f"{source} [[runs]]: each run's name once, please.")
+    count = max(len(runs), 1) * math.prod(len(v) for v in grid.values()) * len(seeds)
+    if count > MAX_RUNS:
+        shape = " x ".join([f"{len(runs)} [[runs]]"] * bool(runs) + [f"{len(v)} {k}" for k, v in grid.items()]
+                           + [f"{len(seeds)} seed{'s' * (len(seeds) > 1)}"])
+        raise ConfigError(f"{source}: {count:,} runs ({shape}); a sweep runs at most {MAX_RUNS:,}. Narrow it: "
+                          "fewer values in [grid], fewer [[runs]] or fewer seeds, or split it into several sweeps.")
     return Spec(dict(base), dict(grid), [dict(r) for r in runs], list(seeds), source)
 
 
@@ -306,8 +348,8 @@ def train_run(run: Mapping[str, Any]) -> dict:
     record: dict[str, Any] = {
         "key": run["key"], "label": run["label"], "config": run["config"], "seed": run["config"]["seed"],
         "status": "failed", "error": None, "test_accuracy": None, "validation_accuracy": None, "epochs": [],
-        "seconds": None, "engine": None, "host": socket.gethostname(), "pid": os.getpid(), "worker": None,
-        "model": None, "digitnet": __version__,
+        "seconds": None, "wall_seconds": None, "engine": None, "host": socket.gethostname(), "pid": os.getpid(),
+        "worker": None, "model": None, "digitnet": __version__,
     }
     try:
         from distributed import get_worker
@@ -330,7 +372,7 @@ def train_run(run: Mapping[str, Any]) -> dict:
                 result = run_training(net_cfg, train_cfg, out, data,
                                       on_start=lambda s: engine.setdefault("name", s.trainer.engine))
             finally:
-                record["seconds"] = time.perf_counter() - start
+                record["wall_seconds"] = time.perf_counter() - start  # with the engine's start-up (compiling)
                 record["engine"] = engine.get("name")
             if result.interrupted:
                 raise DigitnetError("Interrupted on the worker.")
@@ -340,6 +382,9 @@ def train_run(run: Mapping[str, Any]) -> dict:
                                  "train_accuracy": e.train_accuracy, "validation_accuracy": e.validation_accuracy,
                                  "seconds": e.seconds, "eta": e.eta} for e in h.epochs]
             record["best_epoch"], record["stopped_epoch"] = h.best_epoch, h.stopped_epoch
+            # the training time: the epochs' gradient steps, without the worker's start-up (loading the
+            # data, compiling the engine's kernels), which a worker's first run alone pays
+            record["seconds"] = sum(e.seconds for e in h.epochs) if h.epochs else record["wall_seconds"]
             model = out.read_bytes()
             record["status"] = "done"
     except DigitnetError as e:  # a divergence, a setting the engine cannot run, ...
@@ -357,6 +402,18 @@ def read_results(out: str | os.PathLike) -> list[dict]:
     """The records in ``out/results.jsonl``, oldest first. A partial last line (a client killed
     while writing it) is left out; any other line that is not a record is a :class:`DataError`."""
     return _read_results(Path(out) / RESULTS)[0]
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _done_record(rec: Mapping) -> bool:
+    """Whether a record said ``done`` has what the summary reads from it."""
+    return (_number(rec.get("test_accuracy")) and 0 <= rec["test_accuracy"] <= 1
+            and isinstance(rec.get("seed"), int) and not isinstance(rec["seed"], bool)
+            and (rec.get("seconds") is None or _number(rec["seconds"]) and rec["seconds"] >= 0)
+            and (rec.get("validation_accuracy") is None or _number(rec["validation_accuracy"])))
 
 
 def _read_results(path: Path) -> tuple[list[dict], int]:
@@ -381,6 +438,10 @@ def _read_results(path: Path) -> tuple[list[dict], int]:
                     return records, pos
                 raise DataError(f"{path}, line {i}: not a run's record (a JSON object with its key). The file was "
                                 "edited; remove the line, or move the file away to run everything again.") from None
+            if rec.get("status") == "done" and not _done_record(rec):
+                raise DataError(f"{path}, line {i}: a run recorded done without its test_accuracy (a number from 0 to "
+                                "1), seed (a whole number) or seconds (a number). The file was edited; remove the "
+                                "line to run that run again.")
             records.append(rec)
         pos += len(line) + (0 if last else 1)
     return records, pos
@@ -415,6 +476,13 @@ class _Results:
 def _prepare(out: Path):
     """Create ``out`` and ``out/models``, check they are writable, and lock ``out`` against a
     second sweep writing there at the same time; returns the open lock file."""
+    if out.is_symlink() and not out.exists():
+        raise FileWriteError(f"{out} is a broken link (to {os.readlink(out)}, which does not exist). Remove it, "
+                             "or choose another {out}.", setting="out")
+    for d in (out, out / MODELS):
+        if d.is_dir() and not os.access(d, os.W_OK | os.X_OK):
+            raise FileWriteError(f"Cannot write in the sweep's folder {d} (no permission). Choose another {{out}}.",
+                                 setting="out")
     try:
         (out / MODELS).mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -537,10 +605,11 @@ class SweepResult:
     out: Path
     records: list[dict]  # the new runs' records, in the order they finished
     interrupted: bool = False  # Ctrl-C: the runs in flight were cancelled, those done are kept
+    foreign: int = 0  # runs in results.jsonl that are no run of this spec (kept there, left out of the summary)
 
     def to_dict(self) -> dict:
         return {"runs": self.runs, "new": self.new, "skipped": self.skipped, "failed": self.failed,
-                "interrupted": self.interrupted, "out": str(self.out), "summary": self.summary}
+                "interrupted": self.interrupted, "foreign": self.foreign, "out": str(self.out), "summary": self.summary}
 
 
 def local_cluster(workers: int | None = None, **kwargs):
@@ -582,12 +651,49 @@ def connect(scheduler: str | None = None, workers: int | None = None):
         client._digitnet_cluster = cluster
         return client
     try:
-        return Client(scheduler, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, ValueError, TypeError) as e:
-        reason = " ".join(str(e).split())[:160] or type(e).__name__
-        raise DigitnetError(f"Cannot reach the Dask scheduler at {scheduler} ({reason}). Start one with `dask "
-                            "scheduler`, check the address, or leave out {scheduler} to run on this machine.",
-                            setting="scheduler") from None
+        return _client_within(Client, scheduler, CONNECT_TIMEOUT)
+    except Exception as e:  # anything that is not a scheduler's answer: refused, silence, HTTP, garbage
+        if isinstance(e, MemoryError):  # Dask read an HTTP answer's first bytes as a frame's length
+            reason = "something answered, but not in Dask's protocol"
+        elif isinstance(e, TimeoutError) and not str(e):
+            reason = f"no Dask handshake within {CONNECT_TIMEOUT:g} s"
+        else:
+            reason = " ".join(str(e).split())[:160] or type(e).__name__
+        raise DigitnetError(f"{{scheduler}} {scheduler}: no Dask scheduler answered there ({reason}): start one with "
+                            "`dask scheduler` or check the address (the dashboard's port is not the scheduler's), "
+                            "or leave out {scheduler} to run on this machine.", setting="scheduler") from None
+
+
+def _client_within(client_class, address: str, seconds: float):
+    """``client_class(address)``, or a :class:`TimeoutError` after ``seconds``: Dask's own timeout
+    covers the connection but not every handshake (a server that reads and never answers, an
+    HTTP server waiting for the end of a request), so the whole of it runs in a thread that is
+    given up on after ``seconds`` (a client it makes after that is closed at once)."""
+    box: dict = {}
+    lock = threading.Lock()
+
+    def connect_now():
+        try:
+            client = client_class(address, timeout=seconds)
+        except BaseException as e:  # handed to the caller
+            box["error"] = e
+            return
+        with lock:
+            if box.get("abandoned"):
+                client.close()
+            else:
+                box["client"] = client
+
+    thread = threading.Thread(target=connect_now, name="digitnet-sweep-connect", daemon=True)
+    thread.start()
+    thread.join(seconds + 2)
+    with lock:
+        if "client" in box:
+            return box["client"]
+        if "error" in box:
+            raise box["error"]
+        box["abandoned"] = True
+    raise TimeoutError()
 
 
 def _close(client) -> None:
@@ -603,7 +709,7 @@ def _lost(run: Run, e: BaseException) -> dict:
     """The record of a run whose task Dask gave up on (its workers kept dying)."""
     return jsonable({"key": run.key, "label": run.label, "config": run.config, "seed": run.seed, "status": "failed",
                      "error": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}", "test_accuracy": None,
-                     "validation_accuracy": None, "epochs": [], "seconds": None, "engine": None, "host": None,
+                     "validation_accuracy": None, "epochs": [], "seconds": None, "wall_seconds": None, "engine": None, "host": None,
                      "pid": None, "worker": None, "model": None, "digitnet": __version__})
 
 
@@ -634,8 +740,12 @@ def run_sweep(
     lock = _prepare(out)
     try:
         results = _Results(out)
-        done = {r["key"] for r in results.records if r.get("status") == "done"}
+        # a run is done when its record says so and its model is still there (a deleted model runs again)
+        done = {r["key"] for r in results.records if r.get("status") == "done"
+                and (out / MODELS / f"{r['key']}.safetensors").is_file()}
         todo = [r for r in runs if r.key not in done]
+        keys = {r.key for r in runs}
+        foreign = len({r["key"] for r in results.records} - keys)
         new: list[dict] = []
         interrupted = False
         if todo:
@@ -683,6 +793,6 @@ def run_sweep(
         summary = summarise(runs, results.records)
         atomic_write_bytes(out / SUMMARY, summary_markdown(summary, f"Sweep {spec.source}").encode())
         return SweepResult(len(runs), len(new), len(runs) - len(todo), sum(r["status"] != "done" for r in new),
-                           summary, out, new, interrupted)
+                           summary, out, new, interrupted, foreign)
     finally:
         lock.close()
