@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -55,3 +59,63 @@ def load_benchmark():
         return module
 
     return load
+
+
+# --- a real server and a real browser, for the web page's tests ------------------------------
+CHROMIUM = os.environ.get("DIGITNET_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def serve_app():
+    """``with serve_app(app) as url:``: ``app`` served by uvicorn in a thread on a free
+    127.0.0.1 port, stopped on leaving."""
+    import contextlib
+    import socket
+    import threading
+    import time
+
+    @contextlib.contextmanager
+    def serve(app):
+        import uvicorn
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
+        thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not srv.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert srv.started, "the server did not start"
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+        finally:
+            srv.should_exit = True
+            thread.join(timeout=10)
+            sock.close()
+
+    return serve
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright; skipped, with the reason, without them."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
+    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+        pytest.skip(f"Chromium is not at {CHROMIUM}: apt-get install -y chromium")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    """Where screenshots go: ``$DIGITNET_SCREENSHOTS``, or a temporary folder."""
+    where = os.environ.get("DIGITNET_SCREENSHOTS")
+    if where:
+        Path(where).mkdir(parents=True, exist_ok=True)
+        return Path(where)
+    return tmp_path_factory.mktemp("screenshots")

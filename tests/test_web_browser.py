@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -45,48 +42,13 @@ def trained(mnist, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(trained, mnist):
-    import uvicorn
-
+def server(trained, mnist, serve_app):
     from digitnet.web import create_app
 
     models, _ = trained
     app = create_app(models, dataset=mnist)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert srv.started, "the server did not start"
-    yield f"http://127.0.0.1:{port}/", app
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    where = os.environ.get("DIGITNET_SCREENSHOTS")
-    if where:
-        Path(where).mkdir(parents=True, exist_ok=True)
-        return Path(where)
-    return tmp_path_factory.mktemp("screenshots")
+    with serve_app(app) as url:  # browser, shots: tests/conftest.py
+        yield url, app
 
 
 @pytest.fixture

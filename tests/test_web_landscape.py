@@ -7,13 +7,9 @@ trained here for 3 epochs, whose model file keeps its 4 weight snapshots.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import threading
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -290,49 +286,12 @@ def test_auto_directions_fall_back_to_random_when_the_path_is_a_line(models):
 
 
 # --- in a browser ---------------------------------------------------------------------------
-CHROMIUM = os.environ.get("DIGITNET_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        pytest.skip(f"Chromium is not at {CHROMIUM}: apt-get install -y chromium")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def server(models, bar_digits):
-    import uvicorn
-
-    app = create_app(models[0], dataset=bar_digits)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert srv.started, "the server did not start"
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    where = os.environ.get("DIGITNET_SCREENSHOTS")
-    if where:
-        Path(where).mkdir(parents=True, exist_ok=True)
-        return Path(where)
-    return tmp_path_factory.mktemp("screenshots")
+def server(models, bar_digits, serve_app):
+    with serve_app(create_app(models[0], dataset=bar_digits)) as url:  # browser, shots: tests/conftest.py
+        yield url
 
 
 def _open(browser, server, **context):

@@ -885,6 +885,15 @@
     return STOPS[i].map((c, k) => c + (STOPS[i + 1][k] - c) * f);
   }
 
+  // Colour by rank: the values that cut `sorted` (ascending) into n bands of equal count, and
+  // `band(value)`, the band a value falls in (0 .. n - 1), by binary search over them.
+  function rankBands(sorted, n) {
+    const levels = [];
+    for (let k = 1; k < n; k++) levels.push(sorted[Math.floor(k * (sorted.length - 1) / n)]);
+    const band = (val) => { let lo = 0, hi = levels.length; while (lo < hi) { const m = (lo + hi) >> 1; if (levels[m] < val) lo = m + 1; else hi = m; } return lo; };
+    return { levels, band };
+  }
+
   function drawDescent(r) {
     const W = contour.width, H = contour.height, n = r.grid.n;
     const v = r.view;
@@ -896,9 +905,7 @@
     if (r.variables.length === 2) {
       const finite = g.filter((x) => x !== null).sort((a, b) => a - b);
       const LEVELS = 16;
-      const levels = [];
-      for (let k = 1; k < LEVELS; k++) levels.push(finite[Math.floor(k * (finite.length - 1) / LEVELS)]);
-      const level = (val) => { let lo = 0, hi = levels.length; while (lo < hi) { const m = (lo + hi) >> 1; if (levels[m] < val) lo = m + 1; else hi = m; } return lo; };
+      const { band: level } = rankBands(finite, LEVELS);
       const img = cctx.createImageData(W, H);
       const idx = new Float32Array(W * H);
       for (let py = 0; py < H; py++) {
@@ -1205,9 +1212,7 @@
     const na = r.alphas.length, nb = r.betas.length;
     const g = r.cost.flat().map((c) => (c === null || !Number.isFinite(c) ? null : c));
     const { finite, lo, hi } = costRange(r);
-    const levels = [];
-    for (let k = 1; k < LEVELS; k++) levels.push(finite[Math.floor(k * (finite.length - 1) / LEVELS)]);
-    const level = (val) => { let lo = 0, hi = levels.length; while (lo < hi) { const m = (lo + hi) >> 1; if (levels[m] < val) lo = m + 1; else hi = m; } return lo; };
+    const { levels, band: level } = rankBands(finite, LEVELS);
     const img = lctx.createImageData(W, H);
     const idx = new Int16Array(W * H);
     for (let py = 0; py < H; py++) {
