@@ -15,18 +15,35 @@ from digitnet.errors import ConfigError
 Params = list[dict[str, np.ndarray]]
 
 
+class _Scratch:
+    """``count`` scratch arrays for in-place updates, each as large as the largest parameter
+    array seen so far; :meth:`get` gives views of them in a parameter's shape and dtype."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.bufs: dict[np.dtype, list[np.ndarray]] = {}
+
+    def get(self, w: np.ndarray) -> list[np.ndarray]:
+        bufs = self.bufs.get(w.dtype)
+        if bufs is None or bufs[0].size < w.size:
+            bufs = self.bufs[w.dtype] = [np.empty(w.size, w.dtype) for _ in range(self.count)]
+        return [b[: w.size].reshape(w.shape) for b in bufs]
+
+
 class SGD:
     """Plain gradient descent: w <- w - eta * dC/dw (the video's rule)."""
 
     name = "sgd"
 
     def __init__(self, params: Params, **_: float):
-        pass
+        self._scratch = _Scratch(1)
 
     def step(self, params: Params, grads: Params, eta: float) -> None:
         for p, g in zip(params, grads):
-            for k, v in p.items():
-                v -= np.asarray(eta, v.dtype) * g[k]
+            for k, w in p.items():
+                (s,) = self._scratch.get(w)
+                np.multiply(g[k], w.dtype.type(eta), out=s)
+                w -= s  # in place: the same numbers as w - eta g, no temporary
 
     def state(self) -> dict[str, np.ndarray]:
         return {}
@@ -46,19 +63,25 @@ class Momentum:
         self.mu = mu
         self.nesterov = nesterov
         self.v = [{k: np.zeros_like(a) for k, a in p.items()} for p in params]
+        self._scratch = _Scratch(2)
 
     def step(self, params: Params, grads: Params, eta: float) -> None:
+        # In place, through two scratch arrays: the same operations in the same order (and
+        # so the same numbers, bit for bit) as the formulas in the docstring, no temporaries.
         for p, g, vel in zip(params, grads, self.v):
             for k, w in p.items():
-                v = vel[k]
+                v, t = vel[k], w.dtype.type
+                s, u = self._scratch.get(w)
                 if self.nesterov:
-                    v_old = v.copy()
-                    v *= self.mu
-                    v -= eta * g[k]
-                    w += (1 + self.mu) * v - self.mu * v_old
+                    np.multiply(v, t(self.mu), out=u)  # mu v_old
+                v *= t(self.mu)
+                np.multiply(g[k], t(eta), out=s)
+                v -= s  # v = mu v - eta g
+                if self.nesterov:
+                    np.multiply(v, t(1 + self.mu), out=s)
+                    s -= u
+                    w += s  # w + ((1 + mu) v - mu v_old)
                 else:
-                    v *= self.mu
-                    v -= eta * g[k]
                     w += v
 
     def state(self) -> dict[str, np.ndarray]:
@@ -81,20 +104,32 @@ class Adam:
         self.t = 0
         self.m = [{k: np.zeros_like(a) for k, a in p.items()} for p in params]
         self.v = [{k: np.zeros_like(a) for k, a in p.items()} for p in params]
+        self._scratch = _Scratch(2)
 
     def step(self, params: Params, grads: Params, eta: float) -> None:
         self.t += 1
         c1 = 1 - self.b1**self.t
         c2 = 1 - self.b2**self.t
+        # In place, through two scratch arrays: the same operations in the same order (and
+        # so the same numbers, bit for bit) as the formulas in the docstring, no temporaries.
         for p, g, m, v in zip(params, grads, self.m, self.v):
             for k, w in p.items():
-                m[k] *= self.b1
-                m[k] += (1 - self.b1) * g[k]
-                v[k] *= self.b2
-                v[k] += (1 - self.b2) * g[k] * g[k]
-                m_hat = m[k] / c1
-                v_hat = v[k] / c2
-                w -= eta * m_hat / (np.sqrt(v_hat) + self.eps)
+                t, gk, mk, vk = w.dtype.type, g[k], m[k], v[k]
+                s, u = self._scratch.get(w)
+                mk *= t(self.b1)
+                np.multiply(gk, t(1 - self.b1), out=s)
+                mk += s  # m = b1 m + (1 - b1) g
+                vk *= t(self.b2)
+                np.multiply(gk, t(1 - self.b2), out=s)
+                s *= gk
+                vk += s  # v = b2 v + (1 - b2) g g
+                np.divide(vk, t(c2), out=u)  # v_hat
+                np.sqrt(u, out=u)
+                u += t(self.eps)
+                np.divide(mk, t(c1), out=s)  # m_hat
+                s *= t(eta)
+                s /= u
+                w -= s  # w - eta m_hat / (sqrt(v_hat) + eps)
 
     def state(self) -> dict[str, np.ndarray]:
         s = {f"m.{l}.{k}": a for l, p in enumerate(self.m) for k, a in p.items()}
