@@ -310,3 +310,33 @@ def test_max_pool_splits_the_gradient_between_tied_maxima_in_each_block_and_chan
     want[0, [0, 1, 2], [2, 0, 1], 0] = 2.0
     want[0, 1, 1, 1] = 2.0
     np.testing.assert_array_equal(g, want)
+
+
+@pytest.mark.parametrize("in_shape, channels, k", [((9, 7, 3), 4, 3), ((12, 12, 32), 32, 5), ((8, 8, 1), 2, 5)])
+def test_conv_input_gradient_is_col2im_in_filter_order_bit_for_bit(in_shape, channels, k):
+    """dC/da adds each patch's gradient back in the order (u, v) of the filter positions, one
+    position at a time over the whole map: the order that fixes its float32 rounding."""
+    rng = np.random.default_rng(9)
+    conv = Conv2D(in_shape, channels, k)
+    p = conv.init(rng, "he", np.float32)
+    a = rng.standard_normal((3, *in_shape)).astype(np.float32)
+    (h, w, c), (h_out, w_out, _) = in_shape, conv.out_shape
+    delta = rng.standard_normal((3, *conv.out_shape)).astype(np.float32)
+    dcols = (delta.reshape(-1, channels) @ conv._wmat(p)).reshape(3, h_out, w_out, k, k, c)
+    want = np.zeros((3, h, w, c), np.float32)
+    for u in range(k):
+        for v in range(k):
+            want[:, u : u + h_out, v : v + w_out, :] += dcols[:, :, :, u, v, :]
+    _, g = conv.backward(p, a, delta)
+    assert g.tobytes() == want.tobytes()
+
+
+def test_im2col_of_many_channels_is_the_patches_then_a_one():
+    rng = np.random.default_rng(10)
+    layer = Conv2D((7, 6, 16), 3, 3)
+    a = rng.standard_normal((2, 7, 6, 16)).astype(np.float32)
+    cols = layer.im2col(a.reshape(2, -1))
+    assert cols.shape == (3 * 3 * 16 + 1, 2 * 5 * 4)
+    for col, (x, i, j) in zip(cols.T, np.ndindex(2, 5, 4)):
+        np.testing.assert_array_equal(col[:-1], a[x, i : i + 3, j : j + 3, :].ravel())
+        assert col[-1] == 1

@@ -126,18 +126,21 @@ class Conv2D:
     def im2col(self, a: np.ndarray) -> np.ndarray:
         """The patches of ``a`` as columns, then a row of ones: (k k c_in + 1, n h_out w_out).
 
-        Rows are ordered (u, v, c); row (u, v, c) is channel c of the input shifted by (u, v),
-        so it is one slice copy per filter position (a window view copied patch by patch was
-        4x slower).
+        Rows are ordered (u, v, c); row (u, v, c) is channel c of the input shifted by (u, v).
+        The input is first turned channels-first (one small copy), so that each filter
+        position (u, v) is one slice copy in runs of w_out consecutive values on both sides
+        (copying from the channels-last maps directly, one value every c_in, was 1.7x slower
+        with 32 channels; a window view copied patch by patch, 4x slower).
         """
         (h, w, c), k = self.in_shape, self.k
         h_out, w_out, _ = self.out_shape
-        a = a.reshape(len(a), h, w, c)
-        cols = np.empty((k * k * c + 1, len(a), h_out, w_out), dtype=a.dtype)
-        patches = cols[:-1].reshape(k, k, c, len(a), h_out, w_out)  # a view
+        n = len(a)
+        a_cf = np.ascontiguousarray(a.reshape(n, h, w, c).transpose(3, 0, 1, 2))  # (c, n, h, w)
+        cols = np.empty((k * k * c + 1, n, h_out, w_out), dtype=a.dtype)
+        patches = cols[:-1].reshape(k, k, c, n, h_out, w_out)  # a view
         for u in range(k):
             for v in range(k):
-                patches[u, v] = a[:, u : u + h_out, v : v + w_out, :].transpose(3, 0, 1, 2)  # (c, n, h_out, w_out)
+                patches[u, v] = a_cf[:, :, u : u + h_out, v : v + w_out]
         cols[-1] = 1
         return cols.reshape(k * k * c + 1, -1)
 
@@ -182,11 +185,15 @@ class Conv2D:
         grads = {"w": np.ascontiguousarray(nabla_w), "b": nabla_wb[-1]}
         if not need_input_grad:
             return grads, None
-        dcols = (d @ self._wmat(p)).reshape(n, h_out, w_out, k, k, c)
+        dcols = (d @ self._wmat(p)).reshape(n, h_out, w_out, k, k * c)  # patch rows of k c_in values
         g = np.zeros((n, h, w, c), dtype=dcols.dtype)
+        g_rows = g.reshape(n, h, w * c)
+        # Every input pixel gets its patches' gradients added in the order (u, v). Patch row u
+        # of position j covers k c_in consecutive values of g, so for each u the positions j
+        # are added last to first (v ascending for every pixel): runs of k c_in values, not c_in.
         for u in range(k):
-            for v in range(k):
-                g[:, u : u + h_out, v : v + w_out, :] += dcols[:, :, :, u, v, :]
+            for j in range(w_out - 1, -1, -1):
+                g_rows[:, u : u + h_out, j * c : (j + k) * c] += dcols[:, :, j, u, :]
         return grads, g.reshape(a.shape)
 
 
@@ -243,13 +250,12 @@ class MaxPool:
         blocks, s = self._blocks(a), self.size
         h_out, w_out, c = self.out_shape
         is_max = blocks == z[:, :, None, :, None, :]  # (n, h_out, s, w_out, s, c)
-        ties = np.zeros(delta.shape, dtype=delta.dtype)  # (n, h_out, w_out, c): maxima per block, >= 1
+        ties = np.zeros(delta.shape, dtype=np.uint8)  # (n, h_out, w_out, c): maxima per block, >= 1
         for u in range(s):
             for v in range(s):
                 ties += is_max[:, :, u, :, v]
-        g = np.empty(blocks.shape, dtype=delta.dtype)
-        g[...] = (delta / ties)[:, :, None, :, None, :]  # each maximum's share, copied over its block
-        g *= is_max
+        # each maximum's share, copied over its block (0 elsewhere), in one pass
+        g = np.multiply(is_max, (delta / ties)[:, :, None, :, None, :], dtype=delta.dtype)
         if (h_out * s, w_out * s) == self.in_shape[:2]:  # the blocks tile the map: no ragged edge
             return {}, g.reshape(a.shape)
         g_full = np.zeros((len(a), *self.in_shape), dtype=delta.dtype)
