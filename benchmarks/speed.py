@@ -2,6 +2,8 @@
 
     python benchmarks/speed.py            # the full table (several minutes)
     python benchmarks/speed.py --quick    # 1 epoch on 10,000 images: a minute or so
+    python benchmarks/speed.py --configs mlp,cnn --epochs 1 --train-size 20000 --only digitnet,digitnet-augment,torch
+    python benchmarks/speed.py --check    # one step of digitnet and of PyTorch agree (dropout off)
 
 Every contestant trains the same network with the same hyperparameters, data and number
 of epochs; all but scikit-learn start from the *same initial weights* (digitnet's, for
@@ -32,6 +34,21 @@ Contestants (each skipped if its library is not installed; ``pip install -e .[be
 * Nielsen per-example loop: ``benchmarks/nielsen_network.py``, a Python 3 loop with the
   structure of Nielsen's ``network.py`` (float64, one backprop per example); only for
   the video's sigmoid / quadratic network.
+
+Two configurations are the presets' own networks and optimizers (``digitnet train --preset
+mlp`` / ``--preset cnn``, read from ``digitnet.training.presets``): ``mlp`` is 784-512-512-10
+ReLU, softmax + cross-entropy, He init, batch 128, Nesterov momentum 0.9 at eta 0.1 with the
+cosine schedule, dropout 0.2; ``cnn`` is conv 32 5x5, pool 2, conv 32 5x5, pool 2, dense 128,
+softmax + cross-entropy, batch 64, Adam (eta 0.001, b1 0.9, b2 0.999), cosine, dropout 0.3.
+Both sides train them *without* the presets' random shifts (and turns): augmentation is
+data preparation, not the network or the optimizer, and PyTorch has no built-in equivalent
+of digitnet's. The ``digitnet-augment`` contestant trains with the preset's augmentation, so
+that the table shows what it costs per epoch. Their PyTorch contestant is the equivalent
+``nn.Sequential`` (``nn.Dropout`` in front of the same dense layers as digitnet's dropout),
+``torch.optim.SGD(nesterov=True)`` or ``torch.optim.Adam`` with the same hyperparameters and
+the same learning rate per epoch; ``--check`` shows that one step of each agrees with
+digitnet's to float32 rounding with the dropout off. digitnet trains these on its
+``reference`` engine (the only one with momentum, Adam and dropout).
 
 Thread counts: every process gets ``--threads`` (default 1) through OMP_NUM_THREADS,
 OPENBLAS_NUM_THREADS and MKL_NUM_THREADS, and PyTorch through ``set_num_threads``;
@@ -66,8 +83,25 @@ CONFIGS = {
     "cnn-b64": dict(layers=(784, 100, 10), features=("conv:16:5", "pool:2"), activation="relu", output="softmax",
                     cost="cross-entropy", init="he", batch=64, eta=0.05),
 }
+
+
+def _preset_config(name: str) -> dict:
+    """The network and optimizer of ``--preset NAME``, in this script's terms (without its augmentation)."""
+    from digitnet.training.presets import get_preset
+
+    net, train = get_preset(name)
+    return dict(preset=name, layers=net.layers, features=net.features, activation=net.activation,
+                output=net.output_activation, cost=net.cost, init=net.init, batch=train.batch_size, eta=train.eta,
+                optimizer=train.optimizer, momentum=train.momentum, beta2=train.beta2, schedule=train.schedule,
+                dropout=train.dropout)
+
+
+sys.path.append(str(HERE.parent / "src"))  # a checkout without digitnet installed
+CONFIGS["mlp"] = _preset_config("mlp")
+CONFIGS["cnn"] = _preset_config("cnn")
 ENGINE = None  # the digitnet engine a worker ran
-CONTESTANTS = ("digitnet", "digitnet-numpy", "digitnet-reference", "torch", "torch-dataloader", "sklearn", "nielsen")
+CONTESTANTS = ("digitnet", "digitnet-augment", "digitnet-numpy", "digitnet-reference", "torch", "torch-dataloader",
+               "sklearn", "nielsen")
 
 
 # --- the worker: one contestant, one configuration, in its own process -------------------
@@ -96,8 +130,20 @@ def _initial(cfg: dict, seed: int):
     return Network.create(netcfg, seed=seed)
 
 
-def run_digitnet(cfg, epochs, seed, n_train, fast=True, engine=None):
+def _train_config(cfg, epochs, seed, augment=False):
+    """digitnet's TrainConfig for ``cfg``: a preset's (its augmentation only with ``augment``), else plain SGD."""
+    import dataclasses
+
     from digitnet.config import TrainConfig
+    from digitnet.training.presets import get_preset
+
+    if "preset" not in cfg:
+        return TrainConfig(epochs=epochs, batch_size=cfg["batch"], eta=cfg["eta"], seed=seed)
+    train = get_preset(cfg["preset"])[1]
+    return dataclasses.replace(train, epochs=epochs, seed=seed, augment=train.augment if augment else ())
+
+
+def run_digitnet(cfg, epochs, seed, n_train, fast=True, engine=None, augment=False):
     from digitnet.data.datasets import load_mnist
     from digitnet.nn.metrics import accuracy
     from digitnet.training.train import Trainer
@@ -105,8 +151,8 @@ def run_digitnet(cfg, epochs, seed, n_train, fast=True, engine=None):
     d = load_mnist()
     train = d.train if n_train is None else d.train.subset(n_train)
     net = _initial(cfg, seed)
-    trainer = Trainer(net, train, TrainConfig(epochs=epochs, batch_size=cfg["batch"], eta=cfg["eta"], seed=seed),
-                      test=None, engine=engine if fast else "reference")
+    trainer = Trainer(net, train, _train_config(cfg, epochs, seed, augment), test=None,
+                      engine=engine if fast else "reference")
     global ENGINE
     ENGINE = trainer.step_engine
 
@@ -116,7 +162,7 @@ def run_digitnet(cfg, epochs, seed, n_train, fast=True, engine=None):
     return seconds / epochs, accuracy(d.test.y, net.predict(d.test.x))
 
 
-def _torch_cnn(cfg, net):
+def _torch_cnn(cfg, net, dropout=0.0):
     """The same conv net in PyTorch, from digitnet's initial weights. digitnet's feature maps
     are channels-last (h, w, c), PyTorch's channels-first: the dense layer after the flatten
     gets its columns permuted accordingly."""
@@ -147,21 +193,28 @@ def _torch_cnn(cfg, net):
             with torch.no_grad():
                 lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
                 lin.bias.copy_(torch.from_numpy(p["b"].copy()))
+            if dropout:  # digitnet drops the inputs of every dense layer but the network's first layer
+                mods.append(torch.nn.Dropout(dropout))
             mods.append(lin)
             if module is not net.modules[-1]:
                 mods.append(act())
     return torch.nn.Sequential(*mods)
 
 
-def _torch_model(cfg, seed):
+def _torch_model(cfg, seed, dropout=None):
+    """``cfg``'s network in PyTorch from digitnet's initial weights for ``seed``, with
+    ``nn.Dropout`` where digitnet drops (``dropout``: default the config's)."""
     import torch
 
     net = _initial(cfg, seed)
+    dropout = cfg.get("dropout", 0.0) if dropout is None else dropout
     if cfg.get("features"):
-        return _torch_cnn(cfg, net)
+        return _torch_cnn(cfg, net, dropout)
     act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}[cfg["activation"]]
     mods = []
     for l, p in enumerate(net.params):
+        if l > 0 and dropout:
+            mods.append(torch.nn.Dropout(dropout))
         lin = torch.nn.Linear(p["w"].shape[1], p["w"].shape[0])
         with torch.no_grad():
             lin.weight.copy_(torch.from_numpy(p["w"].copy()))
@@ -184,6 +237,78 @@ def _torch_loss(cfg):
     return torch.nn.CrossEntropyLoss()  # log-softmax + NLL, the batch mean: softmax + cross-entropy
 
 
+def _torch_optimizer(cfg, model):
+    """torch.optim's counterpart of digitnet's optimizer for ``cfg``, same hyperparameters.
+
+    digitnet's Nesterov rule (v <- mu v - eta g; w <- w - mu v_old + (1 + mu) v) and
+    PyTorch's (b <- mu b + g; w <- w - eta (g + mu b)) are the same steps for a constant eta
+    (v = -eta b), as they are within an epoch here."""
+    import torch
+
+    opt = cfg.get("optimizer", "sgd")
+    if opt == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg["eta"])
+    if opt in ("momentum", "nesterov"):
+        return torch.optim.SGD(model.parameters(), lr=cfg["eta"], momentum=cfg["momentum"],
+                               nesterov=opt == "nesterov")
+    if opt == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg["eta"], betas=(cfg["momentum"], cfg["beta2"]), eps=1e-8)
+    raise ValueError(f"no PyTorch optimizer for {opt!r}")
+
+
+def check_one_step(config: str, seed: int = 0, x=None, y=None) -> float:
+    """One step of digitnet's reference path and of the PyTorch contestant from the same
+    weights on the same batch (default: the first 64 training images), dropout off: the
+    largest difference of any weight or bias afterwards, relative to that parameter array's
+    largest magnitude. (Adam divides each gradient by its own size, so the rounding of the
+    smallest gradients shows more than with SGD.)"""
+    import torch
+
+    from digitnet.nn.network import backprop
+    from digitnet.training.optim import make_optimizer
+
+    cfg = CONFIGS[config]
+    if x is None:
+        x, y, _, _ = _data(64)
+    net = _initial(cfg, seed)
+    model, loss_fn = _torch_model(cfg, seed, dropout=0.0), _torch_loss(cfg)
+    opt = _torch_optimizer(cfg, model)
+    make_optimizer(cfg.get("optimizer", "sgd"), net.params, cfg.get("momentum", 0.9), cfg.get("beta2", 0.999)).step(
+        net.params, backprop(net, x, y).layers, cfg["eta"])
+    loss_fn(model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+    opt.step()
+    theirs = _torch_model_as_digitnet(cfg, net, model)
+    worst = 0.0
+    for p, q in zip(net.params, theirs):
+        for k in p:
+            worst = max(worst, float(np.abs(p[k] - q[k]).max() / np.abs(p[k]).max()))
+    return worst
+
+
+def _torch_model_as_digitnet(cfg, net, model):
+    """The PyTorch model's parameters in the shapes and order of ``net.params``."""
+    import torch
+
+    layers = [m for m in model if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    out, shape = [], None
+    for module in net.modules:
+        if module.kind not in ("dense", "conv"):
+            out.append({})
+            if module.kind in ("pool",):
+                shape = module.out_shape
+            continue
+        m = layers.pop(0)
+        w = m.weight.detach().numpy()
+        if module.kind == "conv":
+            shape = module.out_shape
+        elif shape is not None:  # first dense layer after the maps: back to channels-last columns
+            h, wd, c = shape
+            w = w.reshape(len(w), c, h, wd).transpose(0, 2, 3, 1).reshape(len(w), -1)
+            shape = None
+        out.append({"w": w, "b": m.bias.detach().numpy()})
+    return out
+
+
 def run_torch(cfg, epochs, seed, n_train, threads, dataloader=False):
     import torch
 
@@ -194,15 +319,21 @@ def run_torch(cfg, epochs, seed, n_train, threads, dataloader=False):
     X, Y = torch.from_numpy(x), torch.from_numpy(y)
     model = _torch_model(cfg, seed)
     loss_fn = _torch_loss(cfg)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg["eta"])
+    opt = _torch_optimizer(cfg, model)
     B, n = cfg["batch"], len(X)
     loader = None
     if dataloader:
         ds = torch.utils.data.TensorDataset(X, Y)
         loader = torch.utils.data.DataLoader(ds, batch_size=B, shuffle=True,
                                              generator=torch.Generator().manual_seed(seed))
+    from digitnet.training.train import epoch_eta
+
+    train_cfg = _train_config(cfg, epochs, seed)
+    model.train()
     start = time.perf_counter()
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        for group in opt.param_groups:  # digitnet's learning rate for the epoch (its schedule)
+            group["lr"] = epoch_eta(train_cfg, epoch)
         if loader is not None:
             batches = loader
         else:
@@ -213,6 +344,7 @@ def run_torch(cfg, epochs, seed, n_train, threads, dataloader=False):
             loss_fn(model(xb), yb).backward()
             opt.step()
     per_epoch = (time.perf_counter() - start) / epochs
+    model.eval()
     with torch.inference_mode():
         acc = (model(torch.from_numpy(xt)).argmax(1).numpy() == yt).mean()
     return per_epoch, float(acc)
@@ -264,6 +396,8 @@ def worker(args) -> None:
     name, e, s, n = args.worker, args.epochs, args.seed, args.train_size
     if name == "digitnet":
         per_epoch, acc = run_digitnet(cfg, e, s, n)
+    elif name == "digitnet-augment":
+        per_epoch, acc = run_digitnet(cfg, e, s, n, augment=True)
     elif name == "digitnet-numpy":
         per_epoch, acc = run_digitnet(cfg, e, s, n, engine="numpy")
     elif name == "digitnet-reference":
@@ -287,6 +421,11 @@ def worker(args) -> None:
 def available(name: str, config: str) -> bool:
     import importlib.util
 
+    preset = "preset" in CONFIGS[config]
+    if name == "digitnet-augment":
+        return preset  # the presets' augmentation; the other configurations have none
+    if preset and name in ("digitnet-numpy", "sklearn", "nielsen"):
+        return False  # momentum / Adam with dropout: the reference engine only; scikit-learn has no dropout
     if name.startswith("torch"):
         return importlib.util.find_spec("torch") is not None
     if CONFIGS[config].get("features") and name in ("sklearn", "nielsen"):
@@ -364,6 +503,8 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=1800, help="seconds before one run is given up")
     p.add_argument("--json", type=Path, default=None, help="also write the results to this file")
+    p.add_argument("--check", action="store_true",
+                   help="only check that one step of digitnet and of PyTorch agree (dropout off), for --configs")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--config", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -381,6 +522,11 @@ def main(argv=None) -> None:
     for c in configs:
         if c not in CONFIGS:
             p.error(f"unknown configuration {c!r}; choose from {', '.join(CONFIGS)}")
+    if args.check:
+        for c in configs:
+            print(f"{c}: one step, largest difference from PyTorch's weights {check_one_step(c, args.seed):.1e} "
+                  "(relative to each array's largest weight)")
+        return
     print(f"machine: {machine()}")
     print(f"versions: {versions()}; threads per contestant: {args.threads or 'library defaults'}")
     print(f"epochs per run: {args.epochs}, training images: {args.train_size or 60000}, repetitions: {args.reps}\n")
@@ -406,6 +552,11 @@ def table(config: str, runs: dict[str, list[dict]]) -> str:
     c = CONFIGS[config]
     title = (f"{config}: {'-'.join(map(str, c['layers']))}, {c['activation']}/{c['output']}, {c['cost']}, "
              f"batch {c['batch']}, eta {c['eta']}")
+    if "preset" in c:
+        title = (f"{config}: --preset {c['preset']}'s network: {', '.join(c['features']) + ', ' if c['features'] else ''}"
+                 f"{'-'.join(map(str, c['layers']))} {c['activation']}/{c['output']}, {c['cost']}, batch {c['batch']}, "
+                 f"{c['optimizer']} eta {c['eta']} ({c['schedule']}), dropout {c['dropout']}; no augmentation "
+                 "but for digitnet-augment")
     med = {n: statistics.median(r["seconds_per_epoch"] for r in rs) for n, rs in runs.items()}
     base = med.get("digitnet")
     lines = [title, "| contestant | s/epoch (median) | min-max | test accuracy | peak MB | x digitnet's time |",

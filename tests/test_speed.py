@@ -1,0 +1,30 @@
+"""benchmarks/speed.py's contestants for the presets train the same network with the same optimizer."""
+
+import numpy as np
+import pytest
+
+
+@pytest.mark.parametrize("config", ["mlp", "cnn"])
+def test_pytorch_contestant_of_a_preset_takes_digitnets_step(config, load_benchmark):
+    """One step of --preset mlp's (Nesterov) and --preset cnn's (Adam) network in PyTorch, from
+    digitnet's initial weights, dropout off, agrees with digitnet's reference path to float32
+    rounding (Adam divides by each gradient's size, which shows the rounding of small ones)."""
+    pytest.importorskip("torch")
+    speed = load_benchmark("speed")
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 16)
+    assert speed.check_one_step(config, seed=3, x=x, y=y) < 2e-5
+
+
+def test_preset_configs_are_the_presets_without_augmentation(load_benchmark):
+    speed = load_benchmark("speed")
+    from digitnet.training.presets import get_preset
+
+    for name in ("mlp", "cnn"):
+        net, train = get_preset(name)
+        cfg = speed.CONFIGS[name]
+        assert (cfg["layers"], cfg["features"], cfg["batch"], cfg["optimizer"], cfg["dropout"]) == (
+            net.layers, net.features, train.batch_size, train.optimizer, train.dropout)
+        assert speed._train_config(cfg, 1, 0).augment == ()
+        assert speed._train_config(cfg, 1, 0, augment=True).augment == train.augment
