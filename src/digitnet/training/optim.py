@@ -72,11 +72,9 @@ class Momentum:
             for k, w in p.items():
                 v, t = vel[k], w.dtype.type
                 s, u = self._scratch.get(w)
-                if self.nesterov:
-                    np.multiply(v, t(self.mu), out=u)  # mu v_old
-                v *= t(self.mu)
+                np.multiply(v, t(self.mu), out=u)  # mu v_old
                 np.multiply(g[k], t(eta), out=s)
-                v -= s  # v = mu v - eta g
+                np.subtract(u, s, out=v)  # v = mu v_old - eta g
                 if self.nesterov:
                     np.multiply(v, t(1 + self.mu), out=s)
                     s -= u
