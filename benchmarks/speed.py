@@ -4,6 +4,7 @@
     python benchmarks/speed.py --quick    # 1 epoch on 10,000 images: a minute or so
     python benchmarks/speed.py --configs mlp,cnn --epochs 1 --train-size 20000 --only digitnet,digitnet-augment,torch
     python benchmarks/speed.py --check    # one step of digitnet and of PyTorch agree (dropout off)
+    python benchmarks/speed.py --configs mlp,cnn --profile 50   # where a step's time goes, per layer
 
 Every contestant trains the same network with the same hyperparameters, data and number
 of epochs; all but scikit-learn start from the *same initial weights* (digitnet's, for
@@ -12,7 +13,10 @@ outlives it), and the runs are interleaved, A B C A B C ..., so that a change in
 machine's load hits every contestant alike. The table shows, per contestant, seconds
 per epoch (the median over the repetitions; training steps only, no evaluation), test
 accuracy after the last epoch (so that nothing is made faster by doing less), peak
-resident memory of its process, and its time as a multiple of digitnet's.
+resident memory of its process, and its time as a multiple of digitnet's. For digitnet and
+PyTorch it also shows the CPU time of the training steps (all threads together), which a
+machine busy with other work disturbs much less than the wall time: on one thread of an
+idle machine the two are the same.
 
 Contestants (each skipped if its library is not installed; ``pip install -e .[bench]``):
 
@@ -100,6 +104,7 @@ sys.path.append(str(HERE.parent / "src"))  # a checkout without digitnet install
 CONFIGS["mlp"] = _preset_config("mlp")
 CONFIGS["cnn"] = _preset_config("cnn")
 ENGINE = None  # the digitnet engine a worker ran
+CPU_SECONDS = None  # the CPU time of a worker's training steps per epoch (digitnet and PyTorch), all threads
 CONTESTANTS = ("digitnet", "digitnet-augment", "digitnet-numpy", "digitnet-reference", "torch", "torch-dataloader",
                "sklearn", "nielsen")
 
@@ -156,9 +161,23 @@ def run_digitnet(cfg, epochs, seed, n_train, fast=True, engine=None, augment=Fal
     global ENGINE
     ENGINE = trainer.step_engine
 
+    global CPU_SECONDS
+    CPU_SECONDS = 0.0
+    steps = trainer._engine.steps  # the gradient steps, wrapped to add up their CPU time too
+
+    def timed_steps(*a, **kw):
+        global CPU_SECONDS
+        t = time.process_time()
+        try:
+            return steps(*a, **kw)
+        finally:
+            CPU_SECONDS += time.process_time() - t
+
+    trainer._engine.steps = timed_steps
     seconds = 0.0
     while not trainer.done:
         seconds += trainer.run_epoch().seconds  # the wall time of the epoch's gradient steps
+    CPU_SECONDS /= epochs
     return seconds / epochs, accuracy(d.test.y, net.predict(d.test.x))
 
 
@@ -309,6 +328,126 @@ def _torch_model_as_digitnet(cfg, net, model):
     return out
 
 
+def profile(config: str, steps: int = 100, seed: int = 0) -> str:
+    """Where a step's time goes: digitnet's reference step taken apart layer by layer (the
+    loop of ``network.forward`` / ``backward`` calling the same layer, activation, dropout,
+    cost and optimizer functions), and PyTorch's forward, backward and optimizer step, as
+    milliseconds of this process's CPU time per step (one thread: the wall time on an idle
+    machine), averaged over ``steps`` batches of real training images after 5 warm-up steps.
+    The preset's augmentation is timed on the side, as digitnet would run it."""
+    import torch
+
+    from digitnet.nn.activations import ACTIVATIONS, BACKWARD
+    from digitnet.nn.network import _NO_ACTIVATION, output_delta, total_cost
+    from digitnet.training.augment import distort
+    from digitnet.training.optim import make_optimizer
+
+    cfg = CONFIGS[config]
+    x_all, y_all, _, _ = _data(None)
+    net, train_cfg = _initial(cfg, seed), _train_config(cfg, 1, seed, augment=True)
+    opt = make_optimizer(train_cfg.optimizer, net.params, train_cfg.momentum, train_cfg.beta2)
+    rng = np.random.default_rng(seed)
+    B, p, clock = cfg["batch"], cfg.get("dropout", 0.0), time.process_time
+    times: dict[str, float] = {}
+
+    def tick(key, t0):
+        t = clock()
+        times[key] = times.get(key, 0.0) + t - t0
+        return t
+
+    for step in range(steps + 5):
+        if step == 5:
+            times.clear()
+        idx = np.arange(step * B, (step + 1) * B) % len(x_all)
+        t = clock()
+        x, y = x_all[idx], y_all[idx]
+        t = tick("batch (gather the rows)", t)
+        if train_cfg.augment:
+            distort(x, rng, train_cfg)
+            t = tick("augmentation (not in the benchmark's s/epoch)", t)
+        acts, zs, n_layers = [x], [], len(net.params)
+        masks, inputs, cols = [None] * n_layers, [None] * n_layers, [None] * n_layers
+        for l, (layer, par, act) in enumerate(zip(net.modules, net.params, net.activation_names)):
+            a = acts[-1]
+            name = f"{l} {layer.kind}"
+            if p and l > 0 and layer.kind == "dense":
+                keep = rng.random(a.shape, dtype=a.dtype) >= p
+                masks[l] = keep * np.asarray(1 / (1 - p), a.dtype)
+                a = inputs[l] = a * masks[l]
+                t = tick(f"{name}: dropout forward", t)
+            if layer.kind == "conv":
+                cols[l] = layer.im2col(a)
+                t = tick(f"{name}: im2col", t)
+                z = layer.forward(par, a, cols[l])
+            else:
+                z = layer.forward(par, a)
+            t = tick(f"{name}: forward", t)
+            zs.append(z)
+            if layer.kind not in _NO_ACTIVATION:
+                z = ACTIVATIONS[act](z)
+                t = tick(f"{name}: {act} forward", t)
+            acts.append(z)
+        delta = output_delta(net, zs[-1], acts[-1], y)
+        total_cost(net, acts[-1], y)
+        t = tick("cost and output delta", t)
+        grads = [None] * n_layers
+        for l in range(n_layers - 1, -1, -1):
+            layer, name = net.modules[l], f"{l} {net.modules[l].kind}"
+            a_in = acts[l] if masks[l] is None else inputs[l]
+            kept = {"conv": {"cols": cols[l]}, "pool": {"z": zs[l]}}.get(layer.kind, {})
+            grads[l], g = layer.backward(net.params[l], a_in, delta, l > 0, **kept)
+            t = tick(f"{name}: backward", t)
+            if l > 0:
+                if masks[l] is not None:
+                    g = g * masks[l]
+                    t = tick(f"{name}: dropout backward", t)
+                prev = net.modules[l - 1]
+                if prev.kind in _NO_ACTIVATION:
+                    delta = g
+                else:
+                    delta = BACKWARD[net.activation_names[l - 1]](zs[l - 1], acts[l], g)
+                    t = tick(f"{l - 1} {prev.kind}: {net.activation_names[l - 1]} backward", t)
+        inv_n = np.asarray(1.0 / B, dtype=x.dtype)
+        for gr in grads:
+            for v in gr.values():
+                v *= inv_n
+        t = tick("gradient / batch size", t)
+        opt.step(net.params, grads, cfg["eta"])
+        tick(f"optimizer ({train_cfg.optimizer})", t)
+
+    torch.set_num_threads(1)
+    model, loss_fn = _torch_model(cfg, seed), _torch_loss(cfg)
+    topt = _torch_optimizer(cfg, model)
+    X, Y = torch.from_numpy(x_all), torch.from_numpy(y_all)
+    ttimes = {"forward and cost": 0.0, "backward": 0.0, "optimizer": 0.0}
+    for step in range(steps + 5):
+        if step == 5:
+            ttimes = dict.fromkeys(ttimes, 0.0)
+        idx = torch.arange(step * B, (step + 1) * B) % len(X)
+        xb, yb = X[idx], Y[idx]
+        t0 = clock()
+        topt.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        t1 = clock()
+        loss.backward()
+        t2 = clock()
+        topt.step()
+        t3 = clock()
+        ttimes["forward and cost"] += t1 - t0
+        ttimes["backward"] += t2 - t1
+        ttimes["optimizer"] += t3 - t2
+    ms = {k: 1000 * v / steps for k, v in times.items()}
+    tms = {k: 1000 * v / steps for k, v in ttimes.items()}
+    ours = sum(v for k, v in ms.items() if not k.startswith("augmentation"))
+    lines = [f"{config}: ms of CPU time per step of {B} (1 thread, {steps} steps)", "| digitnet (reference) | ms |",
+             "| --- | ---: |"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in ms.items()]
+    lines += [f"| **digitnet's step** (without augmentation) | **{ours:.2f}** |", "", "| PyTorch | ms |", "| --- | ---: |"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in tms.items()]
+    lines += [f"| **PyTorch's step** | **{sum(tms.values()):.2f}** |"]
+    return "\n".join(lines)
+
+
 def run_torch(cfg, epochs, seed, n_train, threads, dataloader=False):
     import torch
 
@@ -330,7 +469,8 @@ def run_torch(cfg, epochs, seed, n_train, threads, dataloader=False):
 
     train_cfg = _train_config(cfg, epochs, seed)
     model.train()
-    start = time.perf_counter()
+    global CPU_SECONDS
+    start, cpu = time.perf_counter(), time.process_time()
     for epoch in range(epochs):
         for group in opt.param_groups:  # digitnet's learning rate for the epoch (its schedule)
             group["lr"] = epoch_eta(train_cfg, epoch)
@@ -344,6 +484,7 @@ def run_torch(cfg, epochs, seed, n_train, threads, dataloader=False):
             loss_fn(model(xb), yb).backward()
             opt.step()
     per_epoch = (time.perf_counter() - start) / epochs
+    CPU_SECONDS = (time.process_time() - cpu) / epochs
     model.eval()
     with torch.inference_mode():
         acc = (model(torch.from_numpy(xt)).argmax(1).numpy() == yt).mean()
@@ -413,7 +554,7 @@ def worker(args) -> None:
     else:
         raise SystemExit(f"unknown contestant {name!r}")
     print(json.dumps({"seconds_per_epoch": per_epoch, "accuracy": acc, "peak_mb": _peak_rss_mb(),
-                      "engine": ENGINE}))
+                      "engine": ENGINE, "cpu_seconds_per_epoch": CPU_SECONDS}))
 
 
 # --- the driver -------------------------------------------------------------------------
@@ -505,6 +646,9 @@ def main(argv=None) -> None:
     p.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     p.add_argument("--check", action="store_true",
                    help="only check that one step of digitnet and of PyTorch agree (dropout off), for --configs")
+    p.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                   help="only time STEPS steps of digitnet's reference path layer by layer, and PyTorch's, for "
+                        "--configs, on one thread")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--config", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -522,6 +666,16 @@ def main(argv=None) -> None:
     for c in configs:
         if c not in CONFIGS:
             p.error(f"unknown configuration {c!r}; choose from {', '.join(CONFIGS)}")
+    if args.profile:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(1)  # BLAS on one thread, as the profile's table says
+        except ImportError:
+            pass  # then OPENBLAS_NUM_THREADS=1 in the environment does it
+        for c in configs:
+            print(profile(c, args.profile, args.seed) + "\n")
+        return
     if args.check:
         for c in configs:
             print(f"{c}: one step, largest difference from PyTorch's weights {check_one_step(c, args.seed):.1e} "
@@ -559,15 +713,20 @@ def table(config: str, runs: dict[str, list[dict]]) -> str:
                  "but for digitnet-augment")
     med = {n: statistics.median(r["seconds_per_epoch"] for r in rs) for n, rs in runs.items()}
     base = med.get("digitnet")
-    lines = [title, "| contestant | s/epoch (median) | min-max | test accuracy | peak MB | x digitnet's time |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    cpu = {n: statistics.median(r["cpu_seconds_per_epoch"] for r in rs) for n, rs in runs.items()
+           if all(r.get("cpu_seconds_per_epoch") is not None for r in rs)}
+    lines = [title, "| contestant | s/epoch (median) | min-max | test accuracy | peak MB | x digitnet's time "
+                    "| CPU s/epoch | x digitnet's CPU time |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for n, rs in runs.items():
         t = [r["seconds_per_epoch"] for r in rs]
         ratio = f"{med[n] / base:.1f}x" if base else "-"
         engine = rs[-1].get("engine")
         label = f"{n} ({engine})" if n == "digitnet" and engine else n
+        cpu_ratio = f"{cpu[n] / cpu['digitnet']:.2f}x" if n in cpu and "digitnet" in cpu else "-"
         lines.append(f"| {label} | {med[n]:.3f} | {min(t):.3f}-{max(t):.3f} | {100 * rs[-1]['accuracy']:.2f}% | "
-                     f"{max(r['peak_mb'] for r in rs):.0f} | {ratio} |")
+                     f"{max(r['peak_mb'] for r in rs):.0f} | {ratio} | "
+                     f"{f'{cpu[n]:.3f}' if n in cpu else '-'} | {cpu_ratio} |")
     return "\n".join(lines)
 
 
