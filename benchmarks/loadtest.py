@@ -13,11 +13,18 @@ answers by status, and checks that
 * every good request got 200 and a digit,
 * training kept going (more mini-batches done after the load than before) and did not fail.
 
+The load starts once training is doing mini-batches (it says how long the first one took
+after the start request: the first training after installing compiles the compiled engine's
+kernels first), so the latencies are those of predicts while a training runs; with
+``--load-from-start`` it starts with the start request, and so meets the compiling too.
+``--no-training`` measures the same without a training job (the idle server).
+
 Each client starts at a random moment and waits about ``--interval`` seconds (0.5 to 1.5
 times it, at random) between its requests; 0 sends them back to back, the harshest case.
 Everything is bounded: at most ``--requests`` requests and ``--timeout`` seconds.
 
     python benchmarks/loadtest.py --requests 10000 --clients 50 --interval 0.5   # the defaults
+    python benchmarks/loadtest.py --no-training                                  # the idle server
 """
 
 from __future__ import annotations
@@ -80,20 +87,40 @@ async def run(args) -> int:
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=30) as c:
-            for _ in range(200):  # wait for the server (at most ~20 s)
+            waited = time.perf_counter()
+            while True:  # wait for the server (at most --timeout seconds: a busy machine is slow)
                 try:
                     if (await c.get("/api/info")).status_code == 200:
                         break
                 except httpx.TransportError:
                     await asyncio.sleep(0.1)
-            else:
-                print("the server did not start", file=sys.stderr)
-                return 2
+                if time.perf_counter() - waited > args.timeout or server.poll() is not None:
+                    print("the server did not start", file=sys.stderr)
+                    return 2
             await c.post("/api/train/config", json={"preset": "video"})
+            first_batch = started = None
             if not args.no_training:
-                start = await c.post("/api/train/start", json={})
-                assert start.status_code == 200, start.text
-            await asyncio.sleep(1.0)
+                t_start = time.perf_counter()
+
+                async def start_training():
+                    nonlocal first_batch
+                    # The first training after installing compiles the numba engine's kernels
+                    # inside this request (Trainer construction): it can take tens of seconds.
+                    start = await c.post("/api/train/start", json={}, timeout=args.timeout)
+                    assert start.status_code == 200, start.text
+                    while time.perf_counter() - t_start < args.timeout:
+                        status = (await c.get("/api/train/status")).json()
+                        if status["batch"] > 0 or status["status"] in ("failed", "diverged", "paused", "done"):
+                            break
+                        await asyncio.sleep(0.05)
+                    first_batch = time.perf_counter() - t_start
+
+                started = asyncio.create_task(start_training())
+                if not args.load_from_start:  # the load starts once mini-batches are being done
+                    await started
+                    await asyncio.sleep(1.0)
+            else:
+                await asyncio.sleep(1.0)
             before = (await c.get("/api/train/status")).json()
 
             good_bodies = drawings(64)
@@ -155,6 +182,8 @@ async def run(args) -> int:
                 await asyncio.gather(*(client(k) for k in range(args.clients)))
                 elapsed = time.perf_counter() - t0
 
+            if started is not None:
+                await started
             after = (await c.get("/api/train/status")).json()
             await c.post("/api/train/pause", json={})
     finally:
@@ -169,6 +198,10 @@ async def run(args) -> int:
     p = lambda q: 1000 * lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
     print(f"requests sent: {sent} from {args.clients} clients (interval {args.interval} s) in {elapsed:.1f} s: "
           f"{sent / elapsed:.0f} requests/s")
+    if first_batch is not None:
+        when = "with the start request" if args.load_from_start else "1 s after it"
+        print(f"training started: the first mini-batch {first_batch:.1f} s after the start request "
+              f"(compiling the kernels, if not cached, comes first); the load began {when}")
     print(f"good predicts: {len(lat)}; latency p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms, max {p(1.0):.1f} ms")
     print("answers by status: " + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items(), key=str)))
     trained = after["batch"] - before["batch"]
@@ -193,6 +226,9 @@ def main() -> int:
                     help="mean seconds each client waits between requests (default 0.5, jittered +-50%%)")
     ap.add_argument("--timeout", type=float, default=300, help="stop sending after this many seconds")
     ap.add_argument("--no-training", action="store_true", help="measure without a training job (a baseline)")
+    ap.add_argument("--load-from-start", action="store_true",
+                    help="start the load with the start request, not after the first mini-batch: the predicts "
+                         "then also meet the first run's compiling of the kernels (when not cached)")
     ap.add_argument("--p99-target", type=float, default=50, help="report whether p99 latency (ms) is under this")
     return asyncio.run(run(ap.parse_args()))
 

@@ -9,7 +9,10 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 HEAVY = ["digitnet.cli.train", "digitnet.cli.serve", "digitnet.cli.show", "digitnet.cli.descend", "matplotlib",
-         "starlette", "uvicorn", "tqdm", "numba", "scipy", "digitnet.nn.compiled"]
+         "starlette", "uvicorn", "tqdm", "numba", "scipy", "digitnet.nn.compiled",
+         # the training loop, the engines and the evaluation (imported with the package, before
+         # its names were looked up when first used), and numpy.ma (np.median's NaN check)
+         "digitnet.training.train", "digitnet.training.engines", "digitnet.tasks.evaluate", "numpy.ma"]
 
 
 def _modules_after(code: str) -> set:

@@ -86,11 +86,13 @@ def flatten_transparency(im) -> np.ndarray:
     not taken for white on white)."""
     if not (im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)):
         return np.asarray(im.convert("L"), dtype=np.float32)
+    from digitnet.data.ink import median  # np.median's, without importing numpy.ma
+
     rgba = im.convert("RGBA")
     alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
     grey = np.asarray(rgba.convert("L"), dtype=np.float32)
     opaque = alpha > 0.5
-    light = bool(opaque.any() and (~opaque).any() and np.median(grey[opaque]) > 127.5)
+    light = bool(opaque.any() and (~opaque).any() and median(grey[opaque]) > 127.5)
     paper = 0.0 if light else 255.0
     return (grey * alpha + paper * (1 - alpha)).astype(np.float32)
 
