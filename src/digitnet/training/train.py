@@ -68,7 +68,9 @@ def snapshot_budget(net: Network, epochs: int) -> bool:
     return (epochs + 1) * size <= SNAPSHOT_BYTES
 
 
-_BLOCK = 3 * DESKEW_CHUNK  # rows prepared at a time: whole deskew chunks, fewer than deskew_images remembers
+# Rows prepared at a time: one deskew chunk (deskew_images' chunks, so the same numbers), done
+# in this thread: a pool's threads would each keep a heap of their temporaries (13 MB more).
+_BLOCK = DESKEW_CHUNK
 
 
 def _input_blocks(net: Network, split: Split) -> Iterator[tuple[int, np.ndarray]] | None:
@@ -162,20 +164,21 @@ class Trainer:
         self.config = config = config.replace(engine=name)
         self.engine = name  # 'numba', 'numpy' or 'reference'
         self.net = net
-        self.train_split = train
         self.test = test
         self.validation = validation
         # Inputs as the first layer sees them (deskewed if the network says so), held once, in
         # the form the engine reads: the compiled engine's compressed rows, made a block at a
         # time (see _input_blocks), or the dense array the other engines gather batches from.
+        # The images are not kept beside them (the caller may let them go: `digitnet train` does).
         self.n_train = len(train)
-        self._images = images = np.asarray(train.images)
+        images = np.asarray(train.images)
         raw = net.config.preprocess == "none" and net.config.dtype == "float32" and images.dtype == np.uint8
         self._x: np.ndarray | SparseRows | None = None  # None: raw pixels only (compiled engine, dense)
         if name == "numba":  # the test and validation inputs too, when they are sparse
             self._x = _sparse_inputs(net, train)
         if self._x is None and not (name == "numba" and raw):
             self._x = net.prepare_split(train)
+        self._images = images if self._x is None else None  # the raw pixels the engine reads
         held = (lambda split: _sparse_inputs(net, split) or net.prepare_split(split)) if name == "numba" else net.prepare_split
         self._buffer: np.ndarray | None = None  # dense rows of compressed inputs, for the measurements
         self._held: tuple | None = None  # (rows, start, stop): what the buffer holds besides zeros
