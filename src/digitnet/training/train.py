@@ -187,8 +187,11 @@ class Trainer:
         self.y = train.y
         self.decay = config.lmbda / self.n_train  # L2 weight decay per step, in every engine
         self.optimizer = make_optimizer(config.optimizer, net.params, config.momentum, config.beta2)
-        self._engine = engines.make(name, engines.Batches(net, self._x, self.y, config, self.optimizer,
-                                                          images if raw else None, soft))  # raw: x is images / 255
+        # The engine itself is made at the first epoch or step (_start_engine), not here.
+        self._engine: engines.Engine | None = None
+        pixels = images if raw and self._x is None else None  # the compiled engine's inputs: images / 255
+        self._engine_inputs: engines.Batches | None = engines.Batches(net, self._x, self.y, config, self.optimizer,
+                                                                      pixels, soft)
         self.history = History()
         self.epoch = 0  # epochs completed
         self._order: np.ndarray | None = None  # this epoch's shuffle; None between epochs
@@ -275,18 +278,29 @@ class Trainer:
         if self.test is not None:
             self.history.initial_test_accuracy = self._accuracy(self._test_x, self.test.y)
 
+    def _start_engine(self) -> engines.Engine:
+        """The engine, made at the first epoch or step rather than in ``__init__``: loading
+        the compiled kernels (about 50 MB with Numba) then comes after the caller has let the
+        images go (``digitnet train`` does, once the Trainer holds the inputs), and before
+        the first epoch's clock starts."""
+        if self._engine is None:
+            self._engine = engines.make(self.engine, self._engine_inputs)
+            self._engine_inputs = None
+        return self._engine
+
     def _batches(self, k: int) -> float:
         """The one door to the engine: up to ``k`` more mini-batches of the current epoch
         (starting it if needed). Returns the last batch's cost; raises
         :class:`DivergenceError` at a cost that is not finite (that step was not taken)."""
+        engine = self._start_engine()
         cfg, n, m = self.config, self.n_train, self.config.batch_size
         if self._order is None:  # a new epoch: its shuffle and learning rate, once
             self._order, self._batch = epoch_order(cfg.seed, self.epoch, n), 0
             self._eta = epoch_eta(cfg, self.epoch)
-            self._engine.begin_epoch(self.epoch)
+            engine.begin_epoch(self.epoch)
         start = self._batch * m
         full = min(k, (n - start) // m)  # whole batches; else the epoch's last, partial one
-        costs = self._engine.steps(self._order, start, max(full, 1), m if full else n - start, self._eta, self.decay)
+        costs = engine.steps(self._order, start, max(full, 1), m if full else n - start, self._eta, self.decay)
         for cost in costs.tolist():
             if not math.isfinite(cost):
                 raise DivergenceError(self._divergence_message(), setting="eta")
@@ -315,6 +329,7 @@ class Trainer:
         ``progress(k)`` is called about 100 times an epoch with the number of batches done
         since the last call. On divergence the weights are reset to the last completed epoch's.
         """
+        self._start_engine()  # not on the epoch's clock
         good = self.net.copy()
         start = time.perf_counter()
         n_batches = self.batches_per_epoch
