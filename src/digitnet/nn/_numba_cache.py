@@ -15,7 +15,7 @@ keep Numba's locators). It
   the same code) finds the cache and an edited file does not;
 * reads the cache that the build wrote into the package (:data:`SHIPPED`, see
   :func:`build`): on the first use, the entries there that the user's cache lacks are copied
-  into it (a few hundred KB), so a read-only install needs no write there;
+  into it (1.7 MB), so a read-only install needs no write there;
 * writes what is compiled later (another CPU, Numba version, dtype or number of layers) to
   the user's cache, :func:`user_cache_dir`: ``$NUMBA_CACHE_DIR`` if set, else the platform's
   user cache directory (``~/.cache/digitnet/numba`` on Linux), one subfolder per installed
