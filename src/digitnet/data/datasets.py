@@ -176,19 +176,21 @@ def _load_mnist_cached(directory: str) -> Dataset:
     return load_idx_dataset(directory, "mnist", DIGITS, MNIST_SHA256)
 
 
-def load_mnist(data_dir: str | os.PathLike | None = None) -> Dataset:
+def load_mnist(data_dir: str | os.PathLike | None = None, *, cache: bool = True) -> Dataset:
     """Load MNIST: 60,000 training and 10,000 test digits, checked against their SHA-256.
 
     The copy shipped with digitnet is used unless ``data_dir`` (or the ``DIGITNET_DATA``
     environment variable) names another directory holding the same four files. The
-    arrays are read-only and cached, so loading twice is free.
+    arrays are read-only and cached, so loading twice is free; ``cache=False`` loads a copy
+    that the cache does not keep, freed when the caller lets it go.
 
     >>> mnist = load_mnist()
     >>> mnist.train.x.shape, mnist.train.y[:5]
     ((60000, 784), array([5, 0, 4, 1, 9]))
     """
     chosen = data_dir if data_dir is not None else os.environ.get("DIGITNET_DATA") or _shipped_dir()
-    return _load_mnist_cached(str(Path(chosen).resolve()))
+    load = _load_mnist_cached if cache else _load_mnist_cached.__wrapped__
+    return load(str(Path(chosen).resolve()))
 
 
 # The decompressed SHA-256 of Zalando's Fashion-MNIST files. Debian's dataset-fashion-mnist
@@ -212,7 +214,7 @@ def _load_fashion_cached(directory: str) -> Dataset:
     return load_idx_dataset(directory, "fashion-mnist", FASHION_CLASSES, FASHION_MNIST_SHA256)
 
 
-def load_fashion_mnist(data_dir: str | os.PathLike | None = None) -> Dataset:
+def load_fashion_mnist(data_dir: str | os.PathLike | None = None, *, cache: bool = True) -> Dataset:
     """Load Zalando's Fashion-MNIST: 60,000 + 10,000 28x28 pictures of clothes in 10 classes.
 
     Same layout and checks as :func:`load_mnist`. The files are looked for in ``data_dir``,
@@ -225,15 +227,20 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None) -> Dataset:
     for stem in FILES.values():
         if not (chosen / f"{stem}.gz").is_file() and not (chosen / stem).is_file():
             raise DataError(f"Fashion-MNIST file {stem}(.gz) is missing from {chosen}. {FASHION_MNIST_HELP}")
-    return _load_fashion_cached(str(chosen.resolve()))
+    load = _load_fashion_cached if cache else _load_fashion_cached.__wrapped__
+    return load(str(chosen.resolve()))
 
 
-def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None) -> Dataset:
-    """Load a data set by name: one of :data:`DATASETS` (``mnist``, ``fashion-mnist``)."""
+def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None, *, cache: bool = True) -> Dataset:
+    """Load a data set by name: one of :data:`DATASETS` (``mnist``, ``fashion-mnist``).
+
+    ``cache=False``: a copy of its own (a fresh load, which the cache does not keep), so that
+    its arrays are freed once the caller lets them go, as a training run does that holds the
+    inputs in another form (the compiled engine's compressed rows)."""
     loaders = DATASETS
     if name not in loaders:
         raise DataError(f"Unknown data set {name!r}; choose one of: {', '.join(loaders)}.")
-    return loaders[name](data_dir)
+    return loaders[name](data_dir, cache=cache)
 
 
 DATASETS = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}

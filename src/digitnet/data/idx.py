@@ -123,6 +123,9 @@ def _header_size(head: bytes, name: str) -> tuple[int, int]:
 
 
 CHUNK = 1 << 20  # bytes read (or decompressed) at a time
+# Decompressed at a time: small pieces reuse one small block of the heap. Pieces of megabytes
+# would each be mapped and unmapped, which makes the C library keep such blocks afterwards (15 MB).
+PIECE = 1 << 16
 
 
 def read_idx_bytes(path, name: str | None = None) -> bytes:
@@ -166,7 +169,7 @@ def _gunzip_file(f, name: str) -> bytes:
             if not chunk:
                 raise DataError(f"{name}: the gzip stream is truncated. Download or copy the file again.")
             room = (limit if limit is not None else 4 + 4 * 4) - len(out) + 1
-            out += d.decompress(chunk, max(room, 1))
+            out += d.decompress(chunk, max(min(room, PIECE), 1))
             if limit is None and len(out) >= 4 + 4 * 4 or limit is None and d.eof:
                 header, expected = _header_size(bytes(out[:20]), name)
                 limit = header + expected

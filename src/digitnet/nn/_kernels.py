@@ -43,6 +43,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from digitnet.nn import _numba_cache  # noqa: F401 (where the kernels are cached: registers its locator)
+
 SIGMOID, TANH, RELU, IDENTITY, SOFTMAX = 0, 1, 2, 3, 4
 QUADRATIC, CROSS_ENTROPY = 0, 1
 VECTOR_BYTES = 64  # one AVX-512 register; LLVM splits it where the CPU's are narrower

@@ -14,11 +14,11 @@ the first wider than :data:`WIDEST` weights are left to the NumPy engine (:func:
 ``tests/test_engines.py`` checks that every
 engine agrees with the reference, and ``tests/test_compiled.py`` the kernels themselves.
 
-The first use compiles the kernels and caches them on disk, so later runs load them:
-beside this file, or where that is not writable (a read-only install), in the user's
-cache directory (Numba's own rule: ``$NUMBA_CACHE_DIR`` if set, else ``__pycache__``
-here, else ``$XDG_CACHE_HOME/numba`` or ``~/.cache/numba``; ``tests/test_engines.py``
-checks that a read-only package still caches).
+The kernels are compiled when the package is built (``setup.py``), for this CPU, and
+loaded from there; what that cache lacks (another CPU or Numba version, float64, another
+number of layers) compiles on first use into the user's cache directory, and loads from
+there afterwards: :mod:`digitnet.nn._numba_cache` (``$NUMBA_CACHE_DIR``, else
+``~/.cache/digitnet/numba`` on Linux), even where the package is read-only.
 
 Memory: the inputs are held once, in the form the kernels read. :class:`SparseRows` builds
 the compressed rows a few thousand examples at a time (never the whole float array, when

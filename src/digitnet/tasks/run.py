@@ -263,7 +263,7 @@ def run_training(
     if isinstance(dataset, Dataset):
         data = dataset
     else:
-        data = load_dataset(dataset or "mnist", data_dir)
+        data = load_dataset(dataset or "mnist", data_dir, cache=False)  # a copy of its own: see below
     extras: list[ExtraImages] = []
     if extra_images:
         from digitnet.data.folder import add_to_training, load_folder
@@ -297,6 +297,9 @@ def run_training(
         train_split = train_split.subset(train_config.train_size)
     trainer = Trainer(net, train_split, train_config, test=data.test, validation=validation, engine=engine,
                       teacher=load_teacher(train_config.teacher) if train_config.teacher else None)
+    # The trainer holds the inputs in the form its engine reads: let the images go (data set loaded here).
+    name, classes, data_input = data.name, data.classes, data.input
+    del data, train_split, validation
     if saved is not None:
         trainer.epoch = saved.epoch
         trainer.history = saved.history or History()
@@ -314,17 +317,17 @@ def run_training(
                           saved.train_config.epochs if saved else None))
 
     def save_final() -> Path:
-        return save_model(out, trainer.net, trainer.history, trainer.config, initial, data.name, data.classes,
-                          run=run_meta, snapshots=trainer.snapshots, input=data.input)
+        return save_model(out, trainer.net, trainer.history, trainer.config, initial, name, classes,
+                          run=run_meta, snapshots=trainer.snapshots, input=data_input)
 
     try:
         while not trainer.done:
             if epoch_start is not None:
                 epoch_start(trainer.epoch)
             rec = trainer.run_epoch(progress)
-            save_model(ckpt, trainer.net, trainer.history, trainer.config, initial, data.name, data.classes,
+            save_model(ckpt, trainer.net, trainer.history, trainer.config, initial, name, classes,
                        checkpoint=True, epoch=trainer.epoch, extra=trainer.optimizer.state(), run=run_meta,
-                       snapshots=trainer.snapshots, input=data.input)
+                       snapshots=trainer.snapshots, input=data_input)
             if on_epoch is not None:
                 on_epoch(rec)
     except DivergenceError as e:

@@ -68,7 +68,9 @@ def snapshot_budget(net: Network, epochs: int) -> bool:
     return (epochs + 1) * size <= SNAPSHOT_BYTES
 
 
-_BLOCK = 3 * DESKEW_CHUNK  # rows prepared at a time: whole deskew chunks, fewer than deskew_images remembers
+# Rows prepared at a time: one deskew chunk (deskew_images' chunks, so the same numbers), done
+# in this thread: a pool's threads would each keep a heap of their temporaries (13 MB more).
+_BLOCK = DESKEW_CHUNK
 
 
 def _input_blocks(net: Network, split: Split) -> Iterator[tuple[int, np.ndarray]] | None:
@@ -162,20 +164,21 @@ class Trainer:
         self.config = config = config.replace(engine=name)
         self.engine = name  # 'numba', 'numpy' or 'reference'
         self.net = net
-        self.train_split = train
         self.test = test
         self.validation = validation
         # Inputs as the first layer sees them (deskewed if the network says so), held once, in
         # the form the engine reads: the compiled engine's compressed rows, made a block at a
         # time (see _input_blocks), or the dense array the other engines gather batches from.
+        # The images are not kept beside them (the caller may let them go: `digitnet train` does).
         self.n_train = len(train)
-        self._images = images = np.asarray(train.images)
+        images = np.asarray(train.images)
         raw = net.config.preprocess == "none" and net.config.dtype == "float32" and images.dtype == np.uint8
         self._x: np.ndarray | SparseRows | None = None  # None: raw pixels only (compiled engine, dense)
         if name == "numba":  # the test and validation inputs too, when they are sparse
             self._x = _sparse_inputs(net, train)
         if self._x is None and not (name == "numba" and raw):
             self._x = net.prepare_split(train)
+        self._images = images if self._x is None else None  # the raw pixels the engine reads
         held = (lambda split: _sparse_inputs(net, split) or net.prepare_split(split)) if name == "numba" else net.prepare_split
         self._buffer: np.ndarray | None = None  # dense rows of compressed inputs, for the measurements
         self._held: tuple | None = None  # (rows, start, stop): what the buffer holds besides zeros
@@ -184,8 +187,11 @@ class Trainer:
         self.y = train.y
         self.decay = config.lmbda / self.n_train  # L2 weight decay per step, in every engine
         self.optimizer = make_optimizer(config.optimizer, net.params, config.momentum, config.beta2)
-        self._engine = engines.make(name, engines.Batches(net, self._x, self.y, config, self.optimizer,
-                                                          images if raw else None, soft))  # raw: x is images / 255
+        # The engine itself is made at the first epoch or step (_start_engine), not here.
+        self._engine: engines.Engine | None = None
+        pixels = images if raw and self._x is None else None  # the compiled engine's inputs: images / 255
+        self._engine_inputs: engines.Batches | None = engines.Batches(net, self._x, self.y, config, self.optimizer,
+                                                                      pixels, soft)
         self.history = History()
         self.epoch = 0  # epochs completed
         self._order: np.ndarray | None = None  # this epoch's shuffle; None between epochs
@@ -272,18 +278,29 @@ class Trainer:
         if self.test is not None:
             self.history.initial_test_accuracy = self._accuracy(self._test_x, self.test.y)
 
+    def _start_engine(self) -> engines.Engine:
+        """The engine, made at the first epoch or step rather than in ``__init__``: loading
+        the compiled kernels (about 50 MB with Numba) then comes after the caller has let the
+        images go (``digitnet train`` does, once the Trainer holds the inputs), and before
+        the first epoch's clock starts."""
+        if self._engine is None:
+            self._engine = engines.make(self.engine, self._engine_inputs)
+            self._engine_inputs = None
+        return self._engine
+
     def _batches(self, k: int) -> float:
         """The one door to the engine: up to ``k`` more mini-batches of the current epoch
         (starting it if needed). Returns the last batch's cost; raises
         :class:`DivergenceError` at a cost that is not finite (that step was not taken)."""
+        engine = self._start_engine()
         cfg, n, m = self.config, self.n_train, self.config.batch_size
         if self._order is None:  # a new epoch: its shuffle and learning rate, once
             self._order, self._batch = epoch_order(cfg.seed, self.epoch, n), 0
             self._eta = epoch_eta(cfg, self.epoch)
-            self._engine.begin_epoch(self.epoch)
+            engine.begin_epoch(self.epoch)
         start = self._batch * m
         full = min(k, (n - start) // m)  # whole batches; else the epoch's last, partial one
-        costs = self._engine.steps(self._order, start, max(full, 1), m if full else n - start, self._eta, self.decay)
+        costs = engine.steps(self._order, start, max(full, 1), m if full else n - start, self._eta, self.decay)
         for cost in costs.tolist():
             if not math.isfinite(cost):
                 raise DivergenceError(self._divergence_message(), setting="eta")
@@ -312,6 +329,7 @@ class Trainer:
         ``progress(k)`` is called about 100 times an epoch with the number of batches done
         since the last call. On divergence the weights are reset to the last completed epoch's.
         """
+        self._start_engine()  # not on the epoch's clock
         good = self.net.copy()
         start = time.perf_counter()
         n_batches = self.batches_per_epoch
