@@ -64,3 +64,21 @@ def test_the_preset_is_one_of_the_specs_candidates():
             train = train.replace(max_shift=train_p.max_shift, max_rotation=train_p.max_rotation)
         found.append(net == net_p and train.replace(validation=False) == train_p)
     assert any(found)
+
+
+def test_the_preset_is_the_sweeps_winner_by_validation_accuracy():
+    """benchmarks/results/video_best_sweep.md is the summary that `digitnet sweep
+    benchmarks/video_best.toml` wrote; the preset must be its row with the best median
+    validation accuracy (never chosen by the test column)."""
+    table = (SPEC.parent / "results" / "video_best_sweep.md").read_text().splitlines()
+    head = [c.strip() for c in table[2].strip("|").split("|")]
+    val = head.index("validation accuracy (median)")
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[4:] if line.startswith("|")]
+    best = max(rows, key=lambda r: float(r[val].rstrip("%")))
+    chosen = dict(item.split("=") for item in best[0].split(", "))
+    spec = _spec()
+    settings = {**spec["base"], **{k: ([v for v in chosen[k].split(",") if v] if k == "augment" else float(chosen[k]))
+                                   for k in chosen}}
+    net, train = settings_from_dict(settings)
+    net_p, train_p = get_preset("video-best")
+    assert net == net_p and train.replace(validation=False) == train_p
