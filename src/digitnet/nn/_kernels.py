@@ -168,7 +168,8 @@ def _times_derivative(g, a, code, one, zero, out):
 # the sparse first layer a multiply and an add (as it always has). The rows computed
 # together are independent sums, so the CPU overlaps them instead of waiting for each add.
 
-STORE, ADD, SCALE_ADD = 0, 1, 2  # out = acc;  out = out + acc;  out = out * f + acc
+STORE, ADD, SCALE_ADD = 0, 1, 2
+AHEAD = 8  # examples ahead whose row bounds and label are fetched (their rows: 2 ahead)  # out = acc;  out = out + acc;  out = out * f + acc
 
 
 def _vector_type(context, dtype):
@@ -624,6 +625,11 @@ def _steps(x, pixels, sparse, y, order, start, n_batches, m, bs, hidden, output,
         if is_sparse:
             j = 0
             while j < m:
+                if s0 + j + AHEAD + 1 < len(order):  # where the rows of examples further on start, and their labels
+                    for q in range(2):
+                        r = order[s0 + j + AHEAD + q]
+                        prefetch(indptr, r + 1)
+                        prefetch(y, r)
                 if s0 + j + 3 < len(order):  # the rows are scattered in memory: ask for the next two now
                     for q in range(2):
                         r = order[s0 + j + 2 + q]
