@@ -545,9 +545,7 @@ def sgd_batches(x, pixels, sparse, y, order, start, n_batches, m, ws, bs, hidden
     wp = np.zeros(wpoff[L], consts.dtype)
     for l in range(L):
         w = ws[l]
-        for o in range(sizes[l + 1]):
-            for i in range(sizes[l]):
-                wt[wtoff[l] + i * pads[l + 1] + o] = w[o, i]
+        _transpose_in(w, wt, wtoff[l], pads[l + 1])
         if l > 0:
             for o in range(sizes[l + 1]):
                 for i in range(sizes[l]):
@@ -556,10 +554,33 @@ def sgd_batches(x, pixels, sparse, y, order, start, n_batches, m, ws, bs, hidden
                   costs, lay, acts, deltas, wt, wp)
     for l in range(L):
         w = ws[l]
-        for o in range(sizes[l + 1]):
-            for i in range(sizes[l]):
-                w[o, i] = wp[wpoff[l] + o * pads[l] + i] if l > 0 else wt[wtoff[l] + i * pads[l + 1] + o]
+        if l > 0:
+            for o in range(sizes[l + 1]):
+                for i in range(sizes[l]):
+                    w[o, i] = wp[wpoff[l] + o * pads[l] + i]
+        else:
+            _transpose_out(wt, wtoff[l], pads[l + 1], w)
     return done
+
+
+@njit(cache=True, nogil=True)
+def _transpose_in(w, out, off, pad):
+    """out[off + i pad + o] = w[o, i]: w's rows read side by side, out written in order (all in cache)."""
+    n_out, n_in = w.shape
+    for i in range(n_in):
+        at = off + i * pad
+        for o in range(n_out):
+            out[at + o] = w[o, i]
+
+
+@njit(cache=True, nogil=True)
+def _transpose_out(src, off, pad, w):
+    """w[o, i] = src[off + i pad + o], the inverse of :func:`_transpose_in`."""
+    n_out, n_in = w.shape
+    for i in range(n_in):
+        at = off + i * pad
+        for o in range(n_out):
+            w[o, i] = src[at + o]
 
 
 @njit(cache=True, nogil=True)
