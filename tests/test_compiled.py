@@ -221,3 +221,61 @@ def test_wide_networks_go_to_the_numpy_engine():
     with pytest.raises(ConfigError, match=r"numba engine is for narrow networks: layer 2 has 512 x 512 weights"):
         engines.choose(wide, TrainConfig(engine="numba"))
 
+
+
+def test_exp_of_the_sigmoid_is_within_2_ulp():
+    """The kernels' float32 exp (a polynomial, vectorised) against exp in float64, over all of
+    float32's exp range; past it 0 and inf as np.exp; NaN stays NaN."""
+    from digitnet.nn._kernels import exp_f32
+
+    x = np.linspace(-103.9, 88.72, 16 * 100_000, dtype=np.float32)
+    x = np.concatenate([x, np.float32([np.nan, np.inf, -np.inf, 0.0, -0.0, 88.73, -105.0, 1e-8, -1e-8, 0.5, 1, -1, 20, -20, 87, -87])])
+    got = np.empty_like(x)
+    exp_f32(x, got)
+    want = np.exp(x.astype(np.float64))
+    normal = (want > np.finfo(np.float32).tiny) & (want < np.finfo(np.float32).max)
+    ulp = np.spacing(want[normal].astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(got[normal] - want[normal]) / ulp) <= 2.0
+    tiny = want <= np.finfo(np.float32).tiny  # subnormal results: within a subnormal's spacing
+    assert np.max(np.abs(got[tiny] - want[tiny])) <= 2 * 2.0**-149
+    assert np.isnan(got[-16]) and got[-15] == np.inf and got[-14] == 0 and got[-13] == got[-12] == 1
+    assert got[-11] == np.inf and got[-10] == 0
+
+
+def test_pixel_inputs_are_kept_as_codes_bit_for_bit(mnist):
+    """Inputs that are pixels / 255 are compressed to uint8 codes: dense again they are the same
+    bits, and training on them gives the same weights, bit for bit, as on the float values."""
+    from digitnet.nn.compiled import SparseRows
+
+    split = mnist.train.subset(500)
+    rows = SparseRows.of(split.x)
+    assert rows.table is not None and rows.values.dtype == np.uint8 and rows.dtype == np.float32
+    assert rows.dense(0, 500).tobytes() == split.x.tobytes()
+    assert rows._dense_numpy(3, 200).tobytes() == split.x[3:200].tobytes()
+    floats = SparseRows(rows.indptr, rows.indices, rows.table[rows.values], 784)  # the numbers themselves
+    order = np.random.default_rng(2).permutation(500)
+    nets = []
+    for x in (rows, floats):
+        net = Network.create((784, 16, 16, 10), seed=4)
+        CompiledSGD(net, x, split.y).steps(order, 0, 50, 10, 3.0)
+        nets.append(net)
+    for p, q in zip(*(n.params for n in nets)):
+        assert p["w"].tobytes() == q["w"].tobytes() and p["b"].tobytes() == q["b"].tobytes()
+
+
+def test_other_inputs_keep_their_numbers():
+    """A value that is not k / 255 (here in the second block) turns the codes back into numbers."""
+    from digitnet.nn.compiled import SparseRows
+
+    x = (np.random.default_rng(0).integers(0, 3, (30, 12)) / np.float32(255)).astype(np.float32)
+    assert SparseRows.of(x).table is not None
+    x64 = x.astype(np.float64)  # float32's k / 255 widened: still codes, of a float64 table
+    assert SparseRows.of(x64).table.dtype == np.float64 and SparseRows.of(x64).dense(0, 30).tobytes() == x64.tobytes()
+    x[20, 5] = 0.3
+    SparseRows.BLOCK, block = 8, SparseRows.BLOCK
+    try:
+        rows = SparseRows.of(x)
+    finally:
+        SparseRows.BLOCK = block
+    assert rows.table is None and rows.values.dtype == np.float32
+    assert rows.dense(0, 30).tobytes() == x.tobytes()

@@ -170,7 +170,8 @@ def _times_derivative(g, a, code, one, zero, out):
 # the sparse first layer a multiply and an add (as it always has). The rows computed
 # together are independent sums, so the CPU overlaps them instead of waiting for each add.
 
-STORE, ADD, SCALE_ADD = 0, 1, 2  # out = acc;  out = out + acc;  out = out * f + acc
+STORE, ADD, SCALE_ADD = 0, 1, 2
+AHEAD = 8  # examples ahead whose row bounds and label are fetched (their rows: 2 ahead)  # out = acc;  out = out + acc;  out = out * f + acc
 
 
 def _vector_type(context, dtype):
@@ -258,19 +259,40 @@ rows4_add, rows1_add = _rows_times(4, ADD), _rows_times(1, ADD)
 rows4_scale_add, rows1_scale_add = _rows_times(4, SCALE_ADD), _rows_times(1, SCALE_ADD)
 
 
+TABLE = 6  # where the table of coded values starts in ``consts`` (see sgd_batches)
+
+
+def _is_values(values, table, dtype):
+    """The values of compressed rows: floats of ``dtype``, or uint8 codes of ``table``'s."""
+    if isinstance(values, types.Array) and values.dtype == types.uint8:
+        return _is_vector_array(table, dtype) and values.ndim == 1 and values.layout == "C"
+    return _is_vector_array(values, dtype)
+
+
+def _value(context, builder, val_d, valty, tab_d, p):
+    """LLVM: value p of compressed rows: ``values[p]``, or for uint8 codes ``table[TABLE + values[p]]``
+    (one load from a table of 256 numbers that stays in the fastest cache)."""
+    v = builder.load(builder.gep(val_d, [p], inbounds=True))
+    if valty.dtype != types.uint8:
+        return v
+    at = builder.add(builder.zext(v, p.type), ir.Constant(p.type, TABLE))
+    return builder.load(builder.gep(tab_d, [at], inbounds=True))
+
+
 def _sparse_rows(R: int):
     """An intrinsic for R examples of compressed rows:
-    ``sparse_rows(out, o0, o_stride, wt, o, n_pad, indices, values, indptr, order, r0)``: for r < R,
+    ``sparse_rows(out, o0, o_stride, wt, o, n_pad, indices, values, indptr, order, r0, table)``: for r < R,
     with row = order[r0 + r],
 
         out[o0 + r o_stride : ... + V] = sum over p in indptr[row] .. indptr[row + 1] of values[p] * wt[indices[p] n_pad + o : ... + V]
 
     summed from 0 in the order of p, one multiply and one add per term. The R sums run side by
-    side over their common length, then each finishes alone."""
+    side over their common length, then each finishes alone. Where ``values`` are uint8 codes,
+    each value is ``table[TABLE + code]`` (:func:`_value`)."""
 
     @intrinsic
-    def sparse_rows(typingctx, out, o0, o_stride, wt, o, n_pad, indices, values, indptr, order, r0):
-        if not (_is_vector_array(out) and _is_vector_array(wt, out.dtype) and _is_vector_array(values, out.dtype)
+    def sparse_rows(typingctx, out, o0, o_stride, wt, o, n_pad, indices, values, indptr, order, r0, table):
+        if not (_is_vector_array(out) and _is_vector_array(wt, out.dtype) and _is_values(values, table, out.dtype)
                 and isinstance(indices, types.Array) and isinstance(indptr, types.Array)
                 and isinstance(order, types.Array)):
             return None
@@ -280,7 +302,8 @@ def _sparse_rows(R: int):
             o0_, o_stride_, o_, n_pad_, r0_ = (context.cast(builder, args[i], tys[i], types.intp) for i in (1, 2, 4, 5, 10))
             fty, vty = _vector_type(context, tys[0].dtype)
             align = tys[0].dtype.bitwidth // 8
-            out_d, wt_d, idx_d, val_d, ptr_d, ord_d = (_data(context, builder, args[i], tys[i]) for i in (0, 3, 6, 7, 8, 9))
+            out_d, wt_d, idx_d, val_d, ptr_d, ord_d, tab_d = (_data(context, builder, args[i], tys[i])
+                                                              for i in (0, 3, 6, 7, 8, 9, 11))
             intp = o0_.type
             one = ir.Constant(intp, 1)
 
@@ -300,7 +323,7 @@ def _sparse_rows(R: int):
 
             def term(r, p):
                 i = load_int(idx_d, p, tys[6])
-                v = builder.load(builder.gep(val_d, [p], inbounds=True))
+                v = _value(context, builder, val_d, tys[7], tab_d, p)
                 w = builder.load(_vector_at(builder, wt_d, builder.add(builder.mul(i, n_pad_), o_), vty), align=align)
                 builder.store(builder.fadd(builder.load(accs[r]), builder.fmul(_splat(builder, v, vty), w)), accs[r])
 
@@ -315,7 +338,7 @@ def _sparse_rows(R: int):
                 builder.store(builder.load(accs[r]), _vector_at(builder, out_d, at, vty), align=align)
             return context.get_dummy_value()
 
-        return types.void(out, o0, o_stride, wt, o, n_pad, indices, values, indptr, order, r0), codegen
+        return types.void(out, o0, o_stride, wt, o, n_pad, indices, values, indptr, order, r0, table), codegen
 
     return sparse_rows
 
@@ -324,10 +347,11 @@ sparse_rows2, sparse_rows1 = _sparse_rows(2), _sparse_rows(1)
 
 
 @intrinsic
-def sparse_axpy(typingctx, wt, o, n_pad, indices, values, indptr, row, d, d0):
+def sparse_axpy(typingctx, wt, o, n_pad, indices, values, indptr, row, d, d0, table):
     """BP4 of one example of compressed rows: for p in indptr[row] .. indptr[row + 1],
-    ``wt[indices[p] n_pad + o : ... + V] += values[p] * d[d0 : d0 + V]``, a multiply and an add."""
-    if not (_is_vector_array(wt) and _is_vector_array(d, wt.dtype) and _is_vector_array(values, wt.dtype)
+    ``wt[indices[p] n_pad + o : ... + V] += values[p] * d[d0 : d0 + V]``, a multiply and an add
+    (uint8 ``values``: codes of ``table``, as in :func:`_sparse_rows`)."""
+    if not (_is_vector_array(wt) and _is_vector_array(d, wt.dtype) and _is_values(values, table, wt.dtype)
             and isinstance(indices, types.Array) and isinstance(indptr, types.Array)):
         return None
 
@@ -336,7 +360,7 @@ def sparse_axpy(typingctx, wt, o, n_pad, indices, values, indptr, row, d, d0):
         o_, n_pad_, row_, d0_ = (context.cast(builder, args[i], tys[i], types.intp) for i in (1, 2, 6, 8))
         fty, vty = _vector_type(context, tys[0].dtype)
         align = tys[0].dtype.bitwidth // 8
-        wt_d, idx_d, val_d, ptr_d, d_d = (_data(context, builder, args[i], tys[i]) for i in (0, 3, 4, 5, 7))
+        wt_d, idx_d, val_d, ptr_d, d_d, tab_d = (_data(context, builder, args[i], tys[i]) for i in (0, 3, 4, 5, 7, 9))
         intp = o_.type
 
         def load_int(data, at, ty):
@@ -348,12 +372,120 @@ def sparse_axpy(typingctx, wt, o, n_pad, indices, values, indptr, row, d, d0):
         with cgutils.for_range(builder, builder.sub(p1, p0)) as loop:
             p = builder.add(p0, loop.index)
             i = load_int(idx_d, p, tys[3])
-            v = builder.load(builder.gep(val_d, [p], inbounds=True))
+            v = _value(context, builder, val_d, tys[4], tab_d, p)
             at = _vector_at(builder, wt_d, builder.add(builder.mul(i, n_pad_), o_), vty)
             builder.store(builder.fadd(builder.load(at, align=align), builder.fmul(_splat(builder, v, vty), dv)), at, align=align)
         return context.get_dummy_value()
 
-    return types.void(wt, o, n_pad, indices, values, indptr, row, d, d0), codegen
+    return types.void(wt, o, n_pad, indices, values, indptr, row, d, d0, table), codegen
+
+
+# --- sigmoid: whole vectors at a time ------------------------------------------------------
+
+# exp(x) in float32 (Cephes' expf): x = n ln 2 + r with |r| <= ln 2 / 2, exp(r) a polynomial,
+# times 2^n. Each step a plain IEEE multiply or add (never fused, never reordered), so every
+# CPU gives the same bits; within 2 ulp of exp (tests/test_compiled.py measures it).
+_LOG2E, _LN2_HI, _LN2_LO = 1.44269504088896341, 0.693359375, -2.12194440e-4
+_EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1)
+_ROUND = 12582912.0  # 1.5 * 2^23: x + _ROUND - _ROUND is x rounded to an integer (|x| < 2^22)
+_EXP_LOW, _EXP_HIGH = -104.0, 89.0  # exp is 0 below (to float32 rounding), inf above
+
+
+def _exp_f32(builder, x, vty):
+    """LLVM: exp of each float32 of the vector ``x``; NaN stays NaN."""
+    i32v = ir.VectorType(ir.IntType(32), vty.count)
+
+    def c(value):
+        return ir.Constant(vty, [float(value)] * vty.count) if not isinstance(value, ir.Value) else value
+
+    def ci(value):
+        return ir.Constant(i32v, [value] * vty.count)
+
+    x = builder.select(builder.fcmp_ordered(">", x, c(_EXP_HIGH)), c(_EXP_HIGH), x)
+    x = builder.select(builder.fcmp_ordered("<", x, c(_EXP_LOW)), c(_EXP_LOW), x)
+    t = builder.fadd(builder.fmul(x, c(_LOG2E)), c(_ROUND))
+    n = builder.fsub(t, c(_ROUND))  # round(x / ln 2), as a float
+    r = builder.fsub(builder.fsub(x, builder.fmul(n, c(_LN2_HI))), builder.fmul(n, c(_LN2_LO)))
+    p = c(_EXP_POLY[0])
+    for k in _EXP_POLY[1:]:
+        p = builder.fadd(builder.fmul(p, r), c(k))
+    p = builder.fadd(builder.fadd(builder.fmul(builder.fmul(p, r), r), r), c(1.0))
+    # 2^n as two powers of two, each a normal float for n in -150..129: p 2^n1 2^n2, exact until
+    # the last multiply, which rounds once (to 0, a subnormal or inf where exp does).
+    ni = builder.sub(builder.bitcast(t, i32v), builder.bitcast(c(_ROUND), i32v))
+    n1 = builder.ashr(ni, ci(1))
+    n2 = builder.sub(ni, n1)
+    two = [builder.bitcast(builder.shl(builder.add(k, ci(127)), ci(23)), vty) for k in (n1, n2)]
+    return builder.fmul(builder.fmul(p, two[0]), two[1])
+
+
+@intrinsic
+def sigmoid_rows(typingctx, z, z0, count, n_pad, n):
+    """``z[z0 : z0 + count n_pad]``, rows of ``n_pad`` numbers of which the first ``n`` are a
+    layer's inputs, replaced by their sigmoid 1 / (1 + exp(-z)), a vector at a time; the
+    other ``n_pad - n`` of each row (the padding) set to 0. ``n_pad`` is a whole number of vectors.
+    float32: :func:`_exp_f32`; float64: LLVM's exp (the C library's, as ``np.exp`` in Numba)."""
+    if not _is_vector_array(z):
+        return None
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        z0_, count_, n_pad_, n_ = (context.cast(builder, args[i], tys[i], types.intp) for i in (1, 2, 3, 4))
+        fty, vty = _vector_type(context, tys[0].dtype)
+        align = tys[0].dtype.bitwidth // 8
+        z_d = _data(context, builder, args[0], tys[0])
+        intp = z0_.type
+        width = ir.Constant(intp, vty.count)
+        iv = ir.VectorType(intp, vty.count)
+        lanes = ir.Constant(iv, list(range(vty.count)))
+        one = ir.Constant(vty, [1.0] * vty.count)
+        if tys[0].dtype == types.float32:
+            def exp(x):
+                return _exp_f32(builder, x, vty)
+        else:
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty]),
+                                                f"llvm.exp.v{vty.count}f{tys[0].dtype.bitwidth}")
+
+            def exp(x):
+                return builder.call(fn, [x])
+
+        n_vec = _splat(builder, n_, iv)
+        with cgutils.for_range(builder, builder.mul(count_, builder.sdiv(n_pad_, width))) as loop:
+            at = builder.add(z0_, builder.mul(loop.index, width))
+            col0 = builder.srem(builder.mul(loop.index, width), n_pad_)
+            ptr = _vector_at(builder, z_d, at, vty)
+            x = builder.load(ptr, align=align)
+            a = builder.fdiv(one, builder.fadd(one, exp(builder.fneg(x))))
+            inside = builder.icmp_signed("<", builder.add(_splat(builder, col0, iv), lanes), n_vec)
+            builder.store(builder.select(inside, a, ir.Constant(vty, None)), ptr, align=align)
+        return context.get_dummy_value()
+
+    return types.void(z, z0, count, n_pad, n), codegen
+
+
+@intrinsic
+def exp_vector(typingctx, x, out):
+    """``out[:V] = exp(x[:V])`` by :func:`_exp_f32`, float32 only: for the tests."""
+    if not (_is_vector_array(x, types.float32) and _is_vector_array(out, types.float32)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        fty, vty = _vector_type(context, types.float32)
+        x_d, o_d = (_data(context, builder, args[i], signature.args[i]) for i in (0, 1))
+        zero = ir.Constant(ir.IntType(64), 0)
+        v = builder.load(_vector_at(builder, x_d, zero, vty), align=4)
+        builder.store(_exp_f32(builder, v, vty), _vector_at(builder, o_d, zero, vty), align=4)
+        return context.get_dummy_value()
+
+    return types.void(x, out), codegen
+
+
+@njit(cache=True, nogil=True)
+def exp_f32(x, out):
+    """``out = exp(x)`` (1-D float32, of a whole number of vectors) as the kernels compute it."""
+    v = VECTOR_BYTES // 4
+    for k in range(0, x.shape[0], v):
+        exp_vector(x[k : k + v], out[k : k + v])
 
 
 # --- the kernel ----------------------------------------------------------------------------
@@ -376,7 +508,8 @@ def sgd_batches(x, pixels, sparse, y, order, start, n_batches, m, ws, bs, hidden
 
     Labels are ``y`` (n,). ``ws[l]`` (n_out, n_in) and ``bs[l]`` (n_out,) are updated in
     place (at the end of the call). ``consts`` = [1/2, 1, 0, clip low, clip high, 255] in
-    the network's dtype.
+    the network's dtype, then (from :data:`TABLE`), where the compressed ``values`` are uint8
+    codes, the 256 numbers they stand for (:class:`digitnet.nn.compiled.SparseRows`).
 
     While the call runs, each layer's weights are kept transposed and padded to whole
     vectors, ``wt`` (n_in, n_out padded), for the forward pass and the update; the layers
@@ -414,9 +547,7 @@ def sgd_batches(x, pixels, sparse, y, order, start, n_batches, m, ws, bs, hidden
     wp = np.zeros(wpoff[L], consts.dtype)
     for l in range(L):
         w = ws[l]
-        for o in range(sizes[l + 1]):
-            for i in range(sizes[l]):
-                wt[wtoff[l] + i * pads[l + 1] + o] = w[o, i]
+        _transpose_in(w, wt, wtoff[l], pads[l + 1])
         if l > 0:
             for o in range(sizes[l + 1]):
                 for i in range(sizes[l]):
@@ -425,10 +556,33 @@ def sgd_batches(x, pixels, sparse, y, order, start, n_batches, m, ws, bs, hidden
                   costs, lay, acts, deltas, wt, wp)
     for l in range(L):
         w = ws[l]
-        for o in range(sizes[l + 1]):
-            for i in range(sizes[l]):
-                w[o, i] = wp[wpoff[l] + o * pads[l] + i] if l > 0 else wt[wtoff[l] + i * pads[l + 1] + o]
+        if l > 0:
+            for o in range(sizes[l + 1]):
+                for i in range(sizes[l]):
+                    w[o, i] = wp[wpoff[l] + o * pads[l] + i]
+        else:
+            _transpose_out(wt, wtoff[l], pads[l + 1], w)
     return done
+
+
+@njit(cache=True, nogil=True)
+def _transpose_in(w, out, off, pad):
+    """out[off + i pad + o] = w[o, i]: w's rows read side by side, out written in order (all in cache)."""
+    n_out, n_in = w.shape
+    for i in range(n_in):
+        at = off + i * pad
+        for o in range(n_out):
+            out[at + o] = w[o, i]
+
+
+@njit(cache=True, nogil=True)
+def _transpose_out(src, off, pad, w):
+    """w[o, i] = src[off + i pad + o], the inverse of :func:`_transpose_in`."""
+    n_out, n_in = w.shape
+    for i in range(n_in):
+        at = off + i * pad
+        for o in range(n_out):
+            w[o, i] = src[at + o]
 
 
 @njit(cache=True, nogil=True)
@@ -494,6 +648,11 @@ def _steps(x, pixels, sparse, y, order, start, n_batches, m, bs, hidden, output,
         if is_sparse:
             j = 0
             while j < m:
+                if s0 + j + AHEAD + 1 < len(order):  # where the rows of examples further on start, and their labels
+                    for q in range(2):
+                        r = order[s0 + j + AHEAD + q]
+                        prefetch(indptr, r + 1)
+                        prefetch(y, r)
                 if s0 + j + 3 < len(order):  # the rows are scattered in memory: ask for the next two now
                     for q in range(2):
                         r = order[s0 + j + 2 + q]
@@ -503,9 +662,11 @@ def _steps(x, pixels, sparse, y, order, start, n_batches, m, bs, hidden, output,
                             prefetch(indices, p)
                 for o in range(0, p1, v):
                     if j + 2 <= m:
-                        sparse_rows2(acts, aoff[1] + j * p1 + o, p1, wt, o, p1, indices, values, indptr, order, s0 + j)
+                        sparse_rows2(acts, aoff[1] + j * p1 + o, p1, wt, o, p1, indices, values, indptr, order, s0 + j,
+                                     consts)
                     else:
-                        sparse_rows1(acts, aoff[1] + j * p1 + o, p1, wt, o, p1, indices, values, indptr, order, s0 + j)
+                        sparse_rows1(acts, aoff[1] + j * p1 + o, p1, wt, o, p1, indices, values, indptr, order, s0 + j,
+                                     consts)
                 j += 2
         else:
             xb = acts[: m * pads[0]].reshape((m, pads[0]))
@@ -525,7 +686,11 @@ def _steps(x, pixels, sparse, y, order, start, n_batches, m, bs, hidden, output,
             for j in range(m):
                 for o in range(sizes[l + 1]):
                     z[j, o] += b[o]
-            _activate(z, hidden if l < L - 1 else output, one, zero)
+            code = hidden if l < L - 1 else output
+            if code == SIGMOID:
+                sigmoid_rows(acts, aoff[l + 1], m, pads[l + 1], sizes[l + 1])
+            else:
+                _activate(z, code, one, zero)
         # Cost of the batch (before the step) and BP1.
         a = acts[aoff[L] : aoff[L + 1]].reshape((m, pads[L]))
         d = deltas[doff[L - 1] : doff[L]].reshape((m, pads[L]))
@@ -575,7 +740,8 @@ def _steps(x, pixels, sparse, y, order, start, n_batches, m, bs, hidden, output,
                         wt[i] *= f
                 for j in range(m):
                     for o in range(0, p_out, v):
-                        sparse_axpy(wt, o, p_out, indices, values, indptr, rows[j], deltas, doff[0] + j * p_out + o)
+                        sparse_axpy(wt, o, p_out, indices, values, indptr, rows[j], deltas, doff[0] + j * p_out + o,
+                                    consts)
             else:  # BP4 twice, number for number the same: wt[i, :] and (above the first layer) wp[o, :]
                 _update(wt, wtoff[l], sizes[l], p_out, acts, aoff[l], 1, p_in, deltas, doff[l], p_out, m, v,
                         decay != 0.0, f)
@@ -603,3 +769,12 @@ def dense_rows(indptr, indices, values, start, out, zero):
         row = out[j]
         for p in range(indptr[start + j], indptr[start + j + 1]):
             row[indices[p]] = 0 if zero else values[p]
+
+
+@njit(cache=True, nogil=True)
+def dense_coded_rows(indptr, indices, codes, table, start, out, zero):
+    """:func:`dense_rows` of compressed rows whose values are uint8 codes: value p is ``table[codes[p]]``."""
+    for j in range(out.shape[0]):
+        row = out[j]
+        for p in range(indptr[start + j], indptr[start + j + 1]):
+            row[indices[p]] = 0 if zero else table[codes[p]]
