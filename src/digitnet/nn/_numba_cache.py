@@ -179,8 +179,9 @@ register()
 def _warm_up() -> list[str]:
     """Call the kernels with the types that training uses, so that each is compiled (or found
     in the cache): float32 (the default; a float64 network compiles on first use), 3 and 2
-    weight layers (the video's 784-16-16-10 and the README's 784-30-10), a sparse and a dense
-    first layer and raw pixels, and the dense rows of compressed inputs. Returns what it ran."""
+    weight layers (the video's 784-16-16-10 and the README's 784-30-10), a sparse first layer
+    (on uint8 codes and on float32 values), a dense one and raw pixels, and the dense rows of
+    compressed inputs. Returns what it ran."""
     import numpy as np
 
     from digitnet.nn.compiled import CompiledSGD, SparseRows
@@ -190,12 +191,14 @@ def _warm_up() -> list[str]:
     pixels = np.where(rng.random((40, 784)) < 0.2, rng.integers(1, 256, (40, 784)), 0).astype(np.uint8)
     x = pixels.astype(np.float32) / np.float32(255)
     y, order = np.arange(40) % 10, np.arange(40)
-    rows = SparseRows.of(x)
-    rows.dense(0, 10)
+    coded = SparseRows.of(x)  # raw pixels: every value k/255, kept as uint8 codes
+    rows = SparseRows.of(x * np.float32(0.75))  # other values (deskewed digits): kept as float32
+    for r in (coded, rows):
+        r.dense(0, 10)
     done = []
     for layers in ((784, 16, 16, 10), (784, 30, 10)):
         net = Network.create(layers, seed=0)
-        for inputs, px, sparse in ((rows, None, True), (x, None, False), (None, pixels, False)):
+        for inputs, px, sparse in ((coded, None, True), (rows, None, True), (x, None, False), (None, pixels, False)):
             CompiledSGD(net, inputs, y, pixels=px, sparse=sparse).steps(order, 0, 2, 10, 0.5)
         done.append("-".join(map(str, layers)))
     return done
