@@ -163,7 +163,8 @@ def run_digitnet(cfg, epochs, seed, n_train, fast=True, engine=None, augment=Fal
 
     global CPU_SECONDS
     CPU_SECONDS = 0.0
-    steps = trainer._engine.steps  # the gradient steps, wrapped to add up their CPU time too
+    engine_ = trainer._start_engine()  # made now (the Trainer makes it at the first epoch), not on the clock
+    steps = engine_.steps  # the gradient steps, wrapped to add up their CPU time too
 
     def timed_steps(*a, **kw):
         global CPU_SECONDS
@@ -173,7 +174,7 @@ def run_digitnet(cfg, epochs, seed, n_train, fast=True, engine=None, augment=Fal
         finally:
             CPU_SECONDS += time.process_time() - t
 
-    trainer._engine.steps = timed_steps
+    engine_.steps = timed_steps
     seconds = 0.0
     while not trainer.done:
         seconds += trainer.run_epoch().seconds  # the wall time of the epoch's gradient steps

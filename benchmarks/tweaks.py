@@ -138,6 +138,34 @@ def plot(rows: list[dict], caption: str, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+class LoadWatch:
+    """The highest 1-minute load average seen while a sweep runs: read every ``every`` seconds
+    by a thread, not only at the start and the end (a shared machine can be busy in between)."""
+
+    def __init__(self, every: float = 5.0, read=lambda: os.getloadavg()[0]):
+        import threading
+
+        self.every, self.read, self.highest = every, read, 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            self.highest = max(self.highest, self.read())
+            if self._done.wait(self.every):
+                return
+
+    def start(self) -> "LoadWatch":
+        self._thread.start()
+        return self
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        self.highest = max(self.highest, self.read())
+        return self.highest
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: the spec's, 0,1,2)")
@@ -154,14 +182,14 @@ def main() -> None:
 
     spec = tweaks_spec([int(s) for s in args.seeds.split(",")] if args.seeds else None,
                 args.steps.split(",") if args.steps else None, args.epochs, args.train_size)
-    load_before = os.getloadavg()[0]
+    watch = LoadWatch().start()
 
     def progress(r):
         what = f"{100 * r['test_accuracy']:.2f}%" if r["status"] == "done" else f"FAILED: {r['error']}"
         print(f"{r['label']:12s} seed {r['seed']}: {what}  {r['seconds'] or 0:.1f} s", flush=True)
 
     result = run_sweep(spec, args.sweep, workers=args.workers, scheduler=args.scheduler, on_result=progress)
-    load = max(load_before, os.getloadavg()[0])
+    load = watch.stop()
     workers = "on a Dask cluster" if args.scheduler else f"{args.workers or os.cpu_count()} local workers"
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, {workers} of one BLAS thread, load average up to "
                f"{load:.1f} while measuring")

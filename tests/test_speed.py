@@ -28,3 +28,12 @@ def test_preset_configs_are_the_presets_without_augmentation(load_benchmark):
             net.layers, net.features, train.batch_size, train.optimizer, train.dropout)
         assert speed._train_config(cfg, 1, 0).augment == ()
         assert speed._train_config(cfg, 1, 0, augment=True).augment == train.augment
+
+
+@pytest.mark.parametrize("config, fast", [("video-b10", True), ("video-b10", False), ("mlp", False)])
+def test_the_digitnet_contestant_trains_and_times_its_steps(config, fast, load_benchmark):
+    """run_digitnet, as the benchmark's worker process calls it, on 300 images: it trains (the
+    engine the Trainer makes at its first epoch is the one timed) and reports a time and an accuracy."""
+    speed = load_benchmark("speed")
+    seconds, acc = speed.run_digitnet(speed.CONFIGS[config], 1, 0, 300, fast=fast)
+    assert seconds > 0 and speed.CPU_SECONDS > 0 and 0 <= acc <= 1

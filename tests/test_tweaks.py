@@ -226,3 +226,24 @@ def test_the_tweaks_sweep_spec_adds_one_tweak_a_step(load_benchmark):
     quick = tweaks.tweaks_spec(seeds=[1], steps=["video", "convolution"], epochs=2, train_size=100).expand()
     assert [(r.label, r.seed, r.config["epochs"], r.config["train_size"]) for r in quick] == [
         ("video", 1, 2, 100), ("convolution", 1, 2, 100)]
+
+
+def test_the_tweaks_table_reports_the_highest_load_seen_during_the_sweep(load_benchmark):
+    """The table's machine line says how busy the machine was while measuring: the highest load
+    average read during the sweep, not only the ones at its start and end."""
+    import threading
+
+    tweaks = load_benchmark("tweaks")
+    readings = iter([1.0, 12.0, 3.0] + [1.4] * 1000)
+    seen_three = threading.Event()
+    count = [0]
+
+    def read():
+        count[0] += 1
+        if count[0] >= 3:
+            seen_three.set()
+        return next(readings)
+
+    watch = tweaks.LoadWatch(every=0.001, read=read).start()
+    assert seen_three.wait(5)
+    assert watch.stop() == 12.0
