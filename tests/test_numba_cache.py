@@ -42,10 +42,12 @@ from pathlib import Path
 mode, kind = sys.argv[1], sys.argv[2]
 if "read-only" in sys.argv:
     import digitnet
-    package = str(Path(digitnet.__path__[0]).resolve())
+    blocked = [str(Path(digitnet.__path__[0]).resolve())]
+    if "no-home" in sys.argv:  # the user's home (and cache) cannot be written either
+        blocked.append(str(Path(os.environ["HOME"]).resolve()))
 
     def guard(path):
-        if str(Path(path).resolve()).startswith(package):
+        if any(str(Path(path).resolve()).startswith(b) for b in blocked):
             raise PermissionError(13, "Read-only file system", str(path))
 
     real_open, real_makedirs, real_replace, real_tmp = builtins.open, os.makedirs, os.replace, tempfile.TemporaryFile
@@ -147,6 +149,20 @@ def test_a_read_only_package_uses_its_cache_and_compiles_the_rest_into_the_users
     assert _cached(nn) == before and not (nn / "__pycache__").exists()
     assert path.is_relative_to(tmp_path / "user" / "cache" / "digitnet" / "numba")
     assert len([n for n in _cached(path) if n.endswith(".nbc")]) == 2
+
+
+def test_with_nowhere_to_write_the_shipped_kernels_still_load_and_the_rest_compiles(tmp_path):
+    """A read-only package and a home that cannot be written (no home, a read-only one): the
+    kernels still load from the package's cache (through a private folder of the process) and
+    what it lacks compiles; before, Numba raised 'no locator available' at import."""
+    _package(tmp_path / "pkg")
+    _run(tmp_path / "pkg", tmp_path / "builder", "build", "float")
+    home = tmp_path / "user"
+    value, hits, misses, path = _run(tmp_path / "pkg", home, "run", "float", "read-only", "no-home")
+    assert (value, hits, misses) == ("3.0", 1, 0)
+    assert not path.is_relative_to(home) and not path.is_relative_to(tmp_path / "pkg")
+    assert _run(tmp_path / "pkg", home, "run", "int", "read-only", "no-home")[:3] == ("3", 0, 1)
+    assert not path.exists()  # removed when the process ends
 
 
 def test_numba_cache_dir_is_the_users_cache_when_set(tmp_path, monkeypatch):

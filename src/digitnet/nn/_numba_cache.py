@@ -19,7 +19,8 @@ keep Numba's locators). It
 * writes what is compiled later (another CPU, Numba version, dtype or number of layers) to
   the user's cache, :func:`user_cache_dir`: ``$NUMBA_CACHE_DIR`` if set, else the platform's
   user cache directory (``~/.cache/digitnet/numba`` on Linux), one subfolder per installed
-  copy of the package.
+  copy of the package; where that cannot be written either, a private temporary folder of
+  the process, removed at exit.
 
 A cache built on another CPU, or by another Numba or Python version, simply misses (its keys,
 its version stamp or its file names differ): the kernels compile on first use, as without it.
@@ -99,12 +100,41 @@ class KernelCacheLocator(caching._CacheLocator):
             path = user_cache_dir() / cls.get_suitable_cache_subpath(py_file)
         self = cls(py_func, py_file, path)
         try:
-            self.ensure_cache_path()  # exists and writable, else Numba's own locators
+            self.ensure_cache_path()  # exists and writable
         except OSError:
-            return None
+            # No writable user cache (no home, a read-only one) and, likely, a read-only
+            # package: Numba's own locators would fail too ("no locator available"), so a
+            # private folder of this process, removed at exit; the shipped kernels still load.
+            if _building or (private := _private_dir()) is None:
+                return None
+            path = private / cls.get_suitable_cache_subpath(py_file)
+            self = cls(py_func, py_file, path)
+            try:
+                self.ensure_cache_path()
+            except OSError:
+                return None
         if not _building:
             seed(path, py_file)
         return self
+
+
+_private: list[Path] = []  # the private folder of this process, once made
+
+
+def _private_dir() -> Path | None:
+    """A folder only this process uses (mode 0700, under the system's temporary folder),
+    removed when it exits; None if none can be made."""
+    with _lock:
+        if not _private:
+            import atexit
+            import tempfile
+
+            try:
+                _private.append(Path(tempfile.mkdtemp(prefix="digitnet-numba-")))
+            except OSError:
+                return None
+            atexit.register(shutil.rmtree, _private[0], True)
+        return _private[0]
 
 
 def _index_file(folder: Path, name: str, stamp) -> caching.IndexDataCacheFile:
