@@ -265,7 +265,8 @@ def test_auto_says_once_why_the_compiled_engine_did_not_run(monkeypatch):
     trainer = Trainer(Network.create((12, 9, 5)), split, TrainConfig(epochs=1))
     assert trainer.engine == "numpy"
     assert trainer.engine_note == ("The compiled engine cannot run here (numba is not installed), so the numpy "
-                                   "engine trains; it is slower.")
+                                   "engine trains; it is slower (`pip install numba`, where Numba has wheels, "
+                                   "brings it back).")
     assert "\n" not in trainer.engine_note
     # Asked for by name, or a setting only the reference engine runs: nothing to say.
     assert Trainer(Network.create((12, 9, 5)), split, TrainConfig(epochs=1), engine="numpy").engine_note is None

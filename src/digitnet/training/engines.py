@@ -240,7 +240,8 @@ def fallback_note(net: Network, config: TrainConfig, chosen: str, engine: str | 
     why = compiled.missing()
     if why is None:
         return None
-    return f"The compiled engine cannot run here ({why}), so the numpy engine trains; it is slower."
+    hint = " (`pip install numba`, where Numba has wheels, brings it back)" if why == "numba is not installed" else ""
+    return f"The compiled engine cannot run here ({why}), so the numpy engine trains; it is slower{hint}."
 
 
 def choose(net: Network, config: TrainConfig, engine: str | None = None) -> str:
