@@ -279,3 +279,36 @@ def test_other_inputs_keep_their_numbers():
         SparseRows.BLOCK = block
     assert rows.table is None and rows.values.dtype == np.float32
     assert rows.dense(0, 30).tobytes() == x.tobytes()
+
+
+def test_numba_switched_off_or_kernels_that_fail_to_load_mean_the_numpy_engine(monkeypatch):
+    """NUMBA_DISABLE_JIT=1 turns the kernels into Python that cannot run (their intrinsics
+    are compiled-only), and a kernels module that fails to load (e.g. Numba refusing to set
+    up its cache) would fail in the middle of `digitnet train`: missing() says why, so auto
+    picks the NumPy engine and `--engine numba` is a one-line error."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    code = ("from digitnet.nn import compiled; from digitnet.training import engines; "
+            "from digitnet.nn.network import Network; from digitnet.config import TrainConfig; "
+            "print(compiled.missing()); print(engines.choose(Network.create((12, 9, 5)), TrainConfig()))")
+    env = {k: v for k, v in os.environ.items() if k != "DIGITNET_ENGINE"}
+    env.update(PYTHONPATH=str(src), NUMBA_DISABLE_JIT="1")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.splitlines() == ["NUMBA_DISABLE_JIT is set", "numpy"]
+
+    import digitnet.nn
+    from digitnet.nn import compiled
+
+    monkeypatch.setitem(sys.modules, "digitnet.nn._kernels", None)  # its import now fails
+    monkeypatch.delattr(digitnet.nn, "_kernels", raising=False)
+    compiled._import_error.cache_clear()
+    try:
+        assert compiled.missing().startswith("its kernels fail to load (ModuleNotFoundError")
+    finally:
+        monkeypatch.undo()
+        compiled._import_error.cache_clear()

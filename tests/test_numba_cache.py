@@ -32,14 +32,21 @@ from numba import njit
 @njit(cache=True)
 def add(a, b):
     return a + b
+
+
+_numba_cache.harden(globals())
 """
 
 # argv: "build" (compile into the package's folder, as setup.py does) or "run"; the
-# arguments' kind ("float" or "int"); "read-only": every write under the package fails.
+# arguments' kind ("float" or "int"); "read-only": every write under the package fails;
+# "homeless": no home directory can be found.
 PROBE = """
 import builtins, os, sys, tempfile
 from pathlib import Path
 mode, kind = sys.argv[1], sys.argv[2]
+if "homeless" in sys.argv:  # HOME unset, the user not in the password database: '~' stays '~'
+    os.environ.pop("HOME", None), os.environ.pop("XDG_CACHE_HOME", None)
+    os.path.expanduser = lambda path: path
 if "read-only" in sys.argv:
     import digitnet
     blocked = [str(Path(digitnet.__path__[0]).resolve())]
@@ -88,11 +95,12 @@ def _package(where: Path) -> Path:
     return nn
 
 
-def _run(package_root: Path, home: Path, *args: str) -> tuple[str, int, int, Path]:
+def _run(package_root: Path, home: Path, *args: str, cwd: Path | None = None, **more_env: str) -> tuple[str, int, int, Path]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
     env.update(PYTHONPATH=str(package_root), HOME=str(home), XDG_CACHE_HOME=str(home / "cache"),
-               PYTHONDONTWRITEBYTECODE="1")
-    r = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=300)
+               PYTHONDONTWRITEBYTECODE="1", **more_env)
+    r = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=300,
+                       cwd=cwd)
     assert r.returncode == 0, r.stderr[-3000:]
     value, counts, path = r.stdout.splitlines()
     hits, misses = map(int, counts.split())
@@ -153,16 +161,97 @@ def test_a_read_only_package_uses_its_cache_and_compiles_the_rest_into_the_users
 
 def test_with_nowhere_to_write_the_shipped_kernels_still_load_and_the_rest_compiles(tmp_path):
     """A read-only package and a home that cannot be written (no home, a read-only one): the
-    kernels still load from the package's cache (through a private folder of the process) and
-    what it lacks compiles; before, Numba raised 'no locator available' at import."""
+    kernels still load from the package's cache and what it lacks compiles (in memory); before,
+    Numba raised 'no locator available' at import."""
     _package(tmp_path / "pkg")
     _run(tmp_path / "pkg", tmp_path / "builder", "build", "float")
     home = tmp_path / "user"
     value, hits, misses, path = _run(tmp_path / "pkg", home, "run", "float", "read-only", "no-home")
     assert (value, hits, misses) == ("3.0", 1, 0)
-    assert not path.is_relative_to(home) and not path.is_relative_to(tmp_path / "pkg")
     assert _run(tmp_path / "pkg", home, "run", "int", "read-only", "no-home")[:3] == ("3", 0, 1)
-    assert not path.exists()  # removed when the process ends
+    assert not any(home.rglob("*.nb[ic]"))  # nothing written where it cannot be
+
+
+@pytest.mark.parametrize("damage", ["empty index", "truncated index", "garbage index", "empty data",
+                                    "truncated data", "garbage data", "truncated shipped data"])
+def test_a_damaged_cache_file_means_compiling_again_not_an_error(tmp_path, damage):
+    """A truncated, empty or garbled index or data file (a full disk, a killed process, a
+    bad copy) in the user's cache or in the package's is a miss: the function compiles, the
+    damaged file is replaced, and the next run loads it. Numba itself raises from the
+    unpickling, in the middle of training."""
+    nn = _package(tmp_path / "pkg")
+    if "shipped" in damage:
+        _run(tmp_path / "pkg", tmp_path / "builder", "build", "float")
+        folder = nn / "_kernels_cache"
+    else:
+        folder = _run(tmp_path / "pkg", tmp_path / "user", "run", "float")[3]
+    kind = ".nbi" if "index" in damage else ".nbc"
+    [victim] = [p for p in folder.iterdir() if p.name.endswith(kind)]
+    good = victim.read_bytes()
+    victim.write_bytes(b"" if "empty" in damage else good[: len(good) // 2] if "truncated" in damage
+                       else b"\x80\x05not a pickle at all" * 7)
+    assert _run(tmp_path / "pkg", tmp_path / "user", "run", "float")[:3] == ("3.0", 0, 1)
+    assert _run(tmp_path / "pkg", tmp_path / "user", "run", "float")[:3] == ("3.0", 1, 0)  # replaced
+
+
+def test_a_data_file_holding_another_signature_is_not_loaded(tmp_path):
+    """Two processes saving two versions of one function at once can leave the index naming the
+    other version's data file (Numba writes the index, then the data). Such a file is a miss:
+    the right version compiles, instead of the wrong code being called."""
+    _package(tmp_path / "pkg")
+    _run(tmp_path / "pkg", tmp_path / "user", "run", "float")
+    path = _run(tmp_path / "pkg", tmp_path / "user", "run", "int")[3]
+    one, two = sorted(path.glob("*.nbc"))
+    a, b = one.read_bytes(), two.read_bytes()
+    one.write_bytes(b)
+    two.write_bytes(a)
+    assert _run(tmp_path / "pkg", tmp_path / "user", "run", "float")[:3] == ("3.0", 0, 1)
+    assert _run(tmp_path / "pkg", tmp_path / "user", "run", "int")[:3] == ("3", 0, 1)
+    assert _run(tmp_path / "pkg", tmp_path / "user", "run", "float")[:3] == ("3.0", 1, 0)
+
+
+def test_with_no_cache_folder_writable_anywhere_the_shipped_cache_is_read_and_the_rest_compiled(tmp_path):
+    """A read-only package, $NUMBA_CACHE_DIR a file, and no home to make ~/.cache in (a service
+    user's /nonexistent, a read-only container): Numba would refuse to set up the functions at
+    all ("cannot cache function ... no locator available"). Here the shipped versions load,
+    the others compile in memory, and nothing is written."""
+    nn = _package(tmp_path / "pkg")
+    _run(tmp_path / "pkg", tmp_path / "builder", "build", "float")
+    before = _cached(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = dict(NUMBA_CACHE_DIR=str(blocker))
+    value, hits, misses, path = _run(tmp_path / "pkg", blocker, "run", "float", "read-only", **env)
+    assert (value, hits, misses, path.resolve()) == ("3.0", 1, 0, (nn / "_kernels_cache").resolve())
+    assert _run(tmp_path / "pkg", blocker, "run", "int", "read-only", **env)[:3] == ("3", 0, 1)
+    assert _run(tmp_path / "pkg", blocker, "run", "int", "read-only", **env)[:3] == ("3", 0, 1)  # not kept
+    assert _cached(tmp_path) == before and blocker.read_text() == "not a folder"
+
+
+def test_without_a_home_directory_nothing_is_written_in_the_current_folder(tmp_path):
+    """'~' that cannot be expanded must not become ./~/.cache/... wherever the user runs."""
+    nn = _package(tmp_path / "pkg")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    value, hits, misses, path = _run(tmp_path / "pkg", tmp_path / "unused", "run", "float", "homeless", cwd=cwd)
+    assert value == "3.0" and list(cwd.iterdir()) == []
+    assert path.is_absolute() and path.resolve().is_relative_to(nn.resolve())  # Numba's, beside the module
+
+
+def test_a_home_that_cannot_be_found_is_not_the_current_folder(monkeypatch):
+    """With HOME unset and the user not in the password database (a container run with a
+    random uid), '~' stays '~': the cache must not become ./~/.cache in whatever folder the
+    user runs from."""
+    from numba.core import config
+
+    from digitnet.nn import _numba_cache
+
+    monkeypatch.setattr(config, "CACHE_DIR", "")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(os.path, "expanduser", lambda p: p)
+    with pytest.raises(OSError, match="no user cache"):
+        _numba_cache.user_cache_dir()
 
 
 def test_numba_cache_dir_is_the_users_cache_when_set(tmp_path, monkeypatch):

@@ -778,3 +778,6 @@ def dense_coded_rows(indptr, indices, codes, table, start, out, zero):
         row = out[j]
         for p in range(indptr[start + j], indptr[start + j + 1]):
             row[indices[p]] = 0 if zero else table[codes[p]]
+
+
+_numba_cache.harden(globals())  # a damaged or unwritable cache means compiling, never an error

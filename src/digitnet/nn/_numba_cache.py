@@ -19,8 +19,12 @@ keep Numba's locators). It
 * writes what is compiled later (another CPU, Numba version, dtype or number of layers) to
   the user's cache, :func:`user_cache_dir`: ``$NUMBA_CACHE_DIR`` if set, else the platform's
   user cache directory (``~/.cache/digitnet/numba`` on Linux), one subfolder per installed
-  copy of the package; where that cannot be written either, a private temporary folder of
-  the process, removed at exit.
+  copy of the package.
+
+Its functions' caches (:func:`harden`, called at the end of :mod:`digitnet.nn._kernels`) never
+fail a call: a damaged file or another version's data is a miss (compiled again, the file
+replaced), and a cache folder that cannot be written means compiling in memory. Where no
+folder can be written at all, the locator reads the shipped cache and writes nothing.
 
 A cache built on another CPU, or by another Numba or Python version, simply misses (its keys,
 its version stamp or its file names differ): the kernels compile on first use, as without it.
@@ -52,12 +56,16 @@ _lock = threading.Lock()
 def user_cache_dir() -> Path:
     """Where compiled kernels go: ``$NUMBA_CACHE_DIR`` if set (Numba's own setting), else the
     platform's user cache directory, ``digitnet/numba`` in it (Linux: ``$XDG_CACHE_HOME`` or
-    ``~/.cache``; macOS: ``~/Library/Caches``; Windows: ``%LOCALAPPDATA%``)."""
+    ``~/.cache``; macOS: ``~/Library/Caches``; Windows: ``%LOCALAPPDATA%``). Raises OSError
+    where no home directory is known."""
     if config.CACHE_DIR:
         return Path(config.CACHE_DIR)
     from numba.misc.appdirs import AppDirs
 
-    return Path(AppDirs(appname="digitnet", appauthor=False).user_cache_dir) / "numba"
+    path = Path(AppDirs(appname="digitnet", appauthor=False).user_cache_dir) / "numba"
+    if not path.is_absolute():  # no home found ('~' left as it is): not a folder of the current one
+        raise OSError(f"no user cache directory (the home directory is unknown): {path}")
+    return path
 
 
 @functools.lru_cache(maxsize=None)
@@ -97,49 +105,143 @@ class KernelCacheLocator(caching._CacheLocator):
         if _building:
             path = SHIPPED
         else:
-            path = user_cache_dir() / cls.get_suitable_cache_subpath(py_file)
-        self = cls(py_func, py_file, path)
+            try:
+                path = user_cache_dir() / cls.get_suitable_cache_subpath(py_file)
+            except Exception:  # no user cache directory can be named (e.g. no home)
+                path = None
+        self = cls(py_func, py_file, path) if path is not None else None
         try:
+            if self is None:
+                raise OSError("no user cache directory")
             self.ensure_cache_path()  # exists and writable
         except OSError:
-            # No writable user cache (no home, a read-only one) and, likely, a read-only
-            # package: Numba's own locators would fail too ("no locator available"), so a
-            # private folder of this process, removed at exit; the shipped kernels still load.
-            if _building or (private := _private_dir()) is None:
-                return None
-            path = private / cls.get_suitable_cache_subpath(py_file)
-            self = cls(py_func, py_file, path)
-            try:
-                self.ensure_cache_path()
-            except OSError:
-                return None
+            # Not writable (HOME read-only or missing, $NUMBA_CACHE_DIR a file...): Numba's own
+            # locators (beside the module, ~/.cache/numba); where none can write either, read
+            # the shipped cache and compile the rest in memory (Numba would refuse to cache).
+            # (A build that cannot write into the package writes nowhere else either.)
+            found = None if _building else _fallback(py_func, py_file)
+            return found or ReadOnlyLocator(py_func, py_file, SHIPPED)
         if not _building:
             seed(path, py_file)
         return self
 
 
-_private: list[Path] = []  # the private folder of this process, once made
+class ReadOnlyLocator(KernelCacheLocator):
+    """The shipped cache, read only: where no cache folder can be written. Saving fails (with
+    an OSError, which :func:`harden`'s caches ignore): what it lacks compiles in every process."""
+
+    def ensure_cache_path(self):
+        raise PermissionError(13, "no writable cache folder for the compiled kernels", self._cache_path)
 
 
-def _private_dir() -> Path | None:
-    """A folder only this process uses (mode 0700, under the system's temporary folder),
-    removed when it exits; None if none can be made."""
-    with _lock:
-        if not _private:
-            import atexit
-            import tempfile
+def _locators():
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
+    return impl._locator_classes
 
-            try:
-                _private.append(Path(tempfile.mkdtemp(prefix="digitnet-numba-")))
-            except OSError:
-                return None
-            atexit.register(shutil.rmtree, _private[0], True)
-        return _private[0]
+
+def _fallback(py_func, py_file):
+    """The first of Numba's own locators that can write, or None. Without a home directory,
+    not Numba's user-wide one: it would make ``./~/.cache/numba`` in the current folder."""
+    from numba.misc.appdirs import AppDirs
+
+    skip = [KernelCacheLocator]
+    if not os.path.isabs(AppDirs(appname="numba", appauthor=False).user_cache_dir):
+        skip += [c for c in (getattr(caching, n, None) for n in ("UserWideCacheLocator", "_UserWideCacheLocator")) if c]
+    for other in _locators():
+        if issubclass(other, tuple(skip)):
+            continue
+        try:
+            found = other.from_function(py_func, py_file)
+        except Exception:
+            found = None
+        if found is not None:
+            return found
+    return None
+
+
+# --- a cache that a damaged file, a race or an unwritable folder cannot break -------------------
+
+def _signature_args(sig) -> tuple:
+    from numba.core import sigutils
+
+    return tuple(sigutils.normalize_signature(sig)[0])
+
+
+class SafeCacheFile(caching.IndexDataCacheFile):
+    """Numba's index and data files, read so that a damaged one is a miss, not an error.
+
+    Numba raises from the unpickling of a truncated, empty or foreign file (in the middle of
+    training), and two processes saving different versions of one function at once can leave
+    the index naming another version's data. Here an index that cannot be read is empty (the
+    next save replaces it), a data file that cannot be read or that holds another signature
+    than its key's is missing (compiled again and saved over), and a save that cannot write
+    is skipped: the compiled code runs, it is only not kept."""
+
+    def _load_index(self):
+        try:
+            return super()._load_index()
+        except Exception:
+            return {}
+
+    def _load_data(self, name):
+        try:
+            return super()._load_data(name)
+        except OSError:
+            raise
+        except Exception as e:  # load() treats an OSError as a missing file
+            raise OSError(f"damaged cache file {name}: {type(e).__name__}") from e
+
+    def load(self, key):
+        data = super().load(key)
+        try:
+            if data is not None and tuple(data[3].args) != _signature_args(key[0]):
+                return None  # another version's data (a race between two saves)
+        except Exception:
+            return None
+        return data
+
+    def save(self, key, data):
+        try:
+            super().save(key, data)
+        except OSError:
+            pass
+
+
+class SafeFunctionCache(caching.FunctionCache):
+    """Numba's per-function cache whose loads and saves never fail a call: see :class:`SafeCacheFile`."""
+
+    def load_overload(self, sig, target_context):
+        try:
+            return super().load_overload(sig, target_context)
+        except Exception:  # e.g. object code that unpickles but cannot be rebuilt: compile it
+            return None
+
+    def save_overload(self, sig, data):
+        try:
+            super().save_overload(sig, data)
+        except OSError:  # the folder went away or cannot be written: not kept, still run
+            pass
+
+
+def harden(namespace: dict) -> int:
+    """Give every cached Numba function of ``namespace`` (a module's globals) the caches of
+    :class:`SafeFunctionCache` and :class:`SafeCacheFile`. Returns how many. Call it at the
+    end of a module of kernels."""
+    from numba.core.dispatcher import Dispatcher
+
+    done = 0
+    for f in list(namespace.values()):
+        cache = getattr(f, "_cache", None) if isinstance(f, Dispatcher) else None
+        if type(cache) is caching.FunctionCache and type(cache._cache_file) is caching.IndexDataCacheFile:
+            cache.__class__ = SafeFunctionCache
+            cache._cache_file.__class__ = SafeCacheFile
+            done += 1
+    return done
 
 
 def _index_file(folder: Path, name: str, stamp) -> caching.IndexDataCacheFile:
-    return caching.IndexDataCacheFile(cache_path=os.fspath(folder), filename_base=name[: -len(".nbi")],
-                                      source_stamp=stamp)
+    # SafeCacheFile: a damaged index in the user's cache reads as empty and is replaced
+    return SafeCacheFile(cache_path=os.fspath(folder), filename_base=name[: -len(".nbi")], source_stamp=stamp)
 
 
 def seed(target: Path, py_file: str | os.PathLike, shipped: Path | None = None) -> int:
@@ -196,9 +298,8 @@ def _merge_index(shipped: Path, target: Path, name: str, stamp) -> int:
 def register() -> None:
     """Put :class:`KernelCacheLocator` first among Numba's locators (once; it declines every
     function outside :data:`PACKAGE`)."""
-    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
-    if KernelCacheLocator not in impl._locator_classes:
-        impl._locator_classes.insert(0, KernelCacheLocator)
+    if KernelCacheLocator not in _locators():
+        _locators().insert(0, KernelCacheLocator)
 
 
 register()

@@ -45,7 +45,8 @@ _COST = {"quadratic": 0, "cross-entropy": 1}
 
 def missing() -> str | None:
     """Why the compiled engine cannot run here, or None if it can: Numba is not installed,
-    or fails to import (e.g. a NumPy newer than it supports)."""
+    fails to import (e.g. a NumPy newer than it supports), is switched off
+    (``NUMBA_DISABLE_JIT``), or the kernels' module fails to load."""
     if importlib.util.find_spec("numba") is None:
         return "numba is not installed"
     return _import_error()
@@ -54,11 +55,20 @@ def missing() -> str | None:
 @functools.lru_cache(maxsize=None)
 def _import_error() -> str | None:
     try:
-        import numba  # noqa: F401
+        import numba
     except Exception as e:  # an ImportError, or whatever a broken install raises
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        return f"Numba fails to import ({type(e).__name__}: {first})"
+        return f"Numba fails to import ({_first_line(e)})"
+    if numba.config.DISABLE_JIT:  # the kernels' intrinsics cannot run as Python
+        return "NUMBA_DISABLE_JIT is set"
+    try:
+        from digitnet.nn import _kernels  # noqa: F401
+    except Exception as e:  # e.g. llvmlite broken, or Numba refusing to set up the kernels
+        return f"its kernels fail to load ({_first_line(e)})"
     return None
+
+
+def _first_line(e: Exception) -> str:
+    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
 
 
 def _index_dtype(n_in: int) -> np.dtype:
