@@ -336,7 +336,9 @@ def test_a_read_only_install_still_caches_the_compiled_code_for_the_user(tmp_pat
         assert r.returncode == 0, r.stderr[-2000:]
         return r.stdout.split()
 
-    assert run() == ["0", "1"]  # compiled (a cache miss) ...
+    # Compiled (a miss), or, where the package was installed with its kernels built in (CI runs
+    # the tests against the installed package), loaded from those (a hit) ...
+    assert run() in (["0", "1"], ["1", "0"])
     cached = [p.name for p in tmp_path.rglob("*.nbi")]
     assert any(name.startswith("_kernels.sgd_batches-") for name in cached), cached  # ... and cached for the user
     assert run() == ["1", "0"]  # the next run loads it
