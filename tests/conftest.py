@@ -61,6 +61,26 @@ def load_benchmark():
     return load
 
 
+@pytest.fixture(scope="session")
+def modules_after():
+    """``modules_after("import digitnet")``: the modules loaded after running that code in a
+    fresh interpreter on this checkout's src/ (no site-packages' digitnet, a bare environment)."""
+    import json
+    import subprocess
+    import sys
+
+    src = Path(__file__).resolve().parent.parent / "src"
+
+    def run(code: str) -> set:
+        probe = f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"
+        r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+                           env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"})
+        assert r.returncode == 0, r.stderr
+        return set(json.loads(r.stdout.splitlines()[-1]))
+
+    return run
+
+
 # --- a real server and a real browser, for the web page's tests ------------------------------
 CHROMIUM = os.environ.get("DIGITNET_CHROMIUM", "/usr/bin/chromium")
 

@@ -2,12 +2,6 @@
 each command's module up when the command is), never the training, plotting, web or
 compiled-engine code."""
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-SRC = Path(__file__).resolve().parents[1] / "src"
 HEAVY = ["digitnet.cli.train", "digitnet.cli.serve", "digitnet.cli.show", "digitnet.cli.descend", "matplotlib",
          "starlette", "uvicorn", "tqdm", "numba", "scipy", "digitnet.nn.compiled",
          # the training loop, the engines and the evaluation (imported with the package, before
@@ -15,15 +9,7 @@ HEAVY = ["digitnet.cli.train", "digitnet.cli.serve", "digitnet.cli.show", "digit
          "digitnet.training.train", "digitnet.training.engines", "digitnet.tasks.evaluate", "numpy.ma"]
 
 
-def _modules_after(code: str) -> set:
-    probe = f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
-                       env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
-    assert r.returncode == 0, r.stderr
-    return set(json.loads(r.stdout.splitlines()[-1]))
-
-
-def test_predict_imports_only_what_it_uses(tmp_path):
+def test_predict_imports_only_what_it_uses(tmp_path, modules_after):
     from PIL import Image
 
     import digitnet as dn
@@ -34,7 +20,7 @@ def test_predict_imports_only_what_it_uses(tmp_path):
     ink = Image.new("L", (28, 28), 255)
     ink.paste(0, (13, 5, 16, 23))
     ink.save(picture)
-    loaded = _modules_after(
+    loaded = modules_after(
         "from click.testing import CliRunner\nfrom digitnet.cli import main\n"
         f"r = CliRunner().invoke(main, ['predict', {str(model)!r}, {str(picture)!r}])\n"
         "assert r.exit_code == 0 and r.output.startswith(" + repr(str(picture)) + "), r.output")
@@ -42,8 +28,8 @@ def test_predict_imports_only_what_it_uses(tmp_path):
     assert sorted(loaded & set(HEAVY)) == []
 
 
-def test_help_still_lists_every_command():
-    loaded = _modules_after(
+def test_help_still_lists_every_command(modules_after):
+    loaded = modules_after(
         "from click.testing import CliRunner\nfrom digitnet.cli import main\n"
         "r = CliRunner().invoke(main, ['--help'])\n"
         "assert all(f'  {c} ' in r.output for c in "

@@ -6,28 +6,15 @@ predict answer is encoded in one step with the same bytes."""
 
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from digitnet.data import ink
 
-SRC = Path(__file__).resolve().parents[1] / "src"
 
-
-def _modules_after(code: str) -> set:
-    probe = f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
-                       env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
-    assert r.returncode == 0, r.stderr
-    return set(json.loads(r.stdout.splitlines()[-1]))
-
-
-def test_import_digitnet_imports_no_training_and_no_data():
-    loaded = _modules_after("import digitnet")
+def test_import_digitnet_imports_no_training_and_no_data(modules_after):
+    loaded = modules_after("import digitnet")
     assert sorted(m for m in loaded if m.startswith(("digitnet.training", "digitnet.data", "digitnet.nn",
                                                      "digitnet.tasks", "digitnet.io"))) == []
 
@@ -74,8 +61,8 @@ def test_percentile_is_numpys(dtype):
     assert ink.percentile(np.ones((3, 4), dtype), 98) == np.percentile(np.ones((3, 4), dtype), 98)
 
 
-def test_median_and_percentile_do_not_import_numpy_ma():
-    loaded = _modules_after("import numpy as np\nfrom digitnet.data.ink import median, percentile\n"
+def test_median_and_percentile_do_not_import_numpy_ma(modules_after):
+    loaded = modules_after("import numpy as np\nfrom digitnet.data.ink import median, percentile\n"
                             "median(np.arange(10.0)); median(np.arange(11.0)); percentile(np.arange(9.0), 98)")
     assert "numpy.ma" not in loaded
 
