@@ -161,24 +161,11 @@ def run_digitnet(cfg, epochs, seed, n_train, fast=True, engine=None, augment=Fal
     global ENGINE
     ENGINE = trainer.step_engine
 
-    global CPU_SECONDS
-    CPU_SECONDS = 0.0
-    engine_ = trainer._start_engine()  # made now (the Trainer makes it at the first epoch), not on the clock
-    steps = engine_.steps  # the gradient steps, wrapped to add up their CPU time too
-
-    def timed_steps(*a, **kw):
-        global CPU_SECONDS
-        t = time.process_time()
-        try:
-            return steps(*a, **kw)
-        finally:
-            CPU_SECONDS += time.process_time() - t
-
-    engine_.steps = timed_steps
     seconds = 0.0
-    while not trainer.done:
+    while not trainer.done:  # the Trainer makes its engine before the first epoch's clock starts
         seconds += trainer.run_epoch().seconds  # the wall time of the epoch's gradient steps
-    CPU_SECONDS /= epochs
+    global CPU_SECONDS
+    CPU_SECONDS = trainer.steps_cpu_seconds / epochs
     return seconds / epochs, accuracy(d.test.y, net.predict(d.test.x))
 
 

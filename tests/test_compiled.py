@@ -263,6 +263,43 @@ def test_pixel_inputs_are_kept_as_codes_bit_for_bit(mnist):
         assert p["w"].tobytes() == q["w"].tobytes() and p["b"].tobytes() == q["b"].tobytes()
 
 
+def test_codes_with_two_byte_columns_are_packed_records(mnist):
+    """Pixel codes with uint16 columns are kept as 3-byte records (column, code): the same
+    columns and codes as compressing them apart, a quarter of a float32 array's bytes, and
+    dense again (also into a reused buffer) the same bits."""
+    from digitnet.nn._kernels import csr_rows
+    from digitnet.nn.compiled import SparseRows
+
+    x = mnist.train.subset(300).x
+    rows = SparseRows.of(x)
+    indptr, indices, values = csr_rows(x, np.zeros(0, np.uint16))
+    n = len(values)
+    assert rows.records is not None and rows.records.dtype == np.uint8 and len(rows.records) == 3 * n + 1
+    assert np.array_equal(rows.indptr, indptr) and np.array_equal(rows.indices, indices)
+    assert np.array_equal(rows.table[rows.values], values) and rows.nbytes == indptr.nbytes + 3 * n + 1
+    assert rows.kernel_arrays()[1] is rows.records
+    buffer = np.zeros((100, 784), np.float32)
+    first = rows.dense(0, 100, buffer)
+    assert first.tobytes() == x[:100].tobytes()
+    again = rows.dense(150, 250, buffer, held=(rows, 0, 100))  # the buffer's old rows cleared, new ones written
+    assert np.shares_memory(again, buffer) and again.tobytes() == x[150:250].tobytes()
+    assert SparseRows.of(np.zeros((3, 784), np.float32)).dense(0, 3).tobytes() == bytes(3 * 784 * 4)
+
+
+def test_the_kernels_refuse_compressed_rows_that_are_not_contiguous(mnist):
+    """The kernels index the compressed rows as contiguous arrays, unchecked: a strided view
+    (e.g. the columns of packed records) must be refused when the types are checked, not read wrongly."""
+    from numba.core.errors import TypingError
+
+    rows = CompiledSGD(Network.create((784, 16, 10), seed=0), mnist.train.subset(50).x, mnist.train.y[:50]).rows
+    path = CompiledSGD(Network.create((784, 16, 10), seed=0), rows, mnist.train.y[:50])
+    strided = (rows.indptr, rows.indices, rows.table[rows.values])  # indices: a view with a stride of 3 bytes
+    assert not rows.indices.flags.c_contiguous
+    path.csr = strided
+    with pytest.raises(TypingError):
+        path.steps(np.arange(50), 0, 2, 10, 3.0)
+
+
 def test_other_inputs_keep_their_numbers():
     """A value that is not k / 255 (here in the second block) turns the codes back into numbers."""
     from digitnet.nn.compiled import SparseRows

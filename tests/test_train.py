@@ -28,6 +28,39 @@ def test_end_to_end_accuracy(small):
     assert len(h.batch_costs) == 5 * 300
 
 
+@pytest.mark.parametrize("engine", ["numba", "numpy", "reference"])
+def test_how_an_epoch_is_split_into_calls_does_not_change_the_weights(small, engine):
+    """run_epoch calls the engine a few times an epoch (1/100 of it first, then about 20 ms of
+    work at a time), not once per 1/100: the weights are the same bits as one batch at a time,
+    and the progress reports add up to the epoch."""
+    if engine == "numba":
+        pytest.importorskip("numba")
+    cfg = TrainConfig(epochs=1, batch_size=10, seed=3)
+    split = small.train.subset(2000)
+    nets, calls, reports = [], [], []
+    for way in ("epoch", "steps"):
+        net = Network.create((784, 16, 16, 10), seed=1)
+        trainer = Trainer(net, split, cfg, test=None, engine=engine)
+        steps = trainer._start_engine().steps
+
+        def counted(*a, steps=steps, **kw):
+            calls.append(way)
+            return steps(*a, **kw)
+
+        trainer._engine.steps = counted
+        if way == "epoch":
+            trainer.run_epoch(reports.append)
+        else:
+            for _ in range(trainer.batches_per_epoch):
+                trainer.step()
+        nets.append(net)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(nets[0].weights, nets[1].weights))
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(nets[0].biases, nets[1].biases))
+    assert sum(reports) == 200 and len(reports) == calls.count("epoch")
+    if engine == "numba":  # 200 batches of 10 take about 2 ms: 100 calls before, now 2 or so
+        assert calls.count("epoch") <= 10
+
+
 def test_same_seed_bit_identical(small):
     nets = []
     for seed in (1, 1, 2):
@@ -67,9 +100,9 @@ def test_ctrl_c_saves_the_model_so_far(small, tmp_path):
     out = tmp_path / "m.safetensors"
     calls = []
 
-    def progress(k):
+    def progress(k):  # k batches more: stop in the second epoch (200 batches an epoch)
         calls.append(k)
-        if len(calls) == 50:
+        if sum(calls) > 200:
             raise KeyboardInterrupt
 
     result = run_training(NetworkConfig(layers=(784, 16, 10)), TrainConfig(epochs=3, train_size=2000), out, small,

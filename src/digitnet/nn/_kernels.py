@@ -194,6 +194,11 @@ def _vector_at(builder, data, index, vty):
     return builder.bitcast(builder.gep(data, [index], inbounds=True), vty.as_pointer())
 
 
+def _is_c_array(t):
+    """A 1-D contiguous array (what the intrinsics index by element, with nothing checked)."""
+    return isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C"
+
+
 def _is_vector_array(t, dtype=None):
     return (isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and isinstance(t.dtype, types.Float)
             and (dtype is None or t.dtype == dtype))
@@ -279,6 +284,23 @@ def _value(context, builder, val_d, valty, tab_d, p):
     return builder.load(builder.gep(tab_d, [at], inbounds=True))
 
 
+def _record(context, builder, rec_d, tab_d, p):
+    """LLVM: (column, value) of record p of packed rows (:class:`digitnet.nn.compiled.SparseRows`'
+    ``records``: 3 bytes each, the column in 2 little-endian bytes, then the code): one 4-byte
+    load, and the value ``table[TABLE + code]``."""
+    i32 = ir.IntType(32)
+    at = builder.gep(rec_d, [builder.mul(p, ir.Constant(p.type, 3))], inbounds=True)
+    word = builder.load(builder.bitcast(at, i32.as_pointer()), align=1)
+    column = builder.zext(builder.and_(word, ir.Constant(i32, 0xFFFF)), p.type)
+    code = builder.zext(builder.and_(builder.lshr(word, ir.Constant(i32, 16)), ir.Constant(i32, 0xFF)), p.type)
+    return column, builder.load(builder.gep(tab_d, [builder.add(code, ir.Constant(p.type, TABLE))], inbounds=True))
+
+
+def _is_records(indices):
+    """Whether compressed rows come as packed records (uint8 ``indices``: see :func:`_record`)."""
+    return isinstance(indices, types.Array) and indices.dtype == types.uint8
+
+
 def _sparse_rows(R: int):
     """An intrinsic for R examples of compressed rows:
     ``sparse_rows(out, o0, o_stride, wt, o, n_pad, indices, values, indptr, order, r0, table)``: for r < R,
@@ -293,8 +315,7 @@ def _sparse_rows(R: int):
     @intrinsic
     def sparse_rows(typingctx, out, o0, o_stride, wt, o, n_pad, indices, values, indptr, order, r0, table):
         if not (_is_vector_array(out) and _is_vector_array(wt, out.dtype) and _is_values(values, table, out.dtype)
-                and isinstance(indices, types.Array) and isinstance(indptr, types.Array)
-                and isinstance(order, types.Array)):
+                and _is_c_array(indices) and _is_c_array(indptr) and _is_c_array(order)):
             return None
 
         def codegen(context, builder, signature, args):
@@ -322,8 +343,10 @@ def _sparse_rows(R: int):
             accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, None)) for _ in range(R)]
 
             def term(r, p):
-                i = load_int(idx_d, p, tys[6])
-                v = _value(context, builder, val_d, tys[7], tab_d, p)
+                if _is_records(tys[6]):
+                    i, v = _record(context, builder, idx_d, tab_d, p)
+                else:
+                    i, v = load_int(idx_d, p, tys[6]), _value(context, builder, val_d, tys[7], tab_d, p)
                 w = builder.load(_vector_at(builder, wt_d, builder.add(builder.mul(i, n_pad_), o_), vty), align=align)
                 builder.store(builder.fadd(builder.load(accs[r]), builder.fmul(_splat(builder, v, vty), w)), accs[r])
 
@@ -352,7 +375,7 @@ def sparse_axpy(typingctx, wt, o, n_pad, indices, values, indptr, row, d, d0, ta
     ``wt[indices[p] n_pad + o : ... + V] += values[p] * d[d0 : d0 + V]``, a multiply and an add
     (uint8 ``values``: codes of ``table``, as in :func:`_sparse_rows`)."""
     if not (_is_vector_array(wt) and _is_vector_array(d, wt.dtype) and _is_values(values, table, wt.dtype)
-            and isinstance(indices, types.Array) and isinstance(indptr, types.Array)):
+            and _is_c_array(indices) and _is_c_array(indptr)):
         return None
 
     def codegen(context, builder, signature, args):
@@ -371,13 +394,43 @@ def sparse_axpy(typingctx, wt, o, n_pad, indices, values, indptr, row, d, d0, ta
         dv = builder.load(_vector_at(builder, d_d, d0_, vty), align=align)
         with cgutils.for_range(builder, builder.sub(p1, p0)) as loop:
             p = builder.add(p0, loop.index)
-            i = load_int(idx_d, p, tys[3])
-            v = _value(context, builder, val_d, tys[4], tab_d, p)
+            if _is_records(tys[3]):
+                i, v = _record(context, builder, idx_d, tab_d, p)
+            else:
+                i, v = load_int(idx_d, p, tys[3]), _value(context, builder, val_d, tys[4], tab_d, p)
             at = _vector_at(builder, wt_d, builder.add(builder.mul(i, n_pad_), o_), vty)
             builder.store(builder.fadd(builder.load(at, align=align), builder.fmul(_splat(builder, v, vty), dv)), at, align=align)
         return context.get_dummy_value()
 
     return types.void(wt, o, n_pad, indices, values, indptr, row, d, d0, table), codegen
+
+
+@intrinsic
+def add_rows(typingctx, out, o0, count, n_pad, vec):
+    """``out[o0 + j n_pad : ... + n_pad] += vec[:n_pad]`` for j < count: the same vector added to
+    each of ``count`` rows of ``n_pad`` numbers (whole vectors; each number one IEEE add)."""
+    if not (_is_vector_array(out) and _is_vector_array(vec, out.dtype)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        o0_, count_, n_pad_ = (context.cast(builder, args[i], tys[i], types.intp) for i in (1, 2, 3))
+        fty, vty = _vector_type(context, tys[0].dtype)
+        align = tys[0].dtype.bitwidth // 8
+        out_d, vec_d = _data(context, builder, args[0], tys[0]), _data(context, builder, args[4], tys[4])
+        intp = o0_.type
+        width = ir.Constant(intp, vty.count)
+        n_vec = builder.udiv(n_pad_, width)
+        with cgutils.for_range(builder, count_) as rows:
+            row0 = builder.add(o0_, builder.mul(rows.index, n_pad_))
+            with cgutils.for_range(builder, n_vec) as cols:
+                at = builder.mul(cols.index, width)
+                b = builder.load(_vector_at(builder, vec_d, at, vty), align=align)
+                ptr = _vector_at(builder, out_d, builder.add(row0, at), vty)
+                builder.store(builder.fadd(builder.load(ptr, align=align), b), ptr, align=align)
+        return context.get_dummy_value()
+
+    return types.void(out, o0, count, n_pad, vec), codegen
 
 
 # --- sigmoid: whole vectors at a time ------------------------------------------------------
@@ -641,6 +694,8 @@ def _steps(x, pixels, sparse, y, order, start, n_batches, m, bs, hidden, output,
     c, f = scale[0], shrink[0]
     n_in, k_out = sizes[0], sizes[L]
     p1 = pads[1]
+    bsum = np.zeros(pads.max(), consts.dtype)  # a layer's BP3 sums
+    bpad = np.zeros(pads.max(), consts.dtype)  # a layer's biases, padded
     for batch in range(n_batches):
         s0 = start + batch * m
         rows = order[s0 : s0 + m]
@@ -656,10 +711,14 @@ def _steps(x, pixels, sparse, y, order, start, n_batches, m, bs, hidden, output,
                 if s0 + j + 3 < len(order):  # the rows are scattered in memory: ask for the next two now
                     for q in range(2):
                         r = order[s0 + j + 2 + q]
-                        for p in range(indptr[r], indptr[r + 1], VECTOR_BYTES // values.itemsize):
-                            prefetch(values, p)
-                        for p in range(indptr[r], indptr[r + 1], VECTOR_BYTES // indices.itemsize):
-                            prefetch(indices, p)
+                        if indices.itemsize == 1:  # packed records, 3 bytes each
+                            for p in range(3 * indptr[r], 3 * indptr[r + 1] + 1, VECTOR_BYTES):
+                                prefetch(indices, p)
+                        else:
+                            for p in range(indptr[r], indptr[r + 1], VECTOR_BYTES // values.itemsize):
+                                prefetch(values, p)
+                            for p in range(indptr[r], indptr[r + 1], VECTOR_BYTES // indices.itemsize):
+                                prefetch(indices, p)
                 for o in range(0, p1, v):
                     if j + 2 <= m:
                         sparse_rows2(acts, aoff[1] + j * p1 + o, p1, wt, o, p1, indices, values, indptr, order, s0 + j,
@@ -682,10 +741,9 @@ def _steps(x, pixels, sparse, y, order, start, n_batches, m, bs, hidden, output,
             if l > 0 or not is_sparse:
                 _dense_forward(acts, aoff[l], aoff[l + 1], sizes[l], pads[l], pads[l + 1], wt, wtoff[l], m, v, one)
             z = acts[aoff[l + 1] : aoff[l + 2]].reshape((m, pads[l + 1]))[:, : sizes[l + 1]]
-            b = bs[l]
-            for j in range(m):
-                for o in range(sizes[l + 1]):
-                    z[j, o] += b[o]
+            bpad[: sizes[l + 1]] = bs[l]  # z^l += b^l: b^l padded with zeros to whole vectors, added to each row
+            bpad[sizes[l + 1] :] = zero
+            add_rows(acts, aoff[l + 1], m, pads[l + 1], bpad)
             code = hidden if l < L - 1 else output
             if code == SIGMOID:
                 sigmoid_rows(acts, aoff[l + 1], m, pads[l + 1], sizes[l + 1])
@@ -748,13 +806,13 @@ def _steps(x, pixels, sparse, y, order, start, n_batches, m, bs, hidden, output,
                 if l > 0:
                     _update(wp, wpoff[l], sizes[l + 1], p_in, deltas, doff[l], 1, p_out, acts, aoff[l], p_in, m, v,
                             decay != 0.0, f)
+            # BP3: b^l += the sum over the batch of delta^l, a whole vector of outputs at a time
+            # (1 * delta adds exactly: each number is summed in example order from 0)
+            for o in range(0, p_out, v):
+                rows1_store(bsum, o, 0, consts, 1, 0, 0, deltas, doff[l] + o, p_out, m, one)
             b = bs[l]
-            dl = deltas[doff[l] : doff[l + 1]].reshape((m, p_out))
             for o in range(b.shape[0]):
-                s = zero
-                for j in range(m):
-                    s += dl[j, o]
-                b[o] += s
+                b[o] += bsum[o]
     return n_batches
 
 
@@ -778,6 +836,17 @@ def dense_coded_rows(indptr, indices, codes, table, start, out, zero):
         row = out[j]
         for p in range(indptr[start + j], indptr[start + j + 1]):
             row[indices[p]] = 0 if zero else table[codes[p]]
+
+
+@njit(cache=True, nogil=True)
+def dense_packed_rows(indptr, records, table, start, out, zero):
+    """:func:`dense_coded_rows` of packed records (:func:`_record`): record p is the column
+    ``records[3p] + 256 records[3p + 1]`` and the code ``records[3p + 2]``."""
+    for j in range(out.shape[0]):
+        row = out[j]
+        for p in range(indptr[start + j], indptr[start + j + 1]):
+            column = np.int64(records[3 * p]) + (np.int64(records[3 * p + 1]) << 8)
+            row[column] = 0 if zero else table[records[3 * p + 2]]
 
 
 _numba_cache.harden(globals())  # a damaged or unwritable cache means compiling, never an error

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import sys
 from typing import Iterable
 
 import numpy as np
@@ -90,14 +91,40 @@ class SparseRows:
     bit), ``values`` are uint8 codes and ``table`` the numbers they stand for: value p is
     ``table[values[p]]``, exactly the number compressed, in a quarter of the bytes (MNIST:
     27 MB in all instead of 54, which the kernels read twice an epoch). Otherwise ``table``
-    is None and ``values`` are the numbers themselves."""
+    is None and ``values`` are the numbers themselves.
+
+    Codes with uint16 columns are stored as one record of 3 bytes per value, ``records``:
+    the column (2 bytes, little-endian), then the code. The kernels then read a value's
+    column and code with one load instead of two (about a tenth of an epoch);
+    ``indices`` and ``values`` are views of the records. Otherwise ``records`` is None."""
 
     BLOCK = 4096  # rows compressed at a time: bounds the temporaries (mask, column numbers)
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_in: int,
-                 table: np.ndarray | None = None):
+                 table: np.ndarray | None = None, records: np.ndarray | None = None):
+        if records is None:  # the kernels read them as contiguous arrays
+            indices, values = np.ascontiguousarray(indices), np.ascontiguousarray(values)
+        indptr = np.ascontiguousarray(indptr)
         self.indptr, self.indices, self.values, self.n_in = indptr, indices, values, int(n_in)
         self.table = table
+        self.records = records
+
+    @classmethod
+    def packed(cls, indptr: np.ndarray, records: np.ndarray, n_in: int, table: np.ndarray) -> "SparseRows":
+        """Rows whose values are codes of ``table``, as ``records`` (3 bytes a value, and one
+        byte more at the end, which the kernels' 4-byte loads may read)."""
+        n = (len(records) - 1) // 3
+        if n == 0:  # no value is not 0
+            return cls(indptr, np.zeros(0, np.dtype("<u2")), np.zeros(0, np.uint8), n_in, table, records)
+        indices = np.ndarray((n,), np.dtype("<u2"), records, 0, (3,))
+        values = np.ndarray((n,), np.uint8, records, 2, (3,))
+        return cls(indptr, indices, values, n_in, table, records)
+
+    def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr, indices, values) as the kernels take them: for records, (indptr, records, records)."""
+        if self.records is not None:
+            return self.indptr, self.records, self.records
+        return self.indptr, self.indices, self.values
 
     def __len__(self) -> int:
         return len(self.indptr) - 1
@@ -112,7 +139,8 @@ class SparseRows:
 
     @property
     def nbytes(self) -> int:
-        return self.indptr.nbytes + self.indices.nbytes + self.values.nbytes
+        held = self.records.nbytes if self.records is not None else self.indices.nbytes + self.values.nbytes
+        return self.indptr.nbytes + held
 
     def numbers(self, lo: int, hi: int) -> np.ndarray:
         """``values[lo:hi]`` as the numbers they are (decoded where they are codes)."""
@@ -135,9 +163,13 @@ class SparseRows:
         dtype = np.dtype(dtype)
         cap = n * n_in if most is None else min(n * n_in, int(most))
         indptr = np.zeros(n + 1, np.int64)
-        indices = np.empty(cap, _index_dtype(n_in))
         table = pixel_table(dtype)
-        values = np.empty(cap, np.uint8)  # codes of table, until a value is not one of its numbers
+        # While every value is a code of the table: records (column, code), where the columns
+        # fit 2 bytes (on a little-endian CPU, as the kernels read them); else two arrays.
+        packed = _index_dtype(n_in) == np.uint16 and sys.byteorder == "little"
+        records = np.empty(3 * cap + 1, np.uint8) if packed else None
+        indices = None if packed else np.empty(cap, _index_dtype(n_in))
+        values = None if packed else np.empty(cap, np.uint8)  # codes of table, until a value is not one of its numbers
         p = r = 0
         for start, block in blocks:
             block = np.asarray(block)
@@ -150,24 +182,37 @@ class SparseRows:
             if p + k > cap:
                 return None
             indptr[r + 1 : r + 1 + len(block)] = counts
-            indices[p : p + k] = np.nonzero(mask)[1]
+            columns = np.nonzero(mask)[1]
             numbers = block[mask]
-            if table is not None:
-                codes = _codes(numbers, table)
-                if codes is None:  # not all pixels / 255: from here on the numbers themselves
-                    coded, values = values, np.empty(cap, dtype)
-                    np.take(table, coded[:p], out=values[:p])
-                    del coded
-                    table = None
-            if table is not None:
-                values[p : p + k] = codes
+            codes = _codes(numbers, table) if table is not None else None
+            if table is not None and codes is None:  # not all pixels / 255: from here on the numbers themselves
+                if records is not None:
+                    done = cls.packed(indptr, records[: 3 * p + 1], n_in, table)
+                    indices, coded = np.empty(cap, _index_dtype(n_in)), np.empty(cap, np.uint8)
+                    indices[:p], coded[:p] = done.indices, done.values
+                    del done
+                    records = None
+                else:
+                    coded = values
+                values = np.empty(cap, dtype)
+                np.take(table, coded[:p], out=values[:p])
+                del coded
+                table = None
+            if records is not None:
+                at = records[3 * p : 3 * (p + k)].reshape(k, 3)
+                at[:, 0], at[:, 1], at[:, 2] = columns & 0xFF, columns >> 8, codes
             else:
-                values[p : p + k] = numbers
+                indices[p : p + k] = columns
+                values[p : p + k] = codes if table is not None else numbers
             p, r = p + k, r + len(block)
         if r != n:
             raise ValueError(f"the blocks end at row {r}, not {n}")
         np.cumsum(indptr, out=indptr)
-        indices.resize(p, refcheck=False)  # in place: the unwritten tail is returned, not copied
+        if records is not None:
+            records.resize(3 * p + 1, refcheck=False)  # in place: the unwritten tail is returned, not copied
+            records[3 * p] = 0
+            return cls.packed(indptr, records, n_in, table)
+        indices.resize(p, refcheck=False)
         values.resize(p, refcheck=False)
         return cls(indptr, indices, values, n_in, table)
 
@@ -182,23 +227,24 @@ class SparseRows:
         m = max(stop - start, 0)
         if _import_error() is not None:  # no Numba: NumPy's scattered writes, into a new array
             return self._dense_numpy(start, stop)
-        from digitnet.nn._kernels import dense_rows
-
         if out is None or out.shape[0] < m or out.shape[1] != self.n_in or out.dtype != self.dtype:
             out = np.zeros((m, self.n_in), self.dtype)
         elif held is not None:
             rows, a, b = held
-            dense_rows(rows.indptr, rows.indices, rows.values, a, out[: b - a], True)  # zeros: the codes do not matter
+            rows._write(a, out[: b - a], zero=True)
         self._write(start, out[:m])
         return out[:m]
 
-    def _write(self, start: int, out: np.ndarray) -> None:
-        from digitnet.nn._kernels import dense_coded_rows, dense_rows
+    def _write(self, start: int, out: np.ndarray, zero: bool = False) -> None:
+        """Rows ``start : start + len(out)`` written into ``out`` (or, with ``zero``, 0 where they are not 0)."""
+        from digitnet.nn._kernels import dense_coded_rows, dense_packed_rows, dense_rows
 
-        if self.table is None:
-            dense_rows(self.indptr, self.indices, self.values, start, out, False)
+        if self.records is not None:
+            dense_packed_rows(self.indptr, self.records, self.table, start, out, zero)
+        elif self.table is None:
+            dense_rows(self.indptr, self.indices, self.values, start, out, zero)
         else:
-            dense_coded_rows(self.indptr, self.indices, self.values, self.table, start, out, False)
+            dense_coded_rows(self.indptr, self.indices, self.values, self.table, start, out, zero)
 
     def _dense_numpy(self, start: int, stop: int) -> np.ndarray:
         out = np.zeros((max(stop - start, 0), self.n_in), self.dtype)
@@ -312,7 +358,7 @@ class CompiledSGD:
         self.csr = (np.zeros(0, np.int64), np.zeros(0, np.uint16), np.zeros(0, self.dtype))  # (indptr, indices, values)
         table = np.zeros(256, self.dtype)
         if rows is not None:
-            self.csr = (rows.indptr, rows.indices, rows.values)
+            self.csr = rows.kernel_arrays()
             if rows.table is not None:
                 table = rows.table
             self.x = self.x[:0]  # not read: the rows come from the compressed copy

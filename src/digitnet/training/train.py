@@ -55,6 +55,7 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
 
 
 SNAPSHOT_BYTES = 4 << 20  # keep the trajectory when all its snapshots fit in 4 MiB
+PROGRESS_SECONDS = 0.02  # the work between two progress reports, once an epoch's first 1/100 is done (run_epoch)
 
 
 def snapshot_budget(net: Network, epochs: int) -> bool:
@@ -198,6 +199,7 @@ class Trainer:
         self._eta = 0.0  # this epoch's learning rate
         self._batch = 0  # next batch index within the current epoch
         self._epoch_seconds = 0.0
+        self.steps_cpu_seconds = 0.0  # CPU time (all threads: time.process_time) of the gradient steps so far
         self._best: tuple[float, int, list] | None = None
         self._cost_sum = 0.0  # sum of this epoch's mini-batch costs (train_metrics="batches")
         # The weights' trajectory (initial, then after every epoch) when small: see snapshot_budget.
@@ -300,7 +302,9 @@ class Trainer:
             engine.begin_epoch(self.epoch)
         start = self._batch * m
         full = min(k, (n - start) // m)  # whole batches; else the epoch's last, partial one
+        cpu = time.process_time()
         costs = engine.steps(self._order, start, max(full, 1), m if full else n - start, self._eta, self.decay)
+        self.steps_cpu_seconds += time.process_time() - cpu
         for cost in costs.tolist():
             if not math.isfinite(cost):
                 raise DivergenceError(self._divergence_message(), setting="eta")
@@ -326,20 +330,29 @@ class Trainer:
     def run_epoch(self, progress: Callable[[int], None] | None = None) -> EpochRecord:
         """Finish the current epoch (all its remaining mini-batches) and record it.
 
-        ``progress(k)`` is called about 100 times an epoch with the number of batches done
-        since the last call. On divergence the weights are reset to the last completed epoch's.
+        ``progress(k)`` is called with the number of batches done since the last call: after
+        the first 1/100 of the epoch, then every :data:`PROGRESS_SECONDS` of work or so (every
+        1/100 where that takes longer). On divergence the weights are reset to the last
+        completed epoch's.
         """
         self._start_engine()  # not on the epoch's clock
         good = self.net.copy()
         start = time.perf_counter()
         n_batches = self.batches_per_epoch
+        # Each call into the engine costs some microseconds (the compiled engine copies the
+        # weights in and out), and the weights do not depend on how the epoch is split: so the
+        # first call takes 1/100 of the epoch, and the next ones at least PROGRESS_SECONDS each.
         tick = max(1, n_batches // 100)
         try:
             while self._order is None or self._batch < n_batches:
                 before = self._batch if self._order is not None else 0
+                t = time.perf_counter()
                 self._batches(min(tick, n_batches - before))
+                done, seconds = self._batch - before, time.perf_counter() - t
                 if progress is not None:
-                    progress(self._batch - before)
+                    progress(done)
+                if seconds < PROGRESS_SECONDS:
+                    tick = max(tick, int(done * PROGRESS_SECONDS / max(seconds, 1e-6)))
         except DivergenceError:
             self.net.params[:] = good.params
             self._order = None
