@@ -326,8 +326,9 @@ def forward(net: Network, x: np.ndarray, dropout: float = 0.0, rng: np.random.Ge
     for l, (layer, p, act) in enumerate(zip(net.modules, net.params, net.activation_names)):
         a = activations[-1]
         if masks is not None and l > 0 and layer.kind == "dense":
-            keep = rng.random(a.shape, dtype=a.dtype) >= dropout
-            masks[l] = keep * np.asarray(1 / (1 - dropout), a.dtype)
+            u = rng.random(a.shape, dtype=a.dtype)
+            keep = u >= dropout
+            masks[l] = np.multiply(keep, np.asarray(1 / (1 - dropout), a.dtype), out=u)  # 0 or 1/(1-p), in u's place
             a = inputs[l] = a * masks[l]
         if layer.kind == "conv":
             cols[l] = layer.im2col(a)
@@ -378,7 +379,7 @@ def backward(
         grads[l], g = layer.backward(net.params[l], a_in, delta, l > 0 or to_input, **_kept(fw, layer.kind, l))  # BP3, BP4
         if l > 0:
             if mask is not None:
-                g = g * mask  # the input was a * mask, so dC/da = dC/d(input) * mask
+                g *= mask  # the input was a * mask, so dC/da = dC/d(input) * mask (g is the layer's new array)
             if net.modules[l - 1].kind in _NO_ACTIVATION:
                 delta = g
             else:

@@ -122,7 +122,7 @@ class ReferenceEngine:
                 # The L2 term lmbda/(2 n) sum w^2 of the cost adds (lmbda/n) w to dC/dw.
                 for g, p in zip(grads, b.net.params):
                     if "w" in g:
-                        g["w"] = g["w"] + np.asarray(decay, p["w"].dtype) * p["w"]
+                        g["w"] += np.asarray(decay, p["w"].dtype) * p["w"]  # in place: backprop made g["w"]
             b.optimizer.step(b.net.params, grads, eta)
         return grad.cost
 

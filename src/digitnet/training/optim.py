@@ -15,19 +15,43 @@ from digitnet.errors import ConfigError
 Params = list[dict[str, np.ndarray]]
 
 
+# The updates run a block of BLOCK values at a time: one block of the parameter, its gradient,
+# the optimizer's state and the scratch arrays (3 to 6 arrays of 128 KB in float32) stays in the
+# core's cache through all of the update's passes, where whole arrays (1.6 MB for the 784 x 512
+# weights of --preset mlp) were streamed through memory once per pass. The operations are
+# element-wise, so the numbers are the same, bit for bit. (2^15 measured fastest of 2^13..2^17.)
+BLOCK = 1 << 15
+
+
+def _blocks(*arrays: np.ndarray):
+    """Flat views of the same BLOCK values of each of ``arrays`` (all of one shape), block
+    after block; the whole arrays at once where one of them is not contiguous (no flat view)."""
+    if not all(a.flags.c_contiguous for a in arrays):
+        yield arrays
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    for lo in range(0, flat[0].size, BLOCK):
+        yield [f[lo : lo + BLOCK] for f in flat]
+
+
 class _Scratch:
-    """``count`` scratch arrays for in-place updates, each as large as the largest parameter
-    array seen so far; :meth:`get` gives views of them in a parameter's shape and dtype."""
+    """``count`` scratch arrays for in-place updates, each as large as the largest block seen so
+    far; :meth:`get` gives views of them in a block's shape and dtype (made once per shape)."""
 
     def __init__(self, count: int):
         self.count = count
         self.bufs: dict[np.dtype, list[np.ndarray]] = {}
+        self.views: dict[tuple, list[np.ndarray]] = {}
 
     def get(self, w: np.ndarray) -> list[np.ndarray]:
-        bufs = self.bufs.get(w.dtype)
-        if bufs is None or bufs[0].size < w.size:
-            bufs = self.bufs[w.dtype] = [np.empty(w.size, w.dtype) for _ in range(self.count)]
-        return [b[: w.size].reshape(w.shape) for b in bufs]
+        views = self.views.get((w.dtype, w.shape))
+        if views is None:
+            bufs = self.bufs.get(w.dtype)
+            if bufs is None or bufs[0].size < w.size:
+                bufs = self.bufs[w.dtype] = [np.empty(w.size, w.dtype) for _ in range(self.count)]
+                self.views.clear()  # views of the smaller arrays
+            views = self.views[(w.dtype, w.shape)] = [b[: w.size].reshape(w.shape) for b in bufs]
+        return views
 
 
 class SGD:
@@ -40,10 +64,12 @@ class SGD:
 
     def step(self, params: Params, grads: Params, eta: float) -> None:
         for p, g in zip(params, grads):
-            for k, w in p.items():
-                (s,) = self._scratch.get(w)
-                np.multiply(g[k], w.dtype.type(eta), out=s)
-                w -= s  # in place: the same numbers as w - eta g, no temporary
+            for k in p:
+                eta_ = p[k].dtype.type(eta)
+                for w, gk in _blocks(p[k], g[k]):
+                    (s,) = self._scratch.get(w)
+                    np.multiply(gk, eta_, out=s)
+                    w -= s  # in place: the same numbers as w - eta g, no temporary
 
     def state(self) -> dict[str, np.ndarray]:
         return {}
@@ -66,21 +92,23 @@ class Momentum:
         self._scratch = _Scratch(2)
 
     def step(self, params: Params, grads: Params, eta: float) -> None:
-        # In place, through two scratch arrays: the same operations in the same order (and
-        # so the same numbers, bit for bit) as the formulas in the docstring, no temporaries.
+        # In place, a block at a time, through two scratch arrays: the same operations in the
+        # same order (and so the same numbers, bit for bit) as the formulas in the docstring.
         for p, g, vel in zip(params, grads, self.v):
-            for k, w in p.items():
-                v, t = vel[k], w.dtype.type
-                s, u = self._scratch.get(w)
-                np.multiply(v, t(self.mu), out=u)  # mu v_old
-                np.multiply(g[k], t(eta), out=s)
-                np.subtract(u, s, out=v)  # v = mu v_old - eta g
-                if self.nesterov:
-                    np.multiply(v, t(1 + self.mu), out=s)
-                    s -= u
-                    w += s  # w + ((1 + mu) v - mu v_old)
-                else:
-                    w += v
+            for k in p:
+                t = p[k].dtype.type
+                mu, eta_, mu1 = t(self.mu), t(eta), t(1 + self.mu)
+                for w, gk, v in _blocks(p[k], g[k], vel[k]):
+                    s, u = self._scratch.get(w)
+                    np.multiply(v, mu, out=u)  # mu v_old
+                    np.multiply(gk, eta_, out=s)
+                    np.subtract(u, s, out=v)  # v = mu v_old - eta g
+                    if self.nesterov:
+                        np.multiply(v, mu1, out=s)
+                        s -= u
+                        w += s  # w + ((1 + mu) v - mu v_old)
+                    else:
+                        w += v
 
     def state(self) -> dict[str, np.ndarray]:
         return {f"v.{l}.{k}": a for l, p in enumerate(self.v) for k, a in p.items()}
@@ -108,26 +136,29 @@ class Adam:
         self.t += 1
         c1 = 1 - self.b1**self.t
         c2 = 1 - self.b2**self.t
-        # In place, through two scratch arrays: the same operations in the same order (and
-        # so the same numbers, bit for bit) as the formulas in the docstring, no temporaries.
+        # In place, a block at a time, through two scratch arrays: the same operations in the
+        # same order (and so the same numbers, bit for bit) as the formulas in the docstring.
         for p, g, m, v in zip(params, grads, self.m, self.v):
-            for k, w in p.items():
-                t, gk, mk, vk = w.dtype.type, g[k], m[k], v[k]
-                s, u = self._scratch.get(w)
-                mk *= t(self.b1)
-                np.multiply(gk, t(1 - self.b1), out=s)
-                mk += s  # m = b1 m + (1 - b1) g
-                vk *= t(self.b2)
-                np.multiply(gk, t(1 - self.b2), out=s)
-                s *= gk
-                vk += s  # v = b2 v + (1 - b2) g g
-                np.divide(vk, t(c2), out=u)  # v_hat
-                np.sqrt(u, out=u)
-                u += t(self.eps)
-                np.divide(mk, t(c1), out=s)  # m_hat
-                s *= t(eta)
-                s /= u
-                w -= s  # w - eta m_hat / (sqrt(v_hat) + eps)
+            for k in p:
+                t = p[k].dtype.type
+                b1, b2, eps, eta_ = t(self.b1), t(self.b2), t(self.eps), t(eta)
+                one_b1, one_b2, c1_, c2_ = t(1 - self.b1), t(1 - self.b2), t(c1), t(c2)
+                for w, gk, mk, vk in _blocks(p[k], g[k], m[k], v[k]):
+                    s, u = self._scratch.get(w)
+                    mk *= b1
+                    np.multiply(gk, one_b1, out=s)
+                    mk += s  # m = b1 m + (1 - b1) g
+                    vk *= b2
+                    np.multiply(gk, one_b2, out=s)
+                    s *= gk
+                    vk += s  # v = b2 v + (1 - b2) g g
+                    np.divide(vk, c2_, out=u)  # v_hat
+                    np.sqrt(u, out=u)
+                    u += eps
+                    np.divide(mk, c1_, out=s)  # m_hat
+                    s *= eta_
+                    s /= u
+                    w -= s  # w - eta m_hat / (sqrt(v_hat) + eps)
 
     def state(self) -> dict[str, np.ndarray]:
         s = {f"m.{l}.{k}": a for l, p in enumerate(self.m) for k, a in p.items()}
