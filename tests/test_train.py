@@ -61,6 +61,38 @@ def test_how_an_epoch_is_split_into_calls_does_not_change_the_weights(small, eng
         assert calls.count("epoch") <= 10
 
 
+@pytest.mark.parametrize("engine", ["numba", "numpy", "reference"])
+def test_measurements_keep_blas_on_one_thread_where_the_steps_do(small, monkeypatch, engine):
+    """After a product on two BLAS threads, the second spins for a while, into the next
+    epoch's steps (1.5-2x slower on 2 cores): the fused engines' per-epoch measurements run
+    BLAS on one thread; the reference engine's, whose steps use BLAS's threads, are left alone."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if engine == "numba":
+        pytest.importorskip("numba")
+    import digitnet.training.train as train_module
+    from digitnet.nn.fast import _blas_controllers
+
+    def numpys_blas_threads():  # the BLAS that NumPy's products call (others may be loaded: SciPy's, PyTorch's)
+        libs = [lib for lib in _blas_controllers() if "numpy" in lib.filepath] or _blas_controllers()
+        return max(lib.get_num_threads() for lib in libs)
+
+    seen = []
+    real = train_module.feedforward_batched
+
+    def watched(*a, **kw):
+        seen.append(numpys_blas_threads())
+        return real(*a, **kw)
+
+    monkeypatch.setattr(train_module, "feedforward_batched", watched)
+    monkeypatch.setattr(train_module, "_chunked_outputs", lambda net, rows, n: watched(net, rows(0, n)))
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        trainer = Trainer(Network.create((784, 16, 10), seed=0), small.train.subset(500), TrainConfig(epochs=1),
+                          test=small.test.subset(100), engine=engine)
+        trainer.run_epoch()
+        after = numpys_blas_threads()
+    assert seen and set(seen) == ({1} if engine != "reference" else {2}) and after == 2
+
+
 def test_same_seed_bit_identical(small):
     nets = []
     for seed in (1, 1, 2):

@@ -27,7 +27,8 @@ only the pixels that are not 0:
 Both work on ``wt`` = w^1 transposed, (n_in, n_pad): row i is what pixel i feeds to the
 layer, padded with zeros to whole 64-byte vectors, so that each term is one vector
 multiply and add (:func:`_sparse_rows`, :func:`sparse_axpy`). No batch is gathered: the
-rows are read where they are, two examples side by side.
+rows are read where they are, two examples side by side. Pixel values come as uint8 codes
+of a table of k/255, each with its column in a 3-byte record (:func:`_record`: one load).
 
 Activation codes: 0 sigmoid, 1 tanh, 2 relu, 3 identity, 4 softmax.
 Cost codes: 0 quadratic, 1 cross-entropy.

@@ -91,6 +91,12 @@ class _BlasThreads:
                 lib.set_num_threads(k)
 
 
+def blas_threads(n: int) -> _BlasThreads:
+    """``with blas_threads(n):`` BLAS calls inside run on ``n`` threads (nothing changes
+    without threadpoolctl)."""
+    return _BlasThreads(n)
+
+
 class _BlasLimited:
     """The thread rule of both training engines (this one and :mod:`digitnet.nn.compiled`):
     BLAS calls of a step run on ``blas_threads`` threads (1; None leaves the library's

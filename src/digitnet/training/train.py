@@ -12,6 +12,7 @@ one that never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -222,14 +223,24 @@ class Trainer:
         block = self._images[start:stop]
         return np.divide(block.reshape(len(block), -1), np.float32(255), dtype=np.float32)  # as Split.x
 
+    def _measuring(self):
+        """The BLAS threads of a measurement pass: one, where the engine's steps keep BLAS on
+        one thread (numba, numpy). A second BLAS thread spin-waits for work for a while after
+        each product, into the next epoch's steps: on the 2-core machine that made them
+        1.5-2x slower (README, "Speed"). The reference engine's steps use BLAS's threads."""
+        from digitnet.nn.fast import blas_threads
+
+        return blas_threads(1) if self.engine in ("numba", "numpy") else contextlib.nullcontext()
+
     def _train_outputs(self, n: int) -> np.ndarray:
         """The output activations of the first ``n`` training inputs: feedforward_batched's
         chunks, from the inputs as held (so the same numbers, without a dense copy of all)."""
-        if isinstance(self._x, np.ndarray):
-            return feedforward_batched(self.net, self._x[:n])
-        if self._x is None:
-            return _chunked_outputs(self.net, self.inputs, n)
-        return _chunked_outputs(self.net, lambda i, j: self._dense(self._x, i, j), n)
+        with self._measuring():
+            if isinstance(self._x, np.ndarray):
+                return feedforward_batched(self.net, self._x[:n])
+            if self._x is None:
+                return _chunked_outputs(self.net, self.inputs, n)
+            return _chunked_outputs(self.net, lambda i, j: self._dense(self._x, i, j), n)
 
     def _dense(self, rows: SparseRows, start: int, stop: int) -> np.ndarray:
         """``rows.dense(start, stop)`` in the one buffer that every measurement pass shares
@@ -263,10 +274,11 @@ class Trainer:
 
     def _accuracy(self, x: np.ndarray | SparseRows, y: np.ndarray) -> float:
         """Accuracy on inputs already prepared for the network (dense, or compressed rows)."""
-        if isinstance(x, np.ndarray):
-            out = feedforward_batched(self.net, x)
-        else:
-            out = _chunked_outputs(self.net, lambda i, j: self._dense(x, i, j), len(x))
+        with self._measuring():
+            if isinstance(x, np.ndarray):
+                out = feedforward_batched(self.net, x)
+            else:
+                out = _chunked_outputs(self.net, lambda i, j: self._dense(x, i, j), len(x))
         return accuracy(y, out.argmax(axis=1))
 
     def measure_initial(self) -> None:
