@@ -332,7 +332,7 @@ def profile(config: str, steps: int = 100, seed: int = 0) -> str:
     import torch
 
     from digitnet.nn.activations import ACTIVATIONS, BACKWARD
-    from digitnet.nn.network import _NO_ACTIVATION, output_delta, total_cost
+    from digitnet.nn.network import _NO_ACTIVATION, _pool_before_relu, output_delta, total_cost
     from digitnet.training.augment import distort
     from digitnet.training.optim import make_optimizer
 
@@ -341,6 +341,7 @@ def profile(config: str, steps: int = 100, seed: int = 0) -> str:
     net, train_cfg = _initial(cfg, seed), _train_config(cfg, 1, seed, augment=True)
     opt = make_optimizer(train_cfg.optimizer, net.params, train_cfg.momentum, train_cfg.beta2)
     rng = np.random.default_rng(seed)
+    pooled_first = _pool_before_relu(net)  # as backprop: a ReLU before a max-pool is applied after it
     B, p, clock = cfg["batch"], cfg.get("dropout", 0.0), time.process_time
     times: dict[str, float] = {}
 
@@ -377,7 +378,10 @@ def profile(config: str, steps: int = 100, seed: int = 0) -> str:
                 z = layer.forward(par, a)
             t = tick(f"{name}: forward", t)
             zs.append(z)
-            if layer.kind not in _NO_ACTIVATION:
+            if pooled_first[l]:
+                z = ACTIVATIONS["relu"](z)
+                t = tick(f"{name}: relu forward (of layer {l - 1}, after the pool)", t)
+            elif layer.kind not in _NO_ACTIVATION and not (l + 1 < n_layers and pooled_first[l + 1]):
                 z = ACTIVATIONS[act](z)
                 t = tick(f"{name}: {act} forward", t)
             acts.append(z)
@@ -389,6 +393,9 @@ def profile(config: str, steps: int = 100, seed: int = 0) -> str:
             layer, name = net.modules[l], f"{l} {net.modules[l].kind}"
             a_in = acts[l] if masks[l] is None else inputs[l]
             kept = {"conv": {"cols": cols[l]}, "pool": {"z": zs[l]}}.get(layer.kind, {})
+            if pooled_first[l]:
+                delta = BACKWARD["relu"](zs[l], acts[l + 1], delta)
+                t = tick(f"{name}: relu backward (of layer {l - 1}, after the pool)", t)
             grads[l], g = layer.backward(net.params[l], a_in, delta, l > 0, **kept)
             t = tick(f"{name}: backward", t)
             if l > 0:
@@ -396,7 +403,7 @@ def profile(config: str, steps: int = 100, seed: int = 0) -> str:
                     g = g * masks[l]
                     t = tick(f"{name}: dropout backward", t)
                 prev = net.modules[l - 1]
-                if prev.kind in _NO_ACTIVATION:
+                if prev.kind in _NO_ACTIVATION or pooled_first[l]:
                     delta = g
                 else:
                     delta = BACKWARD[net.activation_names[l - 1]](zs[l - 1], acts[l], g)

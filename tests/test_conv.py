@@ -340,3 +340,45 @@ def test_im2col_of_many_channels_is_the_patches_then_a_one():
     for col, (x, i, j) in zip(cols.T, np.ndindex(2, 5, 4)):
         np.testing.assert_array_equal(col[:-1], a[x, i : i + 3, j : j + 3, :].ravel())
         assert col[-1] == 1
+
+
+@pytest.mark.parametrize("in_shape", [(9, 12, 1), (6, 6, 2)])  # the channels-first layout (k c_in < w_out), the other
+def test_im2col_columns_are_the_patches_in_either_layout(in_shape):
+    rng = np.random.default_rng(11)
+    layer = Conv2D(in_shape, 2, 3)
+    a = rng.standard_normal((2, *in_shape)).astype(np.float32)
+    cols = layer.im2col(a)
+    h_out, w_out, _ = layer.out_shape
+    assert cols.shape == (3 * 3 * in_shape[2] + 1, 2 * h_out * w_out)
+    for col, (x, i, j) in zip(cols.T, np.ndindex(2, h_out, w_out)):
+        np.testing.assert_array_equal(col[:-1], a[x, i : i + 3, j : j + 3, :].ravel())
+        assert col[-1] == 1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_after_max_pool_gives_the_same_bits_with_ties_and_zeros(dtype):
+    """backprop applies a ReLU that comes before a max-pool after it instead: the output and
+    every gradient (and dC/dx) must be the unfused order's bit for bit (zeros' signs too),
+    also where several positive values tie for a block's maximum and where a block is all <= 0."""
+    from digitnet.nn.network import backward, feedforward, forward, output_delta
+
+    net = Network.create(seed=2, layers=(100, 5, 3), features=("conv:3:3", "pool:2", "conv:4:2", "pool:2"),
+                         activation="relu", output_activation="softmax", cost="cross-entropy", init="he", dtype=dtype)
+    for p in net.params:  # small integers, so that many z tie exactly or are exactly 0
+        for k in p:
+            p[k][...] = np.random.default_rng(len(p[k].ravel())).integers(-2, 3, p[k].shape)
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(0, 3, (40, 100)).astype(dtype), rng.integers(0, 3, 40)
+    plain, fused = forward(net, x), forward(net, x, pool_first=True)
+    assert [l for l, f in enumerate(fused.pooled_first) if f] == [1, 3] and net.kinds[1] == net.kinds[3] == "pool"
+    # the case this is about: blocks with tied positive maxima, and blocks with no positive value
+    z = plain.zs[0].reshape(40, 4, 2, 4, 2, 3)
+    m = z.max(axis=(2, 4), keepdims=True)
+    assert ((z == m).sum(axis=(2, 4)) > 1)[m[:, :, 0, :, 0] > 0].any() and (m <= 0).any()
+    assert fused.output.tobytes() == plain.output.tobytes() == feedforward(net, x).tobytes()
+    want, want_dx = backward(net, plain, output_delta(net, plain.zs[-1], plain.output, y), to_input=True)
+    got, got_dx = backward(net, fused, output_delta(net, fused.zs[-1], fused.output, y), to_input=True)
+    assert got_dx.tobytes() == want_dx.tobytes()
+    assert [{k: v.tobytes() for k, v in g.items()} for g in got] == [{k: v.tobytes() for k, v in g.items()} for g in want]
+    assert backprop(net, x, y).vector().tobytes() == np.concatenate(
+        [v.ravel() * np.asarray(1 / 40, dtype) for g in want for v in g.values()]).tobytes()

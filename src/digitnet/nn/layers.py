@@ -127,14 +127,42 @@ class Conv2D:
         """The patches of ``a`` as columns, then a row of ones: (k k c_in + 1, n h_out w_out).
 
         Rows are ordered (u, v, c); row (u, v, c) is channel c of the input shifted by (u, v).
-        The input is first turned channels-first (one small copy), so that each filter
-        position (u, v) is one slice copy in runs of w_out consecutive values on both sides
-        (copying from the channels-last maps directly, one value every c_in, was 1.7x slower
-        with 32 channels; a window view copied patch by patch, 4x slower).
+        The array's memory is laid out one of two ways, whichever copies in longer runs; the
+        matrix products that use it give the same numbers either way (BLAS packs both into
+        the same blocks):
+
+        * few channels (k c_in < w_out, e.g. the first layer's one): the input is first
+          turned channels-first (one small copy), and each filter position (u, v) is one
+          slice copy in runs of w_out consecutive values on both sides (copying from the
+          channels-last maps directly, one value every c_in, was 1.7x slower with 32
+          channels; a window view copied patch by patch, 4x slower);
+        * many channels (the second conv layer's 32): the array is the transpose of a
+          C-ordered (n h_out w_out, k k c_in + 1) one, whose row for output position
+          (x, i, j) is its patch: for each u, the k c_in values a[x, i + u, j : j + k, :],
+          consecutive in the channels-last input too. One copy from a strided view of the
+          input fills all patches in runs of k c_in (160) values: 2.8x faster than the
+          channels-first copy (5.0 -> 1.8 ms for a batch of 64 12x12x32 maps, k = 5). Each
+          row is padded to a whole number of 64-byte cache lines (801 -> 816 float32 values),
+          which made the product for BP4, ``cols @ delta``, 1.0 ms faster (5.4 -> 4.4 ms) and
+          the forward one 0.2 ms. That product is still ~1 ms slower than from the
+          channels-first layout (measured in a training step: the layer's backward pass 14.0
+          -> 15.1 ms), but the copy saves 2 ms and the forward product 0.7 ms.
         """
         (h, w, c), k = self.in_shape, self.k
         h_out, w_out, _ = self.out_shape
         n = len(a)
+        if k * c >= w_out:
+            a = np.ascontiguousarray(a.reshape(n, h, w, c))
+            s = a.strides
+            windows = np.lib.stride_tricks.as_strided(
+                a, (n, h_out, w_out, k, k * c), (s[0], s[1], s[2], s[1], s[3]), writeable=False
+            )  # windows[x, i, j, u] = a[x, i + u, j : j + k, :], flat
+            size = k * k * c + 1
+            line = max(1, 64 // a.itemsize)
+            rows = np.empty((n, h_out, w_out, -(-size // line) * line), dtype=a.dtype)[..., :size]
+            rows[..., :-1].reshape(n, h_out, w_out, k, k * c)[...] = windows
+            rows[..., -1] = 1
+            return rows.reshape(-1, size).T
         a_cf = np.ascontiguousarray(a.reshape(n, h, w, c).transpose(3, 0, 1, 2))  # (c, n, h, w)
         cols = np.empty((k * k * c + 1, n, h_out, w_out), dtype=a.dtype)
         patches = cols[:-1].reshape(k, k, c, n, h_out, w_out)  # a view

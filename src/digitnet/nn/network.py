@@ -45,6 +45,10 @@ class Forward:
     # cols[l] is a conv layer's im2col patches of its input (see Conv2D.im2col), kept because
     # BP3 and BP4 need them again; None for other layers.
     cols: list[np.ndarray | None] | None = None
+    # pooled_first[l] is True for a max-pool layer l whose input layer's ReLU was applied after
+    # the pooling instead of before (see :func:`_pool_before_relu`): then activations[l] is the
+    # input layer's z (not ReLU'd), zs[l] the pool of it, and activations[l + 1] = ReLU(zs[l]).
+    pooled_first: list[bool] | None = None
 
     @property
     def output(self) -> np.ndarray:
@@ -301,28 +305,61 @@ def feedforward_batched(net: Network, x: np.ndarray) -> np.ndarray:
     return np.concatenate([feedforward(net, x[i : i + chunk]) for i in range(0, len(x), chunk)])
 
 
+def _pool_before_relu(net: Network) -> list[bool]:
+    """For each layer: True for a max-pool layer whose input layer has the ReLU activation.
+
+    There the ReLU can be applied after the pooling, to a quarter of the values (for 2 x 2
+    blocks), with the same numbers bit for bit: ReLU is non-decreasing, so the block maximum
+    of the ReLU'd values is the ReLU of the block maximum m, the very same float (where m <= 0
+    both are +0: z is a matrix product plus a bias, never -0). Backward, where m > 0 the
+    positions with z = m are those with ReLU(z) = m, so the same maxima share the same
+    gradient (delta * 1) / ties == (delta / ties) * 1; where m <= 0 both give zeros of
+    delta's sign, at every position of the block. Sigmoid and tanh would not do: they can
+    round different z to the same value, which the pool counts as ties.
+    """
+    acts, mods = net.activation_names, net.modules
+    return [l > 0 and m.kind == "pool" and mods[l - 1].kind not in _NO_ACTIVATION and acts[l - 1] == "relu"
+            for l, m in enumerate(mods)]
+
+
 def feedforward(net: Network, x: np.ndarray) -> np.ndarray:
-    """The output activations only, (n, n_out)."""
+    """The output activations only, (n, n_out); ReLUs before max-pools are applied after
+    them (:func:`_pool_before_relu`: the same numbers)."""
     a = x
-    for layer, p, act in zip(net.modules, net.params, net.activation_names):
+    pooled_first = _pool_before_relu(net)
+    for l, (layer, p, act) in enumerate(zip(net.modules, net.params, net.activation_names)):
         z = layer.forward(p, a)
-        a = z if layer.kind in _NO_ACTIVATION else ACTIVATIONS[act](z)
+        if pooled_first[l]:
+            a = ACTIVATIONS["relu"](z)
+        elif layer.kind in _NO_ACTIVATION or (l + 1 < len(pooled_first) and pooled_first[l + 1]):
+            a = z
+        else:
+            a = ACTIVATIONS[act](z)
     return a
 
 
-def forward(net: Network, x: np.ndarray, dropout: float = 0.0, rng: np.random.Generator | None = None) -> Forward:
+def forward(
+    net: Network, x: np.ndarray, dropout: float = 0.0, rng: np.random.Generator | None = None,
+    pool_first: bool = False,
+) -> Forward:
     """The forward pass, keeping z and a of every layer (what backprop needs).
 
     With ``dropout`` p > 0 (training only), every hidden neuron that feeds a dense layer is
     dropped with probability p, drawn from ``rng``, and the survivors are scaled by
     1/(1 - p) ("inverted dropout"), so the expected input is unchanged and the trained
     network is used as is.
+
+    With ``pool_first`` (what :func:`backprop` uses), a ReLU layer followed by a max-pool
+    keeps its z as its activation and the ReLU is applied after the pool (see
+    :func:`_pool_before_relu` and :attr:`Forward.pooled_first`): the same output and
+    gradients, faster, but that layer's activation is not the ReLU'd feature map.
     """
     zs: list[np.ndarray] = []
     activations = [x]
     masks: list[np.ndarray | None] | None = [None] * len(net.params) if dropout else None
     inputs: list[np.ndarray | None] | None = [None] * len(net.params) if dropout else None
     cols: list[np.ndarray | None] = [None] * len(net.params)
+    pooled_first = _pool_before_relu(net) if pool_first else [False] * len(net.params)
     for l, (layer, p, act) in enumerate(zip(net.modules, net.params, net.activation_names)):
         a = activations[-1]
         if masks is not None and l > 0 and layer.kind == "dense":
@@ -336,8 +373,13 @@ def forward(net: Network, x: np.ndarray, dropout: float = 0.0, rng: np.random.Ge
         else:
             z = layer.forward(p, a)
         zs.append(z)
-        activations.append(z if layer.kind in _NO_ACTIVATION else ACTIVATIONS[act](z))
-    return Forward(zs, activations, masks, inputs, cols)
+        if pooled_first[l]:
+            activations.append(ACTIVATIONS["relu"](z))
+        elif layer.kind in _NO_ACTIVATION or (l + 1 < len(pooled_first) and pooled_first[l + 1]):
+            activations.append(z)
+        else:
+            activations.append(ACTIVATIONS[act](z))
+    return Forward(zs, activations, masks, inputs, cols, pooled_first if any(pooled_first) else None)
 
 
 def total_cost(net: Network, a: np.ndarray, y: np.ndarray) -> float:
@@ -372,15 +414,18 @@ def backward(
     acts = net.activation_names
     grads: list[dict[str, np.ndarray]] = [{} for _ in net.params]
     g = None
+    pooled_first = fw.pooled_first or [False] * len(net.params)
     for l in range(len(net.params) - 1, -1, -1):
         layer = net.modules[l]
         mask = None if fw.masks is None else fw.masks[l]
         a_in = fw.activations[l] if mask is None else fw.inputs[l]
+        if pooled_first[l]:  # BP2 of the ReLU applied after this pool: dC/dz of the pooled values
+            delta = BACKWARD["relu"](fw.zs[l], fw.activations[l + 1], delta)
         grads[l], g = layer.backward(net.params[l], a_in, delta, l > 0 or to_input, **_kept(fw, layer.kind, l))  # BP3, BP4
         if l > 0:
             if mask is not None:
                 g *= mask  # the input was a * mask, so dC/da = dC/d(input) * mask (g is the layer's new array)
-            if net.modules[l - 1].kind in _NO_ACTIVATION:
+            if net.modules[l - 1].kind in _NO_ACTIVATION or pooled_first[l]:
                 delta = g
             else:
                 delta = BACKWARD[acts[l - 1]](fw.zs[l - 1], fw.activations[l], g)  # BP2
@@ -395,7 +440,7 @@ def backprop(
     With ``dropout`` > 0 the gradient is that of the thinned network drawn from ``rng``
     (see :func:`forward`): dropped neurons pass no gradient back.
     """
-    fw = forward(net, x, dropout, rng)
+    fw = forward(net, x, dropout, rng, pool_first=True)
     n = len(x)
     delta = output_delta(net, fw.zs[-1], fw.activations[-1], y)  # BP1
     grads, _ = backward(net, fw, delta)
