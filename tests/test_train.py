@@ -93,6 +93,21 @@ def test_measurements_keep_blas_on_one_thread_where_the_steps_do(small, monkeypa
     assert seen and set(seen) == ({1} if engine != "reference" else {2}) and after == 2
 
 
+@pytest.mark.parametrize("engine", ["numba", "reference"])
+def test_a_step_past_the_epochs_last_batch_says_to_record_the_epoch(small, engine):
+    """step() after the last batch took an empty batch (the reference engine divided by
+    zero): it says what to do instead, and run_epoch() then records the epoch."""
+    if engine == "numba":
+        pytest.importorskip("numba")
+    trainer = Trainer(Network.create((784, 10), seed=0), small.train.subset(30), TrainConfig(batch_size=10),
+                      test=None, engine=engine)
+    for _ in range(3):
+        trainer.step()
+    with pytest.raises(RuntimeError, match="call run_epoch"):
+        trainer.step()
+    assert trainer.run_epoch().epoch == 1 and np.isfinite(trainer.step())
+
+
 def test_same_seed_bit_identical(small):
     nets = []
     for seed in (1, 1, 2):

@@ -328,7 +328,11 @@ class Trainer:
 
     def step(self) -> float:
         """One mini-batch: backpropagate and step downhill. Returns the batch's cost (before
-        the step). Raises :class:`DivergenceError` if the cost is no longer finite."""
+        the step). Raises :class:`DivergenceError` if the cost is no longer finite. After the
+        epoch's last batch, :meth:`run_epoch` records the epoch; only then does ``step`` go on."""
+        if self._order is not None and self._batch >= self.batches_per_epoch:
+            raise RuntimeError("This epoch's mini-batches are all done: call run_epoch() to record the epoch, "
+                               "then step() starts the next one.")
         return self._batches(1)
 
     def _divergence_message(self) -> str:
