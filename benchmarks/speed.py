@@ -570,8 +570,8 @@ def available(name: str, config: str) -> bool:
         return False  # momentum / Adam with dropout: the reference engine only; scikit-learn has no dropout
     if name.startswith("torch"):
         return importlib.util.find_spec("torch") is not None
-    if CONFIGS[config].get("features") and name in ("sklearn", "nielsen"):
-        return False  # neither has convolution layers
+    if CONFIGS[config].get("features") and name in ("sklearn", "nielsen", "digitnet-numpy"):
+        return False  # none has convolution layers (digitnet's numpy engine: dense layers only)
     if name == "sklearn":
         return importlib.util.find_spec("sklearn") is not None
     if name == "nielsen":

@@ -300,6 +300,39 @@ def test_the_kernels_refuse_compressed_rows_that_are_not_contiguous(mnist):
         path.steps(np.arange(50), 0, 2, 10, 3.0)
 
 
+def test_misused_compressed_rows_and_batches_are_refused(mnist):
+    """The kernels index unchecked: what would make them read or write outside an array is
+    refused first (an attacker's list: an order naming examples that are not there hung or
+    crashed; labels out of range trained silently; columns past n_in were written outside
+    the dense rows; dense(-1, 2) gave garbage; uint8 columns were read as packed records)."""
+    from digitnet.nn.compiled import SparseRows
+
+    split = mnist.train.subset(20)
+    net = Network.create((784, 16, 10), seed=0)
+    path = CompiledSGD(net, split.x, split.y)
+    for order in (np.arange(20) + 1, np.arange(20) - 1000, np.arange(20) + 1000):
+        with pytest.raises(ConfigError, match="names examples"):
+            path.steps(order, 0, 2, 10, 3.0)
+    for labels in (np.where(np.arange(20) == 3, 10, split.y), np.where(np.arange(20) == 3, -1, split.y)):
+        with pytest.raises(ConfigError, match="class numbers"):
+            CompiledSGD(net, split.x, labels)
+    rows = SparseRows.of(split.x)
+    with pytest.raises(ValueError, match="start at 0"):
+        rows.dense(-1, 2)
+    with pytest.raises(ValueError, match="outside the 784 columns"):
+        SparseRows(rows.indptr, np.asarray(rows.indices) + 700, rows.values, 784, rows.table)
+    with pytest.raises(ValueError, match="bytes of records"):
+        SparseRows.packed(rows.indptr, rows.records[:-1], 784, rows.table)
+    x = (np.random.default_rng(0).integers(0, 4, (30, 200)) / np.float32(255)).astype(np.float32)
+    small = SparseRows.of(x)
+    narrow = SparseRows(small.indptr, np.asarray(small.indices).astype(np.uint8), small.values, 200, small.table)
+    nets = []
+    for inputs in (small, narrow):  # uint8 columns (n_in <= 256) are columns, not records
+        nets.append(Network.create((200, 8, 10), seed=1))
+        CompiledSGD(nets[-1], inputs, np.arange(30) % 10).steps(np.arange(30), 0, 3, 10, 3.0)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(nets[0].weights, nets[1].weights))
+
+
 def test_other_inputs_keep_their_numbers():
     """A value that is not k / 255 (here in the second block) turns the codes back into numbers."""
     from digitnet.nn.compiled import SparseRows

@@ -37,3 +37,21 @@ def test_the_digitnet_contestant_trains_and_times_its_steps(config, fast, load_b
     speed = load_benchmark("speed")
     seconds, acc = speed.run_digitnet(speed.CONFIGS[config], 1, 0, 300, fast=fast)
     assert seconds > 0 and speed.CPU_SECONDS > 0 and 0 <= acc <= 1
+
+
+def test_every_contestant_offered_for_a_configuration_can_train_it(load_benchmark):
+    """--quick runs every available contestant on every configuration: each one offered must be
+    able to train it (digitnet-numpy was offered the conv net, which its engine refuses)."""
+    speed = load_benchmark("speed")
+    from digitnet.config import NetworkConfig
+    from digitnet.nn.network import Network
+    from digitnet.training import engines
+
+    for config, cfg in speed.CONFIGS.items():
+        for name in ("digitnet", "digitnet-numpy", "digitnet-reference"):
+            if not speed.available(name, config):
+                continue
+            net = Network.create(NetworkConfig(layers=cfg["layers"], features=cfg.get("features", ())), seed=0)
+            train = speed._train_config(cfg, 1, 0)
+            engine = {"digitnet-numpy": "numpy", "digitnet-reference": "reference"}.get(name, "auto")
+            assert engines.choose(net, train, engine) is not None, (name, config)

@@ -108,6 +108,44 @@ def test_a_step_past_the_epochs_last_batch_says_to_record_the_epoch(small, engin
     assert trainer.run_epoch().epoch == 1 and np.isfinite(trainer.step())
 
 
+@pytest.mark.parametrize("engine", ["numba", "numpy", "reference"])
+def test_ctrl_c_mid_epoch_keeps_the_last_full_epochs_weights(small, engine):
+    """A KeyboardInterrupt in epoch 2 leaves the weights of epoch 1 (train()'s promise, and
+    what `digitnet train` saves and reports), and the epoch then runs again from its start
+    to the weights of a run never interrupted; an epoch's seconds leave out progress()'s."""
+    if engine == "numba":
+        pytest.importorskip("numba")
+    import time
+
+    split, cfg = small.train.subset(600), TrainConfig(epochs=2, batch_size=10, seed=2)
+    plain = Trainer(Network.create((784, 16, 10), seed=1), split, cfg, test=None, engine=engine)
+    plain.run_epoch()
+    after_one = [a.copy() for a in plain.net.weights]
+    plain.run_epoch()
+
+    net = Network.create((784, 16, 10), seed=1)
+    trainer = Trainer(net, split, cfg, test=None, engine=engine)
+    trainer.run_epoch(lambda k: time.sleep(0.05))
+    assert trainer.history.epochs[0].seconds < 0.05 * 2  # at least two progress calls of 0.05 s each, left out
+
+    def stop(k):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run_epoch(stop)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(net.weights, after_one))
+    trainer.run_epoch()
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(net.weights, plain.net.weights))
+
+
+def test_negative_labels_are_refused(small):
+    """-1 as a label: the numba engine read it as no class, the others as the last class."""
+    split = small.train.subset(50)
+    bad = Split(split.images, np.where(np.arange(50) == 7, -1, split.y))
+    with pytest.raises(ConfigError, match="class numbers 0, 1, 2"):
+        Trainer(Network.create((784, 10), seed=0), bad, TrainConfig(), test=None)
+
+
 def test_same_seed_bit_identical(small):
     nets = []
     for seed in (1, 1, 2):

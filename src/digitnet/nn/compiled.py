@@ -102,9 +102,14 @@ class SparseRows:
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_in: int,
                  table: np.ndarray | None = None, records: np.ndarray | None = None):
-        if records is None:  # the kernels read them as contiguous arrays
-            indices, values = np.ascontiguousarray(indices), np.ascontiguousarray(values)
         indptr = np.ascontiguousarray(indptr)
+        if records is None:  # the kernels read them as contiguous arrays, uint8 columns as packed records
+            columns = np.uint16 if np.asarray(indices).dtype == np.uint8 else None
+            indices, values = np.ascontiguousarray(indices, dtype=columns), np.ascontiguousarray(values)
+            if not (len(indptr) >= 1 and indptr[0] == 0 and indptr[-1] == len(indices) == len(values)):
+                raise ValueError("indptr must run from 0 to the number of values, as many as the columns")
+            if len(indices) and int(indices.max()) >= int(n_in):
+                raise ValueError(f"a column number is {int(indices.max())}, outside the {int(n_in)} columns")
         self.indptr, self.indices, self.values, self.n_in = indptr, indices, values, int(n_in)
         self.table = table
         self.records = records
@@ -113,12 +118,10 @@ class SparseRows:
     def packed(cls, indptr: np.ndarray, records: np.ndarray, n_in: int, table: np.ndarray) -> "SparseRows":
         """Rows whose values are codes of ``table``, as ``records`` (3 bytes a value, and one
         byte more at the end, which the kernels' 4-byte loads may read)."""
-        n = (len(records) - 1) // 3
-        if n == 0:  # no value is not 0
-            return cls(indptr, np.zeros(0, np.dtype("<u2")), np.zeros(0, np.uint8), n_in, table, records)
-        indices = np.ndarray((n,), np.dtype("<u2"), records, 0, (3,))
-        values = np.ndarray((n,), np.uint8, records, 2, (3,))
-        return cls(indptr, indices, values, n_in, table, records)
+        n = int(indptr[-1])
+        if len(records) != 3 * n + 1:
+            raise ValueError(f"{n} values need {3 * n + 1} bytes of records, not {len(records)}")
+        return cls(indptr, *_record_views(records, n), n_in, table, records)
 
     def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(indptr, indices, values) as the kernels take them: for records, (indptr, records, records)."""
@@ -187,10 +190,8 @@ class SparseRows:
             codes = _codes(numbers, table) if table is not None else None
             if table is not None and codes is None:  # not all pixels / 255: from here on the numbers themselves
                 if records is not None:
-                    done = cls.packed(indptr, records[: 3 * p + 1], n_in, table)
                     indices, coded = np.empty(cap, _index_dtype(n_in)), np.empty(cap, np.uint8)
-                    indices[:p], coded[:p] = done.indices, done.values
-                    del done
+                    indices[:p], coded[:p] = _record_views(records, p)
                     records = None
                 else:
                     coded = values
@@ -223,6 +224,8 @@ class SparseRows:
         must hold zeros except where ``held`` = ``(rows, start, stop)`` says it holds rows
         of a :class:`SparseRows` (those entries are cleared first): a buffer reused this way
         costs neither a fresh allocation nor a pass of zeros."""
+        if start < 0:
+            raise ValueError(f"rows start at 0, not {start}")
         stop = min(stop, len(self))
         m = max(stop - start, 0)
         if _import_error() is not None:  # no Numba: NumPy's scattered writes, into a new array
@@ -256,6 +259,13 @@ class SparseRows:
             at += self.indices[lo:hi]
             flat[at] = self.numbers(lo, hi)
         return out
+
+
+def _record_views(records: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The columns (little-endian uint16) and the codes of the first ``n`` 3-byte records, as views."""
+    if n == 0:
+        return np.zeros(0, np.dtype("<u2")), np.zeros(0, np.uint8)
+    return np.ndarray((n,), np.dtype("<u2"), records, 0, (3,)), np.ndarray((n,), np.uint8, records, 2, (3,))
 
 
 def _codes(numbers: np.ndarray, table: np.ndarray) -> np.ndarray | None:
@@ -366,6 +376,8 @@ class CompiledSGD:
             self.pixels = np.ascontiguousarray(pixels.reshape(len(pixels), -1))
             self.x = self.x[:0]  # not read: batches come from the pixels
         self.y = np.ascontiguousarray(y, dtype=np.int64)
+        if len(self.y) != n or (n and (self.y.min() < 0 or self.y.max() >= self.sizes[-1])):
+            raise ConfigError(f"The labels must be {n} class numbers from 0 to {self.sizes[-1] - 1}.")
         self.codes = (_ACT[cfg.activation], _ACT[cfg.output_activation], _COST[cfg.cost])
         from digitnet.nn.costs import EPS
 
@@ -401,6 +413,9 @@ class CompiledSGD:
         order = np.ascontiguousarray(order, dtype=np.int64)
         if n_batches < 1 or m < 1 or start < 0 or start + n_batches * m > len(order):
             raise ConfigError(f"Batches {start}..{start + n_batches * m} do not fit an order of {len(order)}.")
+        used = order[start : start + n_batches * m]  # the kernels index the examples unchecked
+        if used.min() < 0 or used.max() >= len(self.y):
+            raise ConfigError(f"The order names examples {used.min()}..{used.max()}; there are {len(self.y)}.")
         done, costs = self._call(order, start, n_batches, m, eta, decay)
         return costs[: min(done + 1, n_batches)]
 

@@ -148,6 +148,8 @@ class Trainer:
                 f"The network's first layer has {net.config.layers[0]} inputs but the images have "
                 f"{n_pixels} pixels. Set {{layers}} to {n_pixels},...,10.", setting="layers"
             )
+        if len(train.y) and int(train.y.min()) < 0:  # the engines would read -1 differently (no class, the last)
+            raise ConfigError(f"The labels must be class numbers 0, 1, 2, ...; one is {int(train.y.min())}.")
         if int(train.y.max()) >= net.config.layers[-1]:
             raise ConfigError(
                 f"The labels go up to {int(train.y.max())} but the output layer has only "
@@ -348,8 +350,10 @@ class Trainer:
 
         ``progress(k)`` is called with the number of batches done since the last call: after
         the first 1/100 of the epoch, then every :data:`PROGRESS_SECONDS` of work or so (every
-        1/100 where that takes longer). On divergence the weights are reset to the last
-        completed epoch's.
+        1/100 where that takes longer); the epoch's ``seconds`` leave out the time spent in it.
+        On divergence, or a ``KeyboardInterrupt`` (Ctrl-C) mid-epoch, the weights are reset to
+        the last completed epoch's (the epoch starts again at its first batch) and the
+        exception propagates.
         """
         self._start_engine()  # not on the epoch's clock
         good = self.net.copy()
@@ -359,6 +363,7 @@ class Trainer:
         # weights in and out), and the weights do not depend on how the epoch is split: so the
         # first call takes 1/100 of the epoch, and the next ones at least PROGRESS_SECONDS each.
         tick = max(1, n_batches // 100)
+        reporting = 0.0  # seconds spent in progress(): not the epoch's
         try:
             while self._order is None or self._batch < n_batches:
                 before = self._batch if self._order is not None else 0
@@ -367,13 +372,14 @@ class Trainer:
                 done, seconds = self._batch - before, time.perf_counter() - t
                 if progress is not None:
                     progress(done)
+                    reporting += time.perf_counter() - t - seconds
                 if seconds < PROGRESS_SECONDS:
                     tick = max(tick, int(done * PROGRESS_SECONDS / max(seconds, 1e-6)))
-        except DivergenceError:
+        except (DivergenceError, KeyboardInterrupt):
             self.net.params[:] = good.params
-            self._order = None
+            self._order, self._batch, self._cost_sum = None, 0, 0.0
             raise
-        self._epoch_seconds += time.perf_counter() - start
+        self._epoch_seconds += time.perf_counter() - start - reporting
         return self._finish_epoch(good)
 
     def _finish_epoch(self, good: Network) -> EpochRecord:
