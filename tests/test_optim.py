@@ -13,6 +13,20 @@ def _params(rng, dtype):
     return [{k: rng.standard_normal(s).astype(dtype) for k, s in p.items()} for p in shapes]
 
 
+def _stepped_like_the_textbook(name, params, grads_seq, etas):
+    """Copies of ``params`` (in their memory order) stepped by optimizer ``name``; ``params``
+    stepped by the textbook formulas. Asserts the two are the same bytes; returns the copies."""
+    ours = [{k: w.copy(order="K") for k, w in p.items()} for p in params]
+    opt = make_optimizer(name, ours)
+    for grads, eta in zip(grads_seq, etas):
+        opt.step(ours, grads, eta)
+    _textbook(name, params, grads_seq, etas)
+    for p, q in zip(ours, params):
+        for k in p:
+            assert p[k].tobytes() == q[k].tobytes(), (name, k)
+    return ours
+
+
 def _textbook(name, params, grads_seq, etas, mu=0.9, b2=0.999, eps=1e-8):
     """The update rules written out with temporaries, as in the docstrings."""
     state = [{k: (np.zeros_like(w), np.zeros_like(w)) for k, w in p.items()} for p in params]
@@ -42,15 +56,8 @@ def test_optimizer_steps_are_the_textbook_formulas_bit_for_bit(name, dtype):
     params = _params(rng, dtype)
     grads_seq = [_params(rng, dtype) for _ in range(4)]
     etas = [0.1, 0.1, 0.05, 0.01]
-    ours = [{k: w.copy() for k, w in p.items()} for p in params]
-    opt = make_optimizer(name, ours)
-    for grads, eta in zip(grads_seq, etas):
-        opt.step(ours, grads, eta)
-    _textbook(name, params, grads_seq, etas)
-    for p, q in zip(ours, params):
-        for k in p:
-            assert p[k].dtype == np.dtype(dtype)
-            assert p[k].tobytes() == q[k].tobytes(), (name, k)
+    ours = _stepped_like_the_textbook(name, params, grads_seq, etas)
+    assert all(w.dtype == np.dtype(dtype) for p in ours for w in p.values())
 
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
@@ -83,14 +90,7 @@ def test_optimizer_steps_a_block_at_a_time_are_the_textbook_formulas_bit_for_bit
     params[2]["w"] = np.asfortranarray(params[2]["w"])
     grads_seq = [_params(rng, "float32") for _ in range(3)]
     etas = [0.1, 0.05, 0.01]
-    ours = [{k: w.copy(order="K") for k, w in p.items()} for p in params]
-    opt = make_optimizer(name, ours)
-    for grads, eta in zip(grads_seq, etas):
-        opt.step(ours, grads, eta)
-    _textbook(name, params, grads_seq, etas)
-    for p, q in zip(ours, params):
-        for k in p:
-            assert p[k].tobytes() == q[k].tobytes(), (name, k)
+    ours = _stepped_like_the_textbook(name, params, grads_seq, etas)
     assert not ours[2]["w"].flags.c_contiguous
 
 

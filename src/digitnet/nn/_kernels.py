@@ -201,8 +201,8 @@ def _is_c_array(t):
 
 
 def _is_vector_array(t, dtype=None):
-    return (isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and isinstance(t.dtype, types.Float)
-            and (dtype is None or t.dtype == dtype))
+    """A 1-D contiguous array of floats (of ``dtype``, if given)."""
+    return _is_c_array(t) and isinstance(t.dtype, types.Float) and (dtype is None or t.dtype == dtype)
 
 
 def _store_result(builder, out_ptr, acc, mode, f, align):
