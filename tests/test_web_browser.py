@@ -165,8 +165,9 @@ def test_training_from_the_page_grows_the_cost_curve(page, shots):
 def test_the_descent_playground(page, shots):
     page.fill("#formula", "3/2x^2 + 1/2y^2")
     page.click("#descent-form button[type=submit]")
-    box = page.locator("#contour").bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.25)
+    contour = page.locator("#contour")  # clicked where Playwright finds it still: the page may move
+    box = contour.bounding_box()
+    contour.click(position={"x": box["width"] * 0.8, "y": box["height"] * 0.25})
     page.wait_for_selector("#descent-result[data-stop='converged']")
     assert "x matters" in page.inner_text("#descent-result") or "matter" in page.inner_text("#descent-result")
     page.fill("#formula", "3/2x^2 + ½y")

@@ -320,12 +320,33 @@ def _draw_and_click(pg, fx: float, fy: float) -> dict:
     assert "Draw the landscape" in pg.get_attribute("#landscape-canvas", "data-placeholder")  # words, not a black square
     assert pg.evaluate(COLOURS)["colours"] > 1
     pg.click("#landscape-draw")
-    pg.wait_for_selector("#landscape-canvas:not([data-grid='0'])", timeout=20_000)
+    _wait_for(pg, "#landscape-canvas:not([data-grid='0'])")
     drawn = pg.evaluate(COLOURS)
-    box = pg.locator("#landscape-canvas").bounding_box()
-    pg.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
-    pg.wait_for_selector("#landscape-point:not([data-cost=''])", timeout=20_000)
+    _click_map(pg, fx, fy)
+    _wait_for(pg, "#landscape-point:not([data-cost=''])")
     return drawn
+
+
+def _click_map(pg, fx: float, fy: float) -> None:
+    """A click at (fx, fy) of the map, placed by Playwright when the map stands still: results
+    arriving above it (the evaluation, the playground) may move it after it is measured."""
+    canvas = pg.locator("#landscape-canvas")
+    box = canvas.bounding_box()
+    canvas.click(position={"x": fx * box["width"], "y": fy * box["height"]})
+
+
+def _wait_for(pg, selector: str) -> None:
+    """Wait for ``selector``; on a timeout, fail with what the page shows instead."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        pg.wait_for_selector(selector, timeout=20_000)
+    except PlaywrightTimeout:
+        seen = pg.evaluate("""() => ({toast: document.getElementById('toast').hidden ? null : document.getElementById('toast').textContent,
+            grid: document.getElementById('landscape-canvas').dataset.grid,
+            summary: document.getElementById('landscape-summary').textContent,
+            point: document.getElementById('landscape-point').textContent})""")
+        pytest.fail(f"{selector} did not appear in 20 s; the page shows {seen}")
 
 
 def test_the_landscape_view_draws_the_slice_and_shows_a_clicked_point(browser, server, shots):
@@ -360,8 +381,7 @@ def test_the_landscape_view_draws_the_slice_and_shows_a_clicked_point(browser, s
         assert bright == 255
         pg.locator(".landscape-card").screenshot(path=str(shots / "landscape.png"))
         # the trained weights themselves: the point in the middle is the model's own cost
-        box = pg.locator("#landscape-canvas").bounding_box()
-        pg.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        _click_map(pg, 0.5, 0.5)
         pg.wait_for_function("() => document.querySelector('#landscape-point dd').textContent.includes('α 0')",
                              timeout=20_000)
     finally:
@@ -417,7 +437,7 @@ def test_a_flat_map_says_so_and_prints_rounding_errors_as_zero(browser, server, 
         pg.route("**/api/landscape", flatten)
         pg.locator("#landscape").scroll_into_view_if_needed()
         pg.click("#landscape-draw")
-        pg.wait_for_selector("#landscape-canvas:not([data-grid='0'])", timeout=20_000)
+        _wait_for(pg, "#landscape-canvas:not([data-grid='0'])")
         summary = pg.inner_text("#landscape-summary")
         assert "the same everywhere on this slice: did the network learn?" in summary, summary
         assert "β 0." in summary and "e-13" not in summary, summary
@@ -475,7 +495,7 @@ def test_switching_models_clears_the_map(browser, server, shots):
         assert pg.inner_text("#landscape-summary") == "" and not pg.locator("#landscape-colorbar").is_visible()
         pg.locator(".landscape-card").screenshot(path=str(shots / "landscape-cleared.png"))
         pg.click("#landscape-draw")  # the new model's map: random directions, and why
-        pg.wait_for_selector("#landscape-canvas:not([data-grid='0'])", timeout=20_000)
+        _wait_for(pg, "#landscape-canvas:not([data-grid='0'])")
         assert "its model file holds no snapshots" in pg.inner_text("#landscape-note")
     finally:
         pg.evaluate("() => fetch('/api/models/load', {method: 'POST', headers: {'content-type': 'application/json'}, "
