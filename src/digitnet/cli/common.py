@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import click
 
@@ -50,6 +51,7 @@ class _LineProgress:
         self.total, self.desc, self.unit, self.n = total, desc, unit, 0
         self._clock = time.perf_counter
         self._start = self._clock()
+        self._then: tuple[str, float] | None = None  # what came after the count, and since when
         self._closed = False
 
     def update(self, k: int = 1) -> None:
@@ -58,12 +60,22 @@ class _LineProgress:
     def set_description(self, desc: str) -> None:
         self.desc = desc
 
+    def set_postfix_str(self, s: str) -> None:
+        """What the work does now that the count is done (the line gives its time apart)."""
+        self._then = (s, self._clock())
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             units = {"batch": "batches"}.get(self.unit, self.unit + "s")  # the units the CLI counts in
-            click.echo(f"{self.desc}: {self.n:,}/{self.total:,} {units} in {self._clock() - self._start:.1f} s",
-                       err=True)
+            now = self._clock()
+            line = f"{self.desc}: {self.n:,}/{self.total:,} {units} in "
+            if self._then is None:
+                line += f"{now - self._start:.1f} s"
+            else:
+                what, since = self._then
+                line += f"{since - self._start:.1f} s, then {what} in {now - since:.1f} s"
+            click.echo(line, err=True)
 
 
 def progress_bar(total: int, desc: str, unit: str = "item"):
@@ -77,4 +89,11 @@ def progress_bar(total: int, desc: str, unit: str = "item"):
         return _LineProgress(total, desc, unit)
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr, dynamic_ncols=True, mininterval=0.2)
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file, or no size to ask for
+        size = os.terminal_size((0, 0))
+    # A terminal that reports no size (`script`, a container's pty) would get a bar of no
+    # characters on no lines, that is none at all: it gets 80 columns and 24 lines.
+    fixed = {"dynamic_ncols": True} if min(size) > 0 else {"ncols": 80, "nrows": 24}
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr, mininterval=0.2, **fixed)

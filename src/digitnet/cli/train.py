@@ -20,6 +20,7 @@ from digitnet.training.presets import DEFAULT_PRESET, PRESETS
 from digitnet.training.settings import SETTINGS, setting_fields
 
 DEFAULT_OUT = "digitnet-model.safetensors"
+MEASURING = "measuring cost and accuracy"  # what an epoch does after its last step
 
 
 def _load_data(data_dir, dataset="mnist"):
@@ -288,6 +289,8 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
     def progress(k):
         if bar is not None:
             bar.update(k)
+            if bar.n >= bar.total:  # the steps are done; the epoch's cost and accuracy follow
+                bar.set_postfix_str(MEASURING)  # (a bar that stopped at 0/6000 would look stuck)
 
     def on_epoch(rec):
         nonlocal bar
