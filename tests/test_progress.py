@@ -19,16 +19,17 @@ pty = pytest.importorskip("pty", reason="no pseudo-terminals on this system")
 ARGS = ["train", "--train-size", "600", "--epochs", "1", "--force"]
 
 
-def _train_in_a_terminal(tmp_path, columns: int, lines: int) -> str:
-    """What `digitnet train` draws on its stderr when that is a terminal of this size."""
+def _train_in_a_terminal(tmp_path, columns: int, lines: int, *args: str, env: dict | None = None) -> tuple[str, str]:
+    """What `digitnet train` draws on its stderr when that is a terminal of this size, and
+    what it prints on stdout."""
     import fcntl
     import struct
     import termios
 
     main_fd, term = pty.openpty()
     fcntl.ioctl(term, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
-    p = subprocess.Popen([sys.executable, "-m", "digitnet", *ARGS, "--out", str(tmp_path / "m.safetensors")],
-                         stdout=subprocess.DEVNULL, stderr=term, cwd=tmp_path)
+    p = subprocess.Popen([sys.executable, "-m", "digitnet", *ARGS, "--out", str(tmp_path / "m.safetensors"), *args],
+                         stdout=subprocess.PIPE, stderr=term, cwd=tmp_path, env=env)
     os.close(term)
     drawn = b""
     try:
@@ -45,14 +46,15 @@ def _train_in_a_terminal(tmp_path, columns: int, lines: int) -> str:
                 break
     finally:
         os.close(main_fd)
-    assert p.wait(timeout=120) == 0, drawn.decode(errors="replace")
-    return drawn.decode(errors="replace")
+    out = p.stdout.read().decode()
+    assert p.wait(timeout=300) == 0, drawn.decode(errors="replace")
+    return drawn.decode(errors="replace"), out
 
 
 def test_the_bar_is_full_while_the_epoch_is_measured(tmp_path):
     """The compiled engine's steps take less than the bar's redraw interval: the bar used to
     stay at 0/60 through the whole epoch and its measurement, as if stuck."""
-    drawn = _train_in_a_terminal(tmp_path, 100, 24)
+    drawn, _ = _train_in_a_terminal(tmp_path, 100, 24)
     assert "0/60 " in drawn  # drawn at the start...
     assert "60/60 " in drawn and MEASURING in drawn, drawn  # ...and full, saying what it does now
 
@@ -60,7 +62,7 @@ def test_the_bar_is_full_while_the_epoch_is_measured(tmp_path):
 def test_a_terminal_that_reports_no_size_still_gets_a_bar(tmp_path):
     """`script`, or a container's terminal, can report 0 columns and 0 lines: tqdm then drew
     nothing at all."""
-    drawn = _train_in_a_terminal(tmp_path, 0, 0)
+    drawn, _ = _train_in_a_terminal(tmp_path, 0, 0)
     assert "Epoch 1/1:" in drawn and "60/60 " in drawn, repr(drawn)
 
 
@@ -70,3 +72,37 @@ def test_a_log_gets_the_steps_and_the_measuring_apart(tmp_path):
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if x.startswith("Epoch 1/1: "))
     assert line.startswith("Epoch 1/1: 60/60 batches in ") and f", then {MEASURING} in " in line, line
+
+
+@pytest.mark.slow
+def test_compiling_the_engine_is_a_wait_with_a_reason(tmp_path):
+    """A network of a shape the package's cache lacks compiles the numba engine's kernels
+    first, seconds to a minute: the terminal says the engine is starting (then erases it),
+    and a line says it compiled; the next run loads it and says nothing."""
+    from digitnet.nn.compiled import missing
+
+    if missing() is not None:
+        pytest.skip(f"the numba engine cannot run here: {missing()}")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}  # nothing compiled yet
+    layers = ("--layers", "784,8,8,8,8,8,10")  # six layers: not among the shapes the build compiles
+    drawn, out = _train_in_a_terminal(tmp_path, 100, 24, *layers, env=env)
+    assert "Starting the numba engine…\r\x1b[K" in drawn, repr(drawn)
+    compiled = [x for x in out.splitlines() if x.startswith("Compiled the numba engine for this network in ")]
+    assert len(compiled) == 1 and compiled[0].endswith("s; later runs load it from the cache."), out
+    assert out.index("Checkpoint after every epoch") < out.index("Compiled") < out.index("Epoch  1/1")
+    _, again = _train_in_a_terminal(tmp_path, 100, 24, *layers, env=env)
+    assert "Compiled" not in again and "Epoch  1/1" in again, again
+
+
+def test_start_engine_says_whether_it_compiled(bar_digits):
+    """Trainer.start_engine(): False for an engine with nothing to compile, and for a second
+    call (the engine is made once)."""
+    from digitnet.config import NetworkConfig, TrainConfig
+    from digitnet.nn.network import Network
+    from digitnet.training.train import Trainer
+
+    net = Network.create(NetworkConfig(layers=(784, 8, 10)), seed=0)
+    trainer = Trainer(net, bar_digits.train, TrainConfig(epochs=1, engine="reference"))
+    assert trainer.start_engine() is False and trainer.start_engine() is False
+    trainer.run_epoch()  # the engine made early is the one that trains
+    assert trainer.epoch == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -78,21 +79,49 @@ class _LineProgress:
             click.echo(line, err=True)
 
 
+def _terminal_size() -> os.terminal_size | None:
+    """stderr's size where it is a terminal (0 x 0 where it does not say); None elsewhere."""
+    import sys
+
+    isatty = getattr(sys.stderr, "isatty", None)
+    if not (isatty is not None and isatty()):
+        return None
+    try:
+        return os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file, or no size to ask for
+        return os.terminal_size((0, 0))
+
+
+@contextlib.contextmanager
+def waiting(text: str):
+    """``text`` on stderr while the block runs, erased when it ends, where stderr is a
+    terminal: a wait that the user sees the reason for. Nothing in a log."""
+    import sys
+
+    size = _terminal_size()
+    if size is None:
+        yield
+        return
+    sys.stderr.write(text[: (size.columns or 80) - 1])  # one line, so that the carriage return erases it all
+    sys.stderr.flush()
+    try:
+        yield
+    finally:
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+
+
 def progress_bar(total: int, desc: str, unit: str = "item"):
     """A progress bar on stderr with ``update(k)`` and ``close()``: redrawn in place (tqdm)
     when stderr is a terminal; otherwise (a log, a pipe, CI) one plain line when it closes,
     instead of hundreds of redrawn bars."""
     import sys
 
-    isatty = getattr(sys.stderr, "isatty", None)
-    if not (isatty is not None and isatty()):
+    size = _terminal_size()
+    if size is None:
         return _LineProgress(total, desc, unit)
     from tqdm import tqdm
 
-    try:
-        size = os.get_terminal_size(sys.stderr.fileno())
-    except (OSError, ValueError, AttributeError):  # not a real file, or no size to ask for
-        size = os.terminal_size((0, 0))
     # A terminal that reports no size (`script`, a container's pty) would get a bar of no
     # characters on no lines, that is none at all: it gets 80 columns and 24 lines.
     fixed = {"dynamic_ncols": True} if min(size) > 0 else {"ncols": 80, "nrows": 24}

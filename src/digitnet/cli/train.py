@@ -14,7 +14,7 @@ import time
 import click
 
 from digitnet.cli import main
-from digitnet.cli.common import cli_message, echo_json, flag, pct, progress_bar
+from digitnet.cli.common import cli_message, echo_json, flag, pct, progress_bar, waiting
 from digitnet.errors import DigitnetError
 from digitnet.training.presets import DEFAULT_PRESET, PRESETS
 from digitnet.training.settings import SETTINGS, setting_fields
@@ -279,6 +279,12 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
             click.echo(f"Before training: cost {trainer.history.initial_cost:.4f}, test accuracy "
                        f"{pct(trainer.history.initial_test_accuracy)}")
         click.echo(f"Checkpoint after every epoch: {s.checkpoint}")
+        began = time.perf_counter()
+        with waiting(f"Starting the {trainer.engine} engine…"):
+            compiled = trainer.start_engine()
+        if compiled:  # a wait of seconds to a minute before the first batch: say what it was
+            click.echo(f"Compiled the {trainer.engine} engine for this network in {time.perf_counter() - began:.1f} s; "
+                       "later runs load it from the cache.")
 
     def epoch_start(epoch):
         nonlocal bar

@@ -82,6 +82,11 @@ def pixel_table(dtype) -> np.ndarray:
     return (np.arange(256, dtype=np.float32) / np.float32(255)).astype(dtype)
 
 
+def _cache_misses(kernel) -> int:
+    """How many times Numba found no cached code for a call of ``kernel`` and compiled it."""
+    return sum(kernel.stats.cache_misses.values())
+
+
 class SparseRows:
     """Inputs (n, n_in) compressed by rows: row r's values that are not 0 are
     ``values[indptr[r] : indptr[r + 1]]``, at the columns ``indices[...]`` (ascending;
@@ -383,7 +388,11 @@ class CompiledSGD:
 
         # [1/2, 1, 0, clip low, clip high, 255], then the numbers of coded values (_kernels.TABLE)
         self.consts = np.concatenate([np.array([0.5, 1, 0, EPS, 1 - EPS, 255], self.dtype), table])
+        misses = _cache_misses(self._kernel)
         self._call(np.zeros(0, np.int64), 0, 0, 1, 0.0, 0.0)  # compile, or load from the cache, now
+        # Whether that compiled: the first time on this machine for these arrays' types (the
+        # number of layers, the dtype, the form of the inputs); seconds to a minute.
+        self.compiled = _cache_misses(self._kernel) > misses
 
     def _call(self, order, start, n_batches, m, eta, decay) -> tuple[int, np.ndarray]:
         ws, bs = self._params()

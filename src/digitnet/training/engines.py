@@ -191,6 +191,7 @@ class NumbaEngine:
 
         # Made now, so that compiling (or loading) the kernels is not counted as epoch time.
         self.path = CompiledSGD(b.net, b.x, b.y, b.pixels)
+        self.compiled = self.path.compiled  # True when that compiled them (not in the cache)
 
     def begin_epoch(self, epoch: int) -> None:
         pass

@@ -294,6 +294,16 @@ class Trainer:
         if self.test is not None:
             self.history.initial_test_accuracy = self._accuracy(self._test_x, self.test.y)
 
+    def start_engine(self) -> bool:
+        """Make the engine now, rather than at the first epoch or step, so that a caller can
+        say what the wait is for. Returns True when this compiled the engine's code: the
+        compiled engine, the first time on this machine for a network of this number of
+        layers and dtype (seconds to a minute; then it is cached). False when it was loaded
+        from the cache, was made already, or needs no compiling."""
+        made = self._engine is not None
+        engine = self._start_engine()
+        return not made and bool(getattr(engine, "compiled", False))
+
     def _start_engine(self) -> engines.Engine:
         """The engine, made at the first epoch or step rather than in ``__init__``: loading
         the compiled kernels (about 50 MB with Numba) then comes after the caller has let the
