@@ -56,14 +56,18 @@ def test_the_bar_is_full_while_the_epoch_is_measured(tmp_path):
     stay at 0/60 through the whole epoch and its measurement, as if stuck."""
     drawn, _ = _train_in_a_terminal(tmp_path, 100, 24)
     assert "0/60 " in drawn  # drawn at the start...
-    assert "60/60 " in drawn and MEASURING in drawn, drawn  # ...and full, saying what it does now
+    assert f"Epoch 1/1: {MEASURING['full']}… (60/60 done)" in drawn, drawn  # ...and done, saying what it does now
 
 
-def test_a_terminal_that_reports_no_size_still_gets_a_bar(tmp_path):
+@pytest.mark.parametrize("columns, lines", [(40, 20), (0, 0), (200, 0)])
+def test_any_terminal_gets_a_bar_and_the_whole_word(tmp_path, columns, lines):
     """`script`, or a container's terminal, can report 0 columns and 0 lines: tqdm then drew
-    nothing at all."""
-    drawn, _ = _train_in_a_terminal(tmp_path, 0, 0)
-    assert "Epoch 1/1:" in drawn and "60/60 " in drawn, repr(drawn)
+    nothing at all (and 0 lines alone gave 80 columns). A narrow terminal got a bar of one
+    cell and the text after it cut: now the text is said first, in place of the bar."""
+    drawn, _ = _train_in_a_terminal(tmp_path, columns, lines)
+    assert "Epoch 1/1:   0%|" in drawn and f"Epoch 1/1: {MEASURING['full']}…" in drawn, repr(drawn)
+    width = max(len(frame) for frame in drawn.replace("\x1b[K", "").split("\r"))
+    assert width <= (columns or 80) and (columns != 200 or width > 100), (width, repr(drawn))
 
 
 def test_a_log_gets_the_steps_and_the_measuring_apart(tmp_path):
@@ -71,7 +75,7 @@ def test_a_log_gets_the_steps_and_the_measuring_apart(tmp_path):
         r = CliRunner().invoke(main, ARGS)
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if x.startswith("Epoch 1/1: "))
-    assert line.startswith("Epoch 1/1: 60/60 batches in ") and f", then {MEASURING} in " in line, line
+    assert line.startswith("Epoch 1/1: 60/60 batches in ") and f", then {MEASURING['full']} in " in line, line
 
 
 @pytest.mark.slow

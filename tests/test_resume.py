@@ -126,6 +126,28 @@ def test_ctrl_c_says_how_to_resume_and_that_command_works(tmp_path, monkeypatch)
     assert [e.epoch for e in load_model(out).history.epochs] == [1, 2, 3] and not ckpt.exists()
 
 
+def test_ctrl_c_in_the_first_epoch_saves_nothing_and_the_same_command_runs_again(tmp_path, monkeypatch):
+    """No epoch finished: the initial weights were saved as a model (11% accurate, with an
+    "Evaluate it with" line) and blocked the same command until --force."""
+    out = tmp_path / "m.safetensors"
+    real = Trainer.run_epoch
+
+    def interrupted(self, progress=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "run_epoch", interrupted)
+    args = ["train", *BASE, "--epochs", "2", "--out", str(out)]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 130, r.output
+    assert r.output.splitlines()[-1] == ("Interrupted before the first epoch finished: nothing was saved. To start "
+                                         "again, run the same command.")
+    assert not out.exists() and not checkpoint_path(out).exists() and "Evaluate it" not in r.output
+    r = CliRunner().invoke(main, [*args, "--json"])
+    assert r.exit_code == 130 and json.loads(r.output)["model"] is None
+    monkeypatch.setattr(Trainer, "run_epoch", real)
+    assert CliRunner().invoke(main, args).exit_code == 0 and out.exists()  # the same command, no --force
+
+
 def test_train_never_replaces_a_model_without_force(tmp_path):
     out = tmp_path / "m.safetensors"
     args = ["train", *BASE, "--epochs", "1", "--out", str(out)]
@@ -250,3 +272,15 @@ def test_resuming_a_run_of_your_own_arrays_needs_the_same_arrays(tmp_path, mnist
     r = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "own.npz"), "--resume", ckpt, "--json"])
     assert r.exit_code == 0, r.output
     assert [e["epoch"] for e in json.loads(r.output)["epochs"]] == [1, 2]
+
+
+def test_ctrl_c_before_training_starts_is_an_interruption_not_an_error(tmp_path, monkeypatch):
+    """Ctrl-C while the data loads: click said "Aborted!" with exit status 1, an error's."""
+    import digitnet.tasks.run as run_module
+
+    def loading(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "load_dataset", loading)
+    r = CliRunner().invoke(main, ["train", *BASE, "--out", str(tmp_path / "m.safetensors")])
+    assert r.exit_code == 130 and r.output == "Interrupted.\n", r.output

@@ -196,6 +196,21 @@ def test_ctrl_c_saves_the_model_so_far(small, tmp_path):
     assert load_model(out).net.config.layers == (784, 16, 10)
 
 
+def test_ctrl_c_before_any_epoch_finished_writes_nothing(small, tmp_path):
+    """The initial weights are not a model: nothing is written, and a file already at ``out``
+    (replace=True) stays as it was."""
+    out = tmp_path / "m.safetensors"
+    out.write_bytes(b"the user's earlier model")
+
+    def progress(k):
+        raise KeyboardInterrupt
+
+    result = run_training(NetworkConfig(layers=(784, 16, 10)), TrainConfig(epochs=3, train_size=2000), out, small,
+                          progress=progress, replace=True)
+    assert result.interrupted and not result.saved and result.resume_from is None
+    assert out.read_bytes() == b"the user's earlier model" and not result.checkpoint_path.exists()
+
+
 def test_checkpoint_resume_is_bit_identical(small, tmp_path):
     cfg = TrainConfig(epochs=3, train_size=600, optimizer="momentum", eta=0.5)
     net_cfg = NetworkConfig(layers=(784, 12, 10))

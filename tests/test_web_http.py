@@ -334,6 +334,9 @@ def test_only_one_training_job_runs_at_a_time(client):
             r = client.post(path, json=body)
             assert r.status_code == 409 and "Only one training job runs at a time" in r.json()["error"], path
         assert client.post("/api/predict", json=_drawing(_digit())).status_code == 200  # predictions still work
+        deadline = time.monotonic() + 60  # the first batches come once the engine has started
+        while client.get("/api/train/status").json()["batch"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         r = client.post("/api/train/pause", json={})
     assert r.status_code == 200 and r.json()["status"] == "paused" and r.json()["batch"] > 0

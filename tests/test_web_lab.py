@@ -177,3 +177,25 @@ def test_a_conv_network_is_described_by_its_layers_and_true_size(tmp_path, data)
     f = about["filters"]
     assert (f["count"], f["side"]) == (3, 5)
     np.testing.assert_allclose(f["weights"], net.params[0]["w"][:, 0].ravel(), atol=1e-5)
+
+
+def test_the_page_says_the_engine_is_starting_while_it_does(tmp_path, data, monkeypatch):
+    """The numba engine compiles for a network shape it has not met (up to a minute) before the
+    first batch: the page's status says why nothing moves yet, and the note goes once it runs."""
+    from digitnet.training.train import Trainer
+
+    lab = Lab(tmp_path, dataset=data)
+    seen = []
+    real = Trainer.start_engine
+
+    def slow_start(trainer):
+        seen.append(lab.state()["message"])
+        return real(trainer)
+
+    monkeypatch.setattr(Trainer, "start_engine", slow_start)
+    lab.start(until="epoch")
+    lab._thread.join(timeout=60)
+    engine = lab.job.trainer.engine
+    assert seen == [f"Starting the {engine} engine… (the first time for a network of this shape, it compiles: "
+                    "up to a minute)"]
+    assert lab.state()["message"] is None and lab.state()["epoch"] == 1

@@ -57,6 +57,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except DigitnetError as e:
             raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:  # Ctrl-C where the command does not handle it (loading, starting up)
+            click.echo("Interrupted.", err=True)  # not click's "Aborted!" with status 1, an error's
+            ctx.exit(130)
         except click.UsageError as e:
             if isinstance(e, _NoArgsIsHelp):
                 raise

@@ -61,9 +61,9 @@ class _LineProgress:
     def set_description(self, desc: str) -> None:
         self.desc = desc
 
-    def set_postfix_str(self, s: str) -> None:
-        """What the work does now that the count is done (the line gives its time apart)."""
-        self._then = (s, self._clock())
+    def then(self, what: str) -> None:
+        """The count is done and the work goes on with ``what`` (the line gives its time apart)."""
+        self._then = (what, self._clock())
 
     def close(self) -> None:
         if not self._closed:
@@ -112,7 +112,7 @@ def waiting(text: str):
 
 
 def progress_bar(total: int, desc: str, unit: str = "item"):
-    """A progress bar on stderr with ``update(k)`` and ``close()``: redrawn in place (tqdm)
+    """A progress bar on stderr with ``update(k)``, ``then(what)`` and ``close()``: redrawn in place (tqdm)
     when stderr is a terminal; otherwise (a log, a pipe, CI) one plain line when it closes,
     instead of hundreds of redrawn bars."""
     import sys
@@ -122,7 +122,15 @@ def progress_bar(total: int, desc: str, unit: str = "item"):
         return _LineProgress(total, desc, unit)
     from tqdm import tqdm
 
+    class Bar(tqdm):
+        def then(self, what: str) -> None:
+            """The count is done and the work goes on with ``what``: said first, in place of
+            the bar (a bar squeezed by a long text would shrink to a cell, the text cut)."""
+            self.bar_format = "{desc}: " + what.replace("{", "{{").replace("}", "}}") + "… ({n_fmt}/{total_fmt} done)"
+            self.refresh()
+
     # A terminal that reports no size (`script`, a container's pty) would get a bar of no
-    # characters on no lines, that is none at all: it gets 80 columns and 24 lines.
-    fixed = {"dynamic_ncols": True} if min(size) > 0 else {"ncols": 80, "nrows": 24}
-    return tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr, mininterval=0.2, **fixed)
+    # characters on no lines, that is none at all: 80 columns and 24 lines where it says 0
+    # (fixed: tqdm's resizing would read the 0s again).
+    shape = {"dynamic_ncols": True} if min(size) > 0 else {"ncols": size.columns or 80, "nrows": size.lines or 24}
+    return Bar(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr, mininterval=0.2, **shape)

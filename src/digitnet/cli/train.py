@@ -20,7 +20,8 @@ from digitnet.training.presets import DEFAULT_PRESET, PRESETS
 from digitnet.training.settings import SETTINGS, setting_fields
 
 DEFAULT_OUT = "digitnet-model.safetensors"
-MEASURING = "measuring cost and accuracy"  # what an epoch does after its last step
+# What an epoch does after its last step (with --train-metrics batches its cost is the batches')
+MEASURING = {"full": "measuring cost and accuracy", "batches": "measuring accuracy"}
 
 
 def _load_data(data_dir, dataset="mnist"):
@@ -116,7 +117,10 @@ def train(ctx, preset, config_file, out, force, resume, data_dir, dataset, data_
     With no options this trains the `video` preset: the video's network (784-16-16-10
     sigmoid neurons, quadratic cost, mini-batch SGD, batch size 10, learning rate 3.0,
     30 epochs) with the learning rate falling linearly to 0 and each digit deskewed. It
-    prints the average training cost and test accuracy after every epoch.
+    prints the average training cost and test accuracy after every epoch, with the
+    time of the epoch's steps; on stderr, a progress bar (in a log, one line per epoch
+    with the time of the steps and of measuring the cost and accuracy). Ctrl-C saves the
+    last full epoch's model and prints the command that continues the run.
 
     \b
     Examples:
@@ -296,7 +300,7 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
         if bar is not None:
             bar.update(k)
             if bar.n >= bar.total:  # the steps are done; the epoch's cost and accuracy follow
-                bar.set_postfix_str(MEASURING)  # (a bar that stopped at 0/6000 would look stuck)
+                bar.then(MEASURING[state["trainer"].config.train_metrics])  # (a bar stopped at 0/6000 looks stuck)
 
     def on_epoch(rec):
         nonlocal bar
@@ -337,7 +341,7 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
             "epochs": [{"epoch": e.epoch, "cost": e.cost, "test_accuracy": e.test_accuracy,
                         "train_accuracy": e.train_accuracy, "validation_accuracy": e.validation_accuracy,
                         "seconds": e.seconds, "eta": e.eta} for e in h.epochs],
-            "model": str(result.model_path),
+            "model": str(result.model_path) if result.saved else None,
             "interrupted": result.interrupted,
             "resume": again,
             "best_epoch": h.best_epoch,
@@ -349,13 +353,14 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
             "warning": state.get("warning"),
         })
     else:
+        if result.interrupted and not result.saved:
+            click.echo("Interrupted before the first epoch finished: nothing was saved. To start again, run the "
+                       "same command.")
+            sys.exit(130)
         if result.interrupted:
             click.echo(f"Interrupted: saved the model trained so far ({len(h.epochs)} full epoch{'' if len(h.epochs) == 1 else 's'}) to {result.model_path}")
             if again is not None:
                 click.echo(f"To continue where it stopped: {again}")
-            else:
-                click.echo("No epoch had finished, so there is nothing to resume; to start again, run the same "
-                           "command with --force (it replaces the model just saved).")
         else:
             click.echo(f"Saved the model to {result.model_path}")
         if h.stopped_epoch is not None:

@@ -126,6 +126,7 @@ class RunResult:
     model_path: Path
     checkpoint_path: Path
     interrupted: bool = False
+    saved: bool = True  # False when Ctrl-C came before any epoch finished: no file was written
     # Where to continue an interrupted run from (the checkpoint of its last full epoch), or None.
     resume_from: Path | None = None
     extra_images: list[ExtraImages] = field(default_factory=list)
@@ -338,6 +339,9 @@ def run_training(
         raise DivergenceError(f"{e.template} Nothing was saved: the first epoch already diverged.",
                               setting=e.settings) from None
     except KeyboardInterrupt:
+        if trainer.epoch == 0:  # no epoch finished: the initial weights are not a model worth a file
+            return RunResult(trainer.net, trainer.history, out, ckpt, interrupted=True, saved=False,
+                             extra_images=extras)
         save_final()
         return RunResult(trainer.net, trainer.history, out, ckpt, interrupted=True,
                          resume_from=ckpt if ckpt.is_file() and trainer.epoch > 0 else None, extra_images=extras)

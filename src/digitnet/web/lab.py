@@ -374,6 +374,14 @@ class Lab:
         last_snapshot = last_accuracy = time.perf_counter()
         accuracy_every = max(1, trainer.batches_per_epoch // ACCURACY_PER_EPOCH)
         try:
+            # The page's first wait: the engine is made before the first batch, and the numba
+            # engine compiles for a network shape it has not met on this machine (up to a minute).
+            job.message = (f"Starting the {trainer.engine} engine… (the first time for a network of this shape, "
+                           "it compiles: up to a minute)")
+            self.version += 1
+            trainer.start_engine()
+            job.message = None
+            self.version += 1
             while not self._stop.is_set() and not trainer.done:
                 if self._one_batch(trainer) and one_epoch:
                     break
