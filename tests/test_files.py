@@ -150,3 +150,63 @@ def test_training_refuses_a_fifo_as_out_before_it_starts(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(FileWriteError, match="special file"):
         check_writable(fifo)
+
+
+# --- Ctrl-C -------------------------------------------------------------------------------------
+def _ctrl_c() -> None:
+    import signal
+
+    signal.raise_signal(signal.SIGINT)  # as the terminal sends it: handled between bytecodes
+
+
+def test_ctrl_c_inside_uninterrupted_takes_effect_when_the_block_ends():
+    import signal
+
+    from digitnet.files import uninterrupted
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with uninterrupted():
+            _ctrl_c()
+            done.append("the rest of the block")
+    assert done == ["the rest of the block"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with uninterrupted(deliver=False):
+        _ctrl_c()
+    with pytest.raises(KeyboardInterrupt):  # without the block, at once
+        _ctrl_c()
+
+
+def test_uninterrupted_changes_nothing_outside_the_main_thread():
+    import threading
+
+    from digitnet.files import uninterrupted
+
+    errors = []
+
+    def work():
+        try:
+            with uninterrupted():  # signal.signal() would raise ValueError here
+                pass
+        except Exception as e:
+            errors.append(e)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert errors == []
+
+
+def test_ctrl_c_during_a_write_comes_after_it(tmp_path, monkeypatch):
+    """A Ctrl-C in the middle of writing a file (a checkpoint, the model) stopped the write:
+    the file was not written (and a second Ctrl-C could leave the temporary file)."""
+    target = tmp_path / "m.safetensors"
+    real = os.fsync
+
+    def fsync(fd):
+        _ctrl_c()
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(target, b"all of it")
+    assert target.read_bytes() == b"all of it" and sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]

@@ -120,6 +120,7 @@ def test_ctrl_c_says_how_to_resume_and_that_command_works(tmp_path, monkeypatch)
     assert r.exit_code == 130, r.output
     ckpt = checkpoint_path(out)
     assert f"To continue where it stopped: digitnet train --resume {ckpt}\n" in r.output
+    assert "Epoch 2/3: 0/40 batches in 0.0 s, interrupted\n" in r.output  # the log does not read as if it ended
     monkeypatch.setattr(Trainer, "run_epoch", real)
     r = CliRunner().invoke(main, ["train", "--resume", str(ckpt)])  # exactly the command it printed
     assert r.exit_code == 0, r.output

@@ -211,6 +211,72 @@ def test_ctrl_c_before_any_epoch_finished_writes_nothing(small, tmp_path):
     assert out.read_bytes() == b"the user's earlier model" and not result.checkpoint_path.exists()
 
 
+def _ctrl_c() -> None:
+    import signal
+
+    signal.raise_signal(signal.SIGINT)  # as the terminal sends it
+
+
+def test_ctrl_c_as_the_last_epoch_ends_keeps_the_finished_run(small, tmp_path, monkeypatch):
+    """Ctrl-C after the last epoch, while the model was being saved, lost the model (only the
+    checkpoint was left): the run is done, so the model is saved and the run ends as usual."""
+    out = tmp_path / "m.safetensors"
+    real = Trainer.finish
+
+    def finish(self):
+        _ctrl_c()
+        return real(self)
+
+    monkeypatch.setattr(Trainer, "finish", finish)
+    result = run_training(NetworkConfig(layers=(784, 16, 10)), TrainConfig(epochs=1, train_size=600), out, small)
+    assert not result.interrupted and len(load_model(out).history.epochs) == 1 and not checkpoint_path(out).exists()
+
+
+def test_a_second_ctrl_c_while_saving_does_not_lose_the_model(small, tmp_path, monkeypatch):
+    import digitnet.tasks.run as run_module
+
+    out = tmp_path / "m.safetensors"
+    calls = []
+
+    def progress(k):  # Ctrl-C in the second epoch (60 batches an epoch)...
+        calls.append(k)
+        if sum(calls) > 60:
+            raise KeyboardInterrupt
+
+    real = run_module.save_model
+
+    def save_model(path, *args, **kw):
+        if not kw.get("checkpoint"):
+            _ctrl_c()  # ...and again while the model is saved
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(run_module, "save_model", save_model)
+    result = run_training(NetworkConfig(layers=(784, 16, 10)), TrainConfig(epochs=3, train_size=600), out, small,
+                          progress=progress)
+    assert result.interrupted and len(load_model(out).history.epochs) == 1 and result.resume_from == checkpoint_path(out)
+
+
+def test_ctrl_c_while_the_engine_compiles_comes_after_it(small, monkeypatch):
+    """A KeyboardInterrupt raised inside Numba's compiler was lost (with a traceback) or broke
+    it (RuntimeError): the engine is made, then the Ctrl-C takes effect."""
+    from digitnet.training import engines
+
+    real, made = engines.make, []
+
+    def make(name, batches):
+        _ctrl_c()  # as if during the compiling
+        made.append(real(name, batches))
+        return made[-1]
+
+    monkeypatch.setattr(engines, "make", make)
+    trainer = Trainer(Network.create(NetworkConfig(layers=(784, 16, 10)), seed=0), small.train.subset(600),
+                      TrainConfig(epochs=1))
+    with pytest.raises(KeyboardInterrupt):
+        trainer.start_engine()
+    assert len(made) == 1  # made whole, and then interrupted
+    assert trainer.start_engine() is False and trainer.run_epoch().epoch == 1 and len(made) == 1  # and it trains
+
+
 def test_checkpoint_resume_is_bit_identical(small, tmp_path):
     cfg = TrainConfig(epochs=3, train_size=600, optimizer="momentum", eta=0.5)
     net_cfg = NetworkConfig(layers=(784, 12, 10))

@@ -9,15 +9,20 @@ The temporary file is named after its target and the writing process,
 ``.NAME.PID.RANDOM.tmp``; one left behind by a process that was killed mid-write is removed
 by the next successful write of the same target. A target that exists and is not a
 regular file (a folder, a FIFO, a device such as ``/dev/null``) is never replaced.
+
+A Ctrl-C during a write takes effect when the write is done (:func:`uninterrupted`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
+import signal
 import stat
 import tempfile
+import threading
 from pathlib import Path
 
 from digitnet.errors import FileWriteError
@@ -82,6 +87,33 @@ def check_replaceable(path: str | os.PathLike) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def uninterrupted(deliver: bool = True):
+    """Ctrl-C (SIGINT) inside the block takes effect when the block ends (with ``deliver``
+    False, not at all): for work that must not be cut in the middle, such as a file being
+    written, or Numba compiling (a KeyboardInterrupt raised inside its compiler is lost, or
+    breaks the compiled code). Only in the main thread, where Python handles signals;
+    elsewhere it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None:  # a handler not installed from Python: leave it alone
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and deliver:
+        if callable(previous):
+            previous(signal.SIGINT, None)  # Python's own handler raises KeyboardInterrupt
+        elif previous == signal.SIG_DFL:
+            signal.raise_signal(signal.SIGINT)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file, fsync, rename); returns the path.
 
@@ -93,6 +125,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     if not directory.is_dir():
         raise FileWriteError(f"Cannot save to {path}: the directory {directory} does not exist. Create it first.")
     check_replaceable(path)
+    with uninterrupted():
+        return _write(path, directory, data)
+
+
+def _write(path: Path, directory: Path, data: bytes) -> Path:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f"{_tmp_prefix(path)}{os.getpid()}.", suffix=TMP_SUFFIX, dir=directory)

@@ -53,7 +53,7 @@ class _LineProgress:
         self._clock = time.perf_counter
         self._start = self._clock()
         self._then: tuple[str, float] | None = None  # what came after the count, and since when
-        self._closed = False
+        self._closed = self.stopped = False
 
     def update(self, k: int = 1) -> None:
         self.n += k
@@ -75,8 +75,9 @@ class _LineProgress:
                 line += f"{now - self._start:.1f} s"
             else:
                 what, since = self._then
-                line += f"{since - self._start:.1f} s, then {what} in {now - since:.1f} s"
-            click.echo(line, err=True)
+                line += f"{since - self._start:.1f} s, then {what} " + ("for" if self.stopped else "in")
+                line += f" {now - since:.1f} s"
+            click.echo(line + (", interrupted" if self.stopped else ""), err=True)
 
 
 def _terminal_size() -> os.terminal_size | None:
@@ -94,12 +95,15 @@ def _terminal_size() -> os.terminal_size | None:
 
 @contextlib.contextmanager
 def waiting(text: str):
-    """``text`` on stderr while the block runs, erased when it ends, where stderr is a
-    terminal: a wait that the user sees the reason for. Nothing in a log."""
+    """``text`` on stderr while the block runs, erased when it ends, where stderr and stdout
+    are a terminal: a wait that the user sees the reason for. Nothing in a log, nor where
+    stdout goes through a pipe (``| tee``: its lines would reach the screen after the text,
+    on its line, and stay)."""
     import sys
 
     size = _terminal_size()
-    if size is None:
+    isatty = getattr(sys.stdout, "isatty", None)
+    if size is None or not (isatty is not None and isatty()):
         yield
         return
     sys.stderr.write(text[: (size.columns or 80) - 1])  # one line, so that the carriage return erases it all

@@ -322,7 +322,8 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
                               extra_images=extra_images, data_dir=data_dir, replace=force, on_start=on_start,
                               on_epoch=on_epoch, progress=progress, epoch_start=epoch_start)
     finally:
-        if bar is not None:
+        if bar is not None:  # an epoch left unfinished: Ctrl-C, or an error
+            bar.stopped = True  # (a log's line says so)
             bar.close()
     h = result.history
     trainer = state["trainer"]

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 from digitnet.config import NetworkConfig, TrainConfig
 from digitnet.data.datasets import Dataset, load_dataset
 from digitnet.errors import ConfigError, DataError, DivergenceError, ModelFileError
-from digitnet.files import CHECKPOINT_SUFFIX, check_replaceable, checkpoint_path
+from digitnet.files import CHECKPOINT_SUFFIX, check_replaceable, checkpoint_path, uninterrupted
 from digitnet.io.model_io import SavedModel, load_model, save_model
 from digitnet.nn.network import Network
 from digitnet.training.history import EpochRecord, History
@@ -326,9 +326,10 @@ def run_training(
             if epoch_start is not None:
                 epoch_start(trainer.epoch)
             rec = trainer.run_epoch(progress)
-            save_model(ckpt, trainer.net, trainer.history, trainer.config, initial, name, classes,
-                       checkpoint=True, epoch=trainer.epoch, extra=trainer.optimizer.state(), run=run_meta,
-                       snapshots=trainer.snapshots, input=data_input)
+            with uninterrupted():  # a Ctrl-C now comes after the epoch's checkpoint, which it keeps
+                save_model(ckpt, trainer.net, trainer.history, trainer.config, initial, name, classes,
+                           checkpoint=True, epoch=trainer.epoch, extra=trainer.optimizer.state(), run=run_meta,
+                           snapshots=trainer.snapshots, input=data_input)
             if on_epoch is not None:
                 on_epoch(rec)
     except DivergenceError as e:
@@ -342,13 +343,15 @@ def run_training(
         if trainer.epoch == 0:  # no epoch finished: the initial weights are not a model worth a file
             return RunResult(trainer.net, trainer.history, out, ckpt, interrupted=True, saved=False,
                              extra_images=extras)
-        save_final()
+        with uninterrupted(deliver=False):  # a second Ctrl-C must not lose the model being saved
+            save_final()
         return RunResult(trainer.net, trainer.history, out, ckpt, interrupted=True,
                          resume_from=ckpt if ckpt.is_file() and trainer.epoch > 0 else None, extra_images=extras)
-    trainer.finish()
-    save_final()
-    try:
-        ckpt.unlink()
-    except OSError:
-        pass
+    with uninterrupted(deliver=False):  # all epochs are done: a Ctrl-C now stops nothing, the model is saved
+        trainer.finish()
+        save_final()
+        try:
+            ckpt.unlink()
+        except OSError:
+            pass
     return RunResult(trainer.net, trainer.history, out, ckpt, extra_images=extras)

@@ -23,6 +23,7 @@ from digitnet.config import TrainConfig
 from digitnet.data.datasets import Split
 from digitnet.data.resample import DESKEW_CHUNK, deskew_images
 from digitnet.errors import ConfigError, DivergenceError, NotLearning
+from digitnet.files import uninterrupted
 from digitnet.nn.metrics import accuracy
 from digitnet.nn.network import Network, feedforward, feedforward_batched, feedforward_chunk, total_cost
 from digitnet.training import distill, engines
@@ -310,7 +311,8 @@ class Trainer:
         images go (``digitnet train`` does, once the Trainer holds the inputs), and before
         the first epoch's clock starts."""
         if self._engine is None:
-            self._engine = engines.make(self.engine, self._engine_inputs)
+            with uninterrupted():  # a Ctrl-C inside Numba's compiler is lost or breaks it: it comes after
+                self._engine = engines.make(self.engine, self._engine_inputs)
             self._engine_inputs = None
         return self._engine
 
