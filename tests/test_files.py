@@ -210,3 +210,17 @@ def test_ctrl_c_during_a_write_comes_after_it(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         atomic_write_bytes(target, b"all of it")
     assert target.read_bytes() == b"all of it" and sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+
+
+def test_a_held_ctrl_c_is_said_at_once_and_an_outer_block_holds_it_for_the_inner():
+    """The CLI holds Ctrl-C around the engine's start to say so on the screen at once; the
+    library's own block inside must leave it to the outer one."""
+    from digitnet.files import uninterrupted
+
+    said = []
+    with pytest.raises(KeyboardInterrupt):
+        with uninterrupted(on_hold=lambda: said.append("stopping once it is ready")):
+            with uninterrupted(deliver=False):
+                _ctrl_c()
+                _ctrl_c()
+            assert said == ["stopping once it is ready"]  # at the first Ctrl-C, once

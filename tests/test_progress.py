@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -21,10 +23,10 @@ ARGS = ["train", "--train-size", "600", "--epochs", "1", "--force"]
 
 
 def _train_in_a_terminal(tmp_path, columns: int, lines: int, *args: str, env: dict | None = None,
-                         piped: bool = False) -> tuple[str, str]:
+                         piped: bool = False, ctrl_c_after: str | None = None, status: int = 0) -> tuple[str, str]:
     """What `digitnet train` shows in a terminal of this size, and (``piped``: stdout goes
     through a pipe, as with ``| tee``, and the terminal gets stderr alone) what it prints on
-    stdout."""
+    stdout. ``ctrl_c_after``: a Ctrl-C (SIGINT) a second after these words show."""
     import fcntl
     import struct
     import termios
@@ -45,12 +47,16 @@ def _train_in_a_terminal(tmp_path, columns: int, lines: int, *args: str, env: di
                 if not chunk:
                     break
                 drawn += chunk
+                if ctrl_c_after is not None and ctrl_c_after.encode() in drawn:
+                    time.sleep(1)
+                    p.send_signal(signal.SIGINT)
+                    ctrl_c_after = None
             elif p.poll() is not None:
                 break
     finally:
         os.close(main_fd)
     out = p.stdout.read().decode() if piped else ""
-    assert p.wait(timeout=300) == 0, drawn.decode(errors="replace")
+    assert p.wait(timeout=300) == status, drawn.decode(errors="replace")
     return drawn.decode(errors="replace"), out
 
 
@@ -103,3 +109,20 @@ def test_compiling_the_engine_is_a_wait_with_a_reason(tmp_path):
     assert "Compiled" not in out and "Epoch  1/1" in out, out  # loaded from the cache this time
     # stdout through a pipe reaches the screen late: the words would stay on the line it joins
     assert "Starting" not in drawn, repr(drawn)
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_engine_compiles_stops_once_it_is_ready(tmp_path):
+    """Inside Numba's compiler a KeyboardInterrupt was lost (an "Exception ignored" traceback,
+    and training went on) or broke it (RuntimeError, exit status 1). Now the terminal says
+    it stops once the engine is ready, and it does: "Interrupted.", 130, nothing saved."""
+    from digitnet.nn.compiled import missing
+
+    if missing() is not None:
+        pytest.skip(f"the numba engine cannot run here: {missing()}")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    screen, _ = _train_in_a_terminal(tmp_path, 100, 24, "--layers", "784,8,8,8,8,10", "--dtype", "float64", env=env,
+                                     ctrl_c_after="Starting the numba engine…", status=130)
+    assert "Starting the numba engine… stopping once it is ready\r\x1b[K" in screen, repr(screen)
+    assert screen.endswith("Interrupted.\r\n") and "Traceback" not in screen and "Exception" not in screen, repr(screen)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # no model, no checkpoint

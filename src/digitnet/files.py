@@ -24,6 +24,7 @@ import stat
 import tempfile
 import threading
 from pathlib import Path
+from typing import Callable
 
 from digitnet.errors import FileWriteError
 
@@ -88,21 +89,29 @@ def check_replaceable(path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def uninterrupted(deliver: bool = True):
+def uninterrupted(deliver: bool = True, on_hold: Callable[[], None] | None = None):
     """Ctrl-C (SIGINT) inside the block takes effect when the block ends (with ``deliver``
     False, not at all): for work that must not be cut in the middle, such as a file being
     written, or Numba compiling (a KeyboardInterrupt raised inside its compiler is lost, or
-    breaks the compiled code). Only in the main thread, where Python handles signals;
-    elsewhere it changes nothing."""
+    breaks the compiled code). ``on_hold()`` is called at the first Ctrl-C held (to say
+    so). Only in the main thread, where Python handles signals; elsewhere, and inside
+    another such block (which holds the Ctrl-C for both), it changes nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.getsignal(signal.SIGINT)
-    if previous is None:  # a handler not installed from Python: leave it alone
+    if previous is None or getattr(previous, "holds_ctrl_c", False):  # not Python's handler; or held already
         yield
         return
     caught: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+
+    def hold(signum, frame):
+        caught.append(signum)
+        if on_hold is not None and len(caught) == 1:
+            on_hold()
+
+    hold.holds_ctrl_c = True  # type: ignore[attr-defined]
+    signal.signal(signal.SIGINT, hold)
     try:
         yield
     finally:

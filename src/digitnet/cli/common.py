@@ -98,21 +98,44 @@ def waiting(text: str):
     """``text`` on stderr while the block runs, erased when it ends, where stderr and stdout
     are a terminal: a wait that the user sees the reason for. Nothing in a log, nor where
     stdout goes through a pipe (``| tee``: its lines would reach the screen after the text,
-    on its line, and stay)."""
+    on its line, and stay). Yields the line: ``add(more)`` adds words to it."""
     import sys
 
     size = _terminal_size()
     isatty = getattr(sys.stdout, "isatty", None)
-    if size is None or not (isatty is not None and isatty()):
-        yield
-        return
-    sys.stderr.write(text[: (size.columns or 80) - 1])  # one line, so that the carriage return erases it all
-    sys.stderr.flush()
+    line = _StatusLine((size.columns or 80) - 1 if size is not None and isatty is not None and isatty() else 0)
+    line.add(text)
     try:
-        yield
+        yield line
     finally:
-        sys.stderr.write("\r\x1b[K")
-        sys.stderr.flush()
+        line.erase()
+
+
+class _StatusLine:
+    """One line of words on stderr, added to and then erased; none where ``room`` is 0."""
+
+    def __init__(self, room: int):
+        self.room, self.shown = room, 0
+
+    def add(self, text: str) -> None:
+        import sys
+
+        text = text[: self.room - self.shown]  # one line, so that the carriage return erases it all
+        if text:
+            try:
+                sys.stderr.write(text)
+                sys.stderr.flush()
+            except (OSError, RuntimeError):  # RuntimeError: called while stderr was being written
+                return
+            self.shown += len(text)
+
+    def erase(self) -> None:
+        import sys
+
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.shown = 0
 
 
 def progress_bar(total: int, desc: str, unit: str = "item"):

@@ -16,6 +16,7 @@ import click
 from digitnet.cli import main
 from digitnet.cli.common import cli_message, echo_json, flag, pct, progress_bar, waiting
 from digitnet.errors import DigitnetError
+from digitnet.files import uninterrupted
 from digitnet.training.presets import DEFAULT_PRESET, PRESETS
 from digitnet.training.settings import SETTINGS, setting_fields
 
@@ -284,7 +285,8 @@ def _train(ctx, preset, config_file, out, force, resume, data_dir, dataset, extr
                        f"{pct(trainer.history.initial_test_accuracy)}")
         click.echo(f"Checkpoint after every epoch: {s.checkpoint}")
         began = time.perf_counter()
-        with waiting(f"Starting the {trainer.engine} engine…"):
+        with waiting(f"Starting the {trainer.engine} engine…") as line, \
+                uninterrupted(on_hold=lambda: line.add(" stopping once it is ready")):  # not inside a compiler
             compiled = trainer.start_engine()
         if compiled:  # a wait of seconds to a minute before the first batch: say what it was
             click.echo(f"Compiled the {trainer.engine} engine for this network in {time.perf_counter() - began:.1f} s; "
