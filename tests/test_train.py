@@ -232,6 +232,20 @@ def test_ctrl_c_as_the_last_epoch_ends_keeps_the_finished_run(small, tmp_path, m
     assert not result.interrupted and len(load_model(out).history.epochs) == 1 and not checkpoint_path(out).exists()
 
 
+def test_ctrl_c_while_the_last_epoch_is_reported_ends_the_run_as_usual(small, tmp_path):
+    """It said "interrupted" and offered --resume for a run with no epochs left."""
+    out = tmp_path / "m.safetensors"
+
+    def on_epoch(rec):
+        if rec.epoch == 2:
+            raise KeyboardInterrupt
+
+    result = run_training(NetworkConfig(layers=(784, 16, 10)), TrainConfig(epochs=2, train_size=600), out, small,
+                          on_epoch=on_epoch)
+    assert not result.interrupted and result.resume_from is None and not checkpoint_path(out).exists()
+    assert len(load_model(out).history.epochs) == 2
+
+
 def test_a_second_ctrl_c_while_saving_does_not_lose_the_model(small, tmp_path, monkeypatch):
     import digitnet.tasks.run as run_module
 

@@ -340,13 +340,14 @@ def run_training(
         raise DivergenceError(f"{e.template} Nothing was saved: the first epoch already diverged.",
                               setting=e.settings) from None
     except KeyboardInterrupt:
-        if trainer.epoch == 0:  # no epoch finished: the initial weights are not a model worth a file
-            return RunResult(trainer.net, trainer.history, out, ckpt, interrupted=True, saved=False,
-                             extra_images=extras)
-        with uninterrupted(deliver=False):  # a second Ctrl-C must not lose the model being saved
-            save_final()
-        return RunResult(trainer.net, trainer.history, out, ckpt, interrupted=True,
-                         resume_from=ckpt if ckpt.is_file() and trainer.epoch > 0 else None, extra_images=extras)
+        if not trainer.done:  # (done: Ctrl-C while the last epoch was reported; the run ends as usual)
+            if trainer.epoch == 0:  # no epoch finished: the initial weights are not a model worth a file
+                return RunResult(trainer.net, trainer.history, out, ckpt, interrupted=True, saved=False,
+                                 extra_images=extras)
+            with uninterrupted(deliver=False):  # a second Ctrl-C must not lose the model being saved
+                save_final()
+            return RunResult(trainer.net, trainer.history, out, ckpt, interrupted=True,
+                             resume_from=ckpt if ckpt.is_file() else None, extra_images=extras)
     with uninterrupted(deliver=False):  # all epochs are done: a Ctrl-C now stops nothing, the model is saved
         trainer.finish()
         save_final()
