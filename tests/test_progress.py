@@ -79,9 +79,9 @@ def test_any_terminal_gets_a_bar_and_the_whole_word(tmp_path, columns, lines):
     assert width <= (columns or 80) and (columns != 200 or width > 100), (width, repr(drawn))
 
 
-def test_a_log_gets_the_steps_and_the_measuring_apart(tmp_path):
-    with CliRunner().isolated_filesystem(temp_dir=tmp_path):
-        r = CliRunner().invoke(main, ARGS)
+def test_a_log_gets_the_steps_and_the_measuring_apart(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the model is written here
+    r = CliRunner().invoke(main, ARGS)
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if x.startswith("Epoch 1/1: "))
     assert line.startswith("Epoch 1/1: 60/60 batches in ") and f", then {MEASURING['full']} in " in line, line
