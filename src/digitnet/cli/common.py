@@ -80,12 +80,18 @@ class _LineProgress:
             click.echo(line + (", interrupted" if self.stopped else ""), err=True)
 
 
+def is_terminal(stream) -> bool:
+    """Whether ``stream`` (sys.stderr, sys.stdout) is a terminal; False for anything without
+    ``isatty`` (a test runner's capture, a replaced stream)."""
+    isatty = getattr(stream, "isatty", None)
+    return isatty is not None and bool(isatty())
+
+
 def _terminal_size() -> os.terminal_size | None:
     """stderr's size where it is a terminal (0 x 0 where it does not say); None elsewhere."""
     import sys
 
-    isatty = getattr(sys.stderr, "isatty", None)
-    if not (isatty is not None and isatty()):
+    if not is_terminal(sys.stderr):
         return None
     try:
         return os.get_terminal_size(sys.stderr.fileno())
@@ -102,8 +108,7 @@ def waiting(text: str):
     import sys
 
     size = _terminal_size()
-    isatty = getattr(sys.stdout, "isatty", None)
-    line = _StatusLine((size.columns or 80) - 1 if size is not None and isatty is not None and isatty() else 0)
+    line = _StatusLine((size.columns or 80) - 1 if size is not None and is_terminal(sys.stdout) else 0)
     line.add(text)
     try:
         yield line

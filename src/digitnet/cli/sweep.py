@@ -11,7 +11,7 @@ import sys
 import click
 
 from digitnet.cli import main
-from digitnet.cli.common import cli_message, echo_json, pct, progress_bar, table
+from digitnet.cli.common import cli_message, echo_json, is_terminal, pct, progress_bar, table
 from digitnet.errors import DigitnetError
 
 
@@ -70,7 +70,7 @@ def _sweep(spec, out, workers, scheduler, as_json):
     parsed = load_spec(spec)  # a bad spec is refused before any cluster starts
     out = Path(out)
     state: dict = {"bar": None, "done": 0}
-    tty = getattr(sys.stderr, "isatty", lambda: False)()
+    tty = is_terminal(sys.stderr)
 
     def on_start(plan):
         if plan.workers == 0 and plan.todo:  # Dask holds the runs until a worker joins
