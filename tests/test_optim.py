@@ -60,21 +60,29 @@ def test_optimizer_steps_are_the_textbook_formulas_bit_for_bit(name, dtype):
     assert all(w.dtype == np.dtype(dtype) for p in ours for w in p.values())
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
-def test_optimizer_steps_make_no_array_sized_temporaries(name):
-    """A step updates in place: after the first (which sizes the scratch arrays), it
-    allocates nothing near the size of a parameter array (the old Nesterov step made five)."""
-    rng = np.random.default_rng(1)
-    params = [{"w": rng.standard_normal((256, 256)).astype(np.float32), "b": np.zeros(256, np.float32)}]
+def _peak_of_a_step(name: str, n: int, seed: int, steps_before: int):
+    """A float32 (n, n) weight array and its biases, and the memory peak (tracemalloc) of one
+    optimizer step after ``steps_before`` others."""
+    rng = np.random.default_rng(seed)
+    params = [{"w": rng.standard_normal((n, n)).astype(np.float32), "b": np.zeros(n, np.float32)}]
     grads = [{k: rng.standard_normal(w.shape).astype(np.float32) for k, w in p.items()} for p in params]
     opt = make_optimizer(name, params)
-    opt.step(params, grads, 0.1)
+    for _ in range(steps_before):
+        opt.step(params, grads, 0.1)
     tracemalloc.start()
     try:
         opt.step(params, grads, 0.1)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    return params, peak
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
+def test_optimizer_steps_make_no_array_sized_temporaries(name):
+    """A step updates in place: after the first (which sizes the scratch arrays), it
+    allocates nothing near the size of a parameter array (the old Nesterov step made five)."""
+    params, peak = _peak_of_a_step(name, 256, seed=1, steps_before=1)
     assert peak < params[0]["w"].nbytes // 4, peak
 
 
@@ -100,15 +108,6 @@ def test_optimizer_scratch_arrays_are_a_block_not_a_parameter(name):
     parameter array: the first step of a 1 MB weight array allocates well under 1 MB."""
     from digitnet.training import optim
 
-    rng = np.random.default_rng(3)
-    params = [{"w": rng.standard_normal((512, 512)).astype(np.float32), "b": np.zeros(512, np.float32)}]
-    grads = [{k: rng.standard_normal(w.shape).astype(np.float32) for k, w in p.items()} for p in params]
-    opt = make_optimizer(name, params)
-    tracemalloc.start()
-    try:
-        opt.step(params, grads, 0.1)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    params, peak = _peak_of_a_step(name, 512, seed=3, steps_before=0)
     assert optim.BLOCK * 4 * 2 <= params[0]["w"].nbytes // 2
     assert peak < params[0]["w"].nbytes // 2, peak
